@@ -1,0 +1,283 @@
+"""SQLAlchemy 2 typed models: the whole Tagrack schema.
+
+Coordinates in :class:`Box` and :class:`Prediction` are original-image pixels, the space
+of :class:`core.boxes.Box`. Every change to this file comes with an Alembic migration in
+``db/migrations/versions``; ``tests/db/test_migrations.py`` checks they agree.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint names so that Alembic batch migrations on SQLite can find them.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """Current time in UTC, timezone-naive (SQLite stores no zone; we always mean UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    """Declarative base with the shared metadata."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ImageStatus(enum.StrEnum):
+    """Where an image stands in annotation."""
+
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
+    NO_OBJECTS = "no_objects"
+    SKIPPED = "skipped"
+
+
+class Split(enum.StrEnum):
+    """Dataset split an image belongs to."""
+
+    TRAIN = "train"
+    VAL = "val"
+    TEST = "test"
+
+
+class BoxSource(enum.StrEnum):
+    """Who made a box."""
+
+    HUMAN = "human"
+    MODEL = "model"
+
+
+class JobStatus(enum.StrEnum):
+    """Life cycle of a background job (queued -> running -> one of the final three)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for succeeded, failed and cancelled."""
+        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as the enum's value in a VARCHAR (native_enum=False) so that PostgreSQL and
+    # SQLite behave alike and adding a member needs no ALTER TYPE.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=24,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Project(Base):
+    """A labelling project: its label set and image-level attribute schema."""
+
+    __tablename__ = "project"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    # {"sleeve_length": ["half", "full"], ...}: attribute name -> allowed values, first
+    # value is the default.
+    attribute_schema: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    labels: Mapped[list[Label]] = relationship(
+        back_populates="project", order_by="Label.order", cascade="all, delete-orphan"
+    )
+
+
+class Label(Base):
+    """A box class of a project."""
+
+    __tablename__ = "label"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    colour: Mapped[str] = mapped_column(String(9), default="#e6194b")
+    order: Mapped[int] = mapped_column(Integer, default=0)
+
+    project: Mapped[Project] = relationship(back_populates="labels")
+
+
+class Image(Base):
+    """An image of a project. The file lives in the blob store under its SHA-256."""
+
+    __tablename__ = "image"
+    __table_args__ = (
+        UniqueConstraint("project_id", "sha256"),
+        Index("ix_image_project_status", "project_id", "status"),
+        Index("ix_image_project_split", "project_id", "split"),
+        Index("ix_image_project_name", "project_id", "original_name"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    # Paths relative to the data directory; the original as decoded (orientation applied)
+    # and a downscaled copy for display.
+    stored_path: Mapped[str] = mapped_column(String(300))
+    display_path: Mapped[str] = mapped_column(String(300))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    original_name: Mapped[str] = mapped_column(String(500))
+    status: Mapped[ImageStatus] = mapped_column(_enum(ImageStatus, "image_status"), default=ImageStatus.NEW)
+    split: Mapped[Split | None] = mapped_column(_enum(Split, "split"), default=None)
+    # Bumped on every save of the image's boxes; a save that names an older revision
+    # is refused (optimistic locking, so two tabs never silently overwrite each other).
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(100), default=None)
+
+    boxes: Mapped[list[Box]] = relationship(back_populates="image", cascade="all, delete-orphan")
+
+
+class Box(Base):
+    """A labelled box in original-image pixels."""
+
+    __tablename__ = "box"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), index=True)
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id", ondelete="RESTRICT"), index=True)
+    x_min: Mapped[float] = mapped_column(Float)
+    y_min: Mapped[float] = mapped_column(Float)
+    x_max: Mapped[float] = mapped_column(Float)
+    y_max: Mapped[float] = mapped_column(Float)
+    source: Mapped[BoxSource] = mapped_column(_enum(BoxSource, "box_source"), default=BoxSource.HUMAN)
+    score: Mapped[float | None] = mapped_column(Float, default=None)
+    created_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    image: Mapped[Image] = relationship(back_populates="boxes")
+    label: Mapped[Label] = relationship()
+
+
+class Job(Base):
+    """A detached background process (training, prediction, big import or export)."""
+
+    __tablename__ = "job"
+    __table_args__ = (Index("ix_job_project_kind_status", "project_id", "kind", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    status: Mapped[JobStatus] = mapped_column(_enum(JobStatus, "job_status"), default=JobStatus.QUEUED)
+    pid: Mapped[int | None] = mapped_column(Integer, default=None)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Free-form progress the page shows, e.g. {"done": 10, "total": 300, "message": "..."}.
+    progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    log_path: Mapped[str | None] = mapped_column(String(500), default=None)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ModelVersion(Base):
+    """A trained detector: the saved file, what it saw and how good it is."""
+
+    __tablename__ = "model_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"), default=None)
+    name: Mapped[str] = mapped_column(String(200))
+    path: Mapped[str] = mapped_column(String(500))
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    dataset_hash: Mapped[str] = mapped_column(String(64), default="")
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Prediction(Base):
+    """A box a model version predicted, with its score, in original-image pixels."""
+
+    __tablename__ = "prediction"
+    __table_args__ = (
+        Index("ix_prediction_model_image", "model_version_id", "image_id"),
+        Index("ix_prediction_image", "image_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("label.id", ondelete="CASCADE"))
+    x_min: Mapped[float] = mapped_column(Float)
+    y_min: Mapped[float] = mapped_column(Float)
+    x_max: Mapped[float] = mapped_column(Float)
+    y_max: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewDecision(Base):
+    """What a reviewer did with a prediction (or a box they added that the model missed)."""
+
+    __tablename__ = "review_decision"
+    __table_args__ = (Index("ix_review_decision_image", "image_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    prediction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("prediction.id", ondelete="SET NULL"), default=None, index=True
+    )
+    box_id: Mapped[int | None] = mapped_column(ForeignKey("box.id", ondelete="SET NULL"), default=None)
+    # accepted, moved, relabelled, deleted, added, rejected
+    decision: Mapped[str] = mapped_column(String(20))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    who: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Activity(Base):
+    """An entry of the project's activity feed (imports, saves, jobs)."""
+
+    __tablename__ = "activity"
+    __table_args__ = (Index("ix_activity_project_time", "project_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"))
+    who: Mapped[str | None] = mapped_column(String(100), default=None)
+    action: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
