@@ -1,0 +1,24 @@
+"""Tagrack: tag clothing photos with boxes, train a detector, review what it is unsure about.
+
+Run with ``streamlit run app.py`` (optionally ``-- --db URL --data-dir DIR``). This file
+is the entry point: it opens the database (creating the demo project on first start),
+draws the sidebar and routes to the pages listed below.
+"""
+
+import streamlit as st
+
+from ui.context import get_context
+from ui.project import project_picker_ui, user_ui
+
+st.set_page_config(page_title="Tagrack", page_icon=":material/checkroom:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/upload.py", title="Add images", icon=":material/add_photo_alternate:"),
+]
+
+get_context()
+page = st.navigation(PAGES)
+project_picker_ui()
+user_ui()
+page.run()

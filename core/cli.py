@@ -1,0 +1,179 @@
+"""Command line: ``python -m core SUBCOMMAND --db URL --project NAME ...``.
+
+Every page action has a subcommand here so that everything runs headless (on a GPU
+server, in a cron job). Output meant for machines is JSON on stdout; messages go to
+stderr; the exit code is 0 on success, 1 on a user error, 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+
+from core.settings import Settings
+
+Handler = Callable[[argparse.Namespace, Settings, Engine], int]
+_COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
+
+
+class CliError(Exception):
+    """A user error: printed without a traceback, exit code 1."""
+
+
+def command(
+    name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None] | None = None
+) -> Callable[[Handler], Handler]:
+    """Registers a subcommand; ``configure`` adds its own arguments to its parser."""
+
+    def wrap(fn: Handler) -> Handler:
+        _COMMANDS[name] = (fn, configure or (lambda p: None), help_text)
+        return fn
+
+    return wrap
+
+
+def _emit(payload: Any) -> None:
+    json.dump(payload, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def _project_id(engine: Engine, args: argparse.Namespace) -> int:
+    from core.projects import ProjectError, get_project
+    from db.engine import session_scope
+
+    if not args.project:
+        raise CliError("--project is required (a project name or id).")
+    with session_scope(engine) as session:
+        try:
+            return get_project(session, args.project).id
+        except ProjectError as exc:
+            raise CliError(str(exc)) from exc
+
+
+def _demo_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--count", type=int, default=300, help="number of scenes (default 300)")
+    p.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
+
+
+@command("demo", "create the demo project of synthetic clothing scenes", _demo_configure)
+def _demo(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.demo_project import DEMO_PROJECT_NAME, create_demo_project
+    from core.projects import ProjectError
+
+    try:
+        pid = create_demo_project(
+            engine, settings, name=args.project or DEMO_PROJECT_NAME, count=args.count, seed=args.seed
+        )
+    except ProjectError as exc:
+        raise CliError(str(exc)) from exc
+    _emit({"project_id": pid, "scenes": args.count})
+    return 0
+
+
+def _import_images_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", type=Path, help="image files, folders or zip archives")
+    p.add_argument("--create", action="store_true", help="create the project when it does not exist")
+
+
+@command("import-images", "import image files, folders or zips into a project", _import_images_configure)
+def _import_images(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.ingest import ingest_sources, sources_from_paths
+    from core.projects import ProjectError, create_project, get_project
+    from db.engine import session_scope
+
+    for path in args.paths:
+        if not path.exists():
+            raise CliError(f"{path} does not exist.")
+    if args.create and args.project:
+        with session_scope(engine) as session:
+            try:
+                get_project(session, args.project)
+            except ProjectError:
+                create_project(session, args.project)
+    project_id = _project_id(engine, args)
+
+    def progress(n: int, name: str) -> None:
+        if sys.stderr.isatty():
+            print(f"\r{n} files", end="", file=sys.stderr, flush=True)
+        elif n % 100 == 0:
+            print(f"{n} files", file=sys.stderr, flush=True)
+
+    report = ingest_sources(engine, settings.data_dir, project_id, sources_from_paths(args.paths), progress=progress)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for o in report.outcomes:
+        if o.outcome in ("failed", "skipped"):
+            print(f"{o.outcome}: {o.name}: {o.message}", file=sys.stderr)
+    _emit(report.summary())
+    return 0
+
+
+@command("stats", "print a project's counts as JSON")
+def _stats(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from db.engine import session_scope
+    from db.queries import project_stats
+
+    project_id = _project_id(engine, args)
+    with session_scope(engine) as session:
+        _emit(project_stats(session, project_id))
+    return 0
+
+
+@command("projects", "list projects as JSON")
+def _projects(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.projects import list_projects
+    from db.engine import session_scope
+
+    with session_scope(engine) as session:
+        _emit([{"id": p.id, "name": p.name, "labels": [lab.name for lab in p.labels]} for p in list_projects(session)])
+    return 0
+
+
+def _run_job_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("job_id", type=int)
+
+
+@command("run-job", "run a queued background job in this process (what the worker does)", _run_job_configure)
+def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.jobs import JobError, run_job
+    from db.models import JobStatus
+
+    try:
+        status = run_job(settings, engine, args.job_id)
+    except JobError as exc:
+        raise CliError(str(exc)) from exc
+    return 0 if status is JobStatus.SUCCEEDED else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (_fn, configure, help_text) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--db", help="database URL (default: $TAGRACK_DB_URL or sqlite in the data dir)")
+        p.add_argument("--data-dir", help="data folder (default: $TAGRACK_DATA_DIR or ./tagrack-data)")
+        p.add_argument("--project", help="project name or id")
+        configure(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parses arguments, opens the database and runs the subcommand."""
+    from core.database import open_database
+
+    args = build_parser().parse_args(argv)
+    settings = Settings.resolve(args.db, args.data_dir)
+    try:
+        engine = open_database(settings)
+        handler = _COMMANDS[args.command][0]
+        return handler(args, settings, engine)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1

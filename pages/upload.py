@@ -1,0 +1,96 @@
+"""Add images: upload files or zips from the browser; the import runs as a background job."""
+
+import uuid
+
+import pandas as pd
+import streamlit as st
+
+from core.ingest import IMAGE_EXTENSIONS
+from core.jobs import JobError, create_job, launch, reap_stale
+from db.engine import session_scope
+from db.models import Job, JobStatus
+from ui.context import current_project_id, current_user, get_context
+
+ctx = get_context()
+st.title("Add images")
+project_id = current_project_id()
+if project_id is None:
+    st.info("Create a project on the Home page first.")
+    st.stop()
+
+st.caption(
+    "JPEG, PNG, GIF, BMP, TIFF or WebP files, or zip archives of them. Every file is decoded and checked; "
+    "a bad file is reported and the rest still come in. The same picture is never stored twice."
+)
+JOB_KEY = f"upload_job_{project_id}"
+with st.form("upload", clear_on_submit=True):
+    files = st.file_uploader(
+        "Images or zip archives",
+        type=sorted(e.lstrip(".") for e in IMAGE_EXTENSIONS | {".zip"}),
+        accept_multiple_files=True,
+    )
+    submitted = st.form_submit_button("Import", type="primary")
+if submitted:
+    if not files:
+        st.warning("Choose some files first.")
+    else:
+        staging = ctx.settings.jobs_dir / "uploads" / uuid.uuid4().hex
+        staging.mkdir(parents=True)
+        for i, f in enumerate(files):
+            # Prefix keeps two uploads with the same name apart; ingest reports the clash.
+            name = f.name.replace("/", "_").replace("\\", "_")
+            (staging / f"{i:05d}" / name).parent.mkdir()
+            (staging / f"{i:05d}" / name).write_bytes(f.getvalue())
+        try:
+            with session_scope(ctx.engine) as session:
+                job = create_job(
+                    session,
+                    "import-images",
+                    {
+                        "project_id": project_id,
+                        "paths": [str(p) for p in sorted(staging.iterdir())],
+                        "cleanup": [str(staging)],
+                        "who": current_user(),
+                    },
+                    project_id=project_id,
+                )
+                job_id = job.id
+            launch(ctx.settings, job_id, ctx.engine)
+            st.session_state[JOB_KEY] = job_id
+        except JobError as exc:
+            st.error(str(exc))
+
+
+@st.fragment(run_every=1.0)
+def import_progress_ui() -> None:
+    """Polls the import job and shows its progress, then its per-file report."""
+    job_id = st.session_state.get(JOB_KEY)
+    if job_id is None:
+        return
+    with session_scope(ctx.engine) as session:
+        reap_stale(session)
+        job = session.get(Job, job_id)
+        if job is None:
+            return
+        status, progress, result, error = job.status, dict(job.progress), job.result, job.error
+    done, total = progress.get("done", 0), progress.get("total") or 0
+    if not status.is_final:
+        st.progress(min(done / total, 1.0) if total else 0.0, text=f"Importing… {done} of {total or '?'} files")
+        return
+    if status is JobStatus.SUCCEEDED and result:
+        st.success(
+            f"Imported {result['imported']} images; {result['duplicate']} duplicates not stored again; "
+            f"{result['failed']} failed; {result['skipped']} skipped."
+        )
+        problems = [f for f in result["files"] if f["outcome"] != "imported" or f["message"]]
+        if problems:
+            st.dataframe(
+                pd.DataFrame(problems)[["name", "outcome", "message"]], hide_index=True, width="stretch"
+            )
+    elif status is JobStatus.FAILED:
+        st.error(f"The import failed: {error}")
+    else:
+        st.warning(f"The import was {status.value}.")
+
+
+import_progress_ui()

@@ -1,0 +1,132 @@
+"""Browser fixtures: a real Streamlit server on loopback driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = os.environ.get("TAGRACK_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+@dataclass
+class AppServer:
+    """A running ``streamlit run app.py`` and where its data lives."""
+
+    url: str
+    db_url: str
+    data_dir: Path
+    process: subprocess.Popen
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 120.0) -> AppServer:
+    """Starts the app on a free loopback port and waits until it answers."""
+    port = _free_port()
+    db_url = f"sqlite:///{data_dir / 'tagrack.db'}"
+    log = open(data_dir.parent / f"streamlit-{port}.log", "wb")  # noqa: SIM115 - closed with the process
+    env = dict(os.environ, TAGRACK_USER="e2e-tester", **(extra_env or {}))
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
+            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+            "--", "--db", db_url, "--data-dir", str(data_dir),
+        ],
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited early; see {log.name}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return AppServer(url=url, db_url=db_url, data_dir=data_dir, process=proc)
+        except OSError:
+            time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError(f"streamlit did not answer within {timeout:.0f}s; see {log.name}")
+
+
+def stop_server(server: AppServer) -> None:
+    """Stops the server process."""
+    server.process.terminate()
+    try:
+        server.process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """Headless Debian Chromium through Playwright (no browser download)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+            ],
+        )  # fmt: skip
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: object) -> Iterator[object]:
+    """A fresh browser page with a laptop-sized viewport."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    pg = context.new_page()
+    yield pg
+    context.close()
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """A Streamlit server on a fresh data folder (the first start creates the demo project)."""
+    data_dir = tmp_path_factory.mktemp("app") / "data"
+    data_dir.mkdir()
+    server = start_server(data_dir)
+    yield server
+    stop_server(server)
+
+
+def screenshot(page: object, name: str) -> Path:
+    """Saves a full-page screenshot under test-artifacts/ for people to look at."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    return path
+
+
+def wait_for_app(page: object, timeout: float = 60_000) -> None:
+    """Waits until Streamlit has finished running the script."""
+    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)  # type: ignore[attr-defined]
+    page.wait_for_function(  # type: ignore[attr-defined]
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    )
+
+
+__all__ = ["AppServer", "screenshot", "start_server", "stop_server", "wait_for_app"]

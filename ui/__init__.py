@@ -1,0 +1,1 @@
+"""Reusable Streamlit widgets (``*_ui()`` functions that draw and return values)."""
