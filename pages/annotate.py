@@ -8,6 +8,7 @@ is never dropped by navigating away.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,7 +35,14 @@ from core.annotations import (
 from core.imagestore import ImageStore
 from db.engine import session_scope
 from db.models import BoxSource, Project
-from ui.annotate_panels import attributes_ui, box_table_ui, history_ui, label_picker_ui, queue_filter_ui
+from ui.annotate_panels import (
+    attributes_ui,
+    box_table_ui,
+    canvas_width_ui,
+    history_ui,
+    label_picker_ui,
+    queue_filter_ui,
+)
 from ui.canvas import CanvasBox, CanvasGeometry, canvas_ui
 from ui.context import current_project_id, current_user, get_context
 
@@ -49,6 +57,7 @@ who = current_user()
 IMAGE_KEY = f"ann_image_{project_id}"
 LOADED_KEY = f"ann_loaded_{project_id}"
 FLASH_KEY = "ann_flash"
+FLASH_SECONDS = 60
 JUMP_KEY = f"ann_jump_{project_id}"
 JUMP_PENDING = f"ann_jump_pending_{project_id}"
 
@@ -66,12 +75,17 @@ class Loaded:
 
 
 def flash(kind: str, message: str) -> None:
-    """Queues a message shown once, after the rerun that follows an action."""
-    st.session_state.setdefault(FLASH_KEY, []).append((kind, message))
+    """Queues a message about an action; it stays up until the next action (or FLASH_SECONDS).
+
+    Not "shown once": the canvas reports its layout after mounting, which reruns the page
+    right after a save, and a one-shot message would vanish before anyone read it.
+    """
+    st.session_state.setdefault(FLASH_KEY, []).append((kind, message, time.monotonic()))
 
 
 # ---------------------------------------------------------------- read what the page shows
 flt = queue_filter_ui(ctx.engine, project_id)
+canvas_w = canvas_width_ui()
 with session_scope(ctx.engine) as session:
     project = session.get(Project, project_id)
     schema: dict[str, list[str]] = dict(project.attribute_schema or {}) if project else {}
@@ -84,8 +98,9 @@ st.progress(
     prog.done / prog.total if prog.total else 0.0,
     text=f"Done {prog.done} / {prog.total} · mine today {prog.mine_today}",
 )
-for kind, message in st.session_state.pop(FLASH_KEY, []):
-    getattr(st, kind)(message)
+for kind, message, at in st.session_state.get(FLASH_KEY, []):
+    if time.monotonic() - at < FLASH_SECONDS:
+        getattr(st, kind)(message)
 if not labels:
     st.warning("This project has no labels yet: add some on the Home page.")
     st.stop()
@@ -114,7 +129,7 @@ store = ImageStore(ctx.settings.data_dir)
 display_path = store.path(state.display_path)
 with store.open(state.display_path) as im:
     display_w, display_h = im.size
-geometry = CanvasGeometry.for_image(state.width, state.height, display_w, display_h, max_w=900, max_h=620)
+geometry = CanvasGeometry.for_image(state.width, state.height, display_w, display_h, max_w=canvas_w, max_h=round(canvas_w * 0.9))
 label_by_name = {lab.name: lab for lab in labels}
 
 st.markdown(
@@ -127,7 +142,7 @@ if fresh.revision != loaded.revision:
         "Saving now will be refused; press 'Discard and reload' to see their version."
     )
 
-left, right = st.columns([3, 1], gap="medium")
+left, right = st.columns([7, 3], gap="medium")
 with right:
     current_label = label_picker_ui(labels, project_id)
 with left:
@@ -217,14 +232,17 @@ with right:
     prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
     nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == len(entries) - 1, help="Saves first")
     c5, c6 = st.columns(2)
-    next_todo = c5.button("Next to do", shortcut="Shift+F", width="stretch", help="Next new or in-progress image")
+    next_todo = c5.button("Next new", shortcut="N", width="stretch", help="Next new or in-progress image")
     copy_prev = c6.button(
         "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
     )
     discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
     st.text_input("Jump to image (name)", key=JUMP_KEY, on_change=lambda: st.session_state.update({JUMP_PENDING: True}))
 
-action = True
+jump = st.session_state.pop(JUMP_PENDING, False)
+action = any((save, no_garments, prev, nxt, next_todo, copy_prev, discard, jump))
+if action:
+    st.session_state[FLASH_KEY] = []  # a new action replaces the previous action's messages
 if save:
     do_save()
 elif no_garments:
@@ -254,14 +272,12 @@ elif copy_prev:
 elif discard:
     st.session_state.pop(LOADED_KEY, None)
     flash("info", "Unsaved changes discarded; showing the saved version.")
-elif st.session_state.pop(JUMP_PENDING, False):
+elif jump:
     found = find_by_name(entries, st.session_state.get(JUMP_KEY, ""))
     if found is None:
         flash("warning", f"No image in this queue matches {st.session_state.get(JUMP_KEY, '')!r}.")
     else:
         go_to(found.id)
-else:
-    action = False
 if action:
     st.rerun()
 

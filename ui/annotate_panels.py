@@ -58,11 +58,11 @@ def label_picker_ui(labels: Sequence[LabelInfo], project_id: int) -> LabelInfo:
         f"&nbsp;</span> {current.name}",
         unsafe_allow_html=True,
     )
-    cols = st.columns(3)
+    cols = st.columns(2, gap="small")
     for i, lab in enumerate(labels):
         number = i + 1
-        cols[i % 3].button(
-            f"{number} {lab.name}" if number <= 9 else lab.name,
+        cols[i % 2].button(
+            lab.name,
             key=f"ann_pick_{project_id}_{lab.id}",
             type="primary" if lab.name == current.name else "secondary",
             shortcut=str(number) if number <= 9 else None,
@@ -133,4 +133,13 @@ def history_ui(engine: Engine, image_id: int) -> None:
         pd.DataFrame(changes, columns=["when (UTC)", "who", "action", "revision", "label before", "label after"]),
         hide_index=True,
         width="stretch",
+    )
+
+
+def canvas_width_ui() -> int:
+    """Sidebar choice of the canvas width (the page cannot measure the screen)."""
+    return int(
+        st.sidebar.select_slider(
+            "Canvas width (px)", [480, 560, 640, 720, 800, 960, 1120, 1280], value=640, key="ann_canvas_width"
+        )
     )
