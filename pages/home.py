@@ -6,7 +6,7 @@ import streamlit as st
 from core.projects import ProjectError, create_project, get_project, record_activity, set_attribute_schema, set_labels
 from db.engine import session_scope
 from db.queries import project_stats, recent_activity, recent_jobs
-from ui.context import PROJECT_KEY, current_project_id, current_user, get_context
+from ui.context import current_project_id, current_user, get_context, select_project
 
 ctx = get_context()
 st.title("Tagrack")
@@ -27,7 +27,7 @@ with st.expander("New project", expanded=current_project_id() is None):
                     project = create_project(session, name, labels=labels)
                     record_activity(session, project.id, "project", f"project {project.name!r} created", current_user())
                     new_id = project.id
-                st.session_state[PROJECT_KEY] = new_id
+                select_project(new_id)
                 st.success(f"Project {name.strip()!r} created.")
                 st.rerun()
             except ProjectError as exc:
