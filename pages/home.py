@@ -1,5 +1,6 @@
 """Home: pick or create a project, edit its labels and attributes, see counts and activity."""
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
@@ -60,7 +61,22 @@ left, right = st.columns(2)
 with left:
     st.subheader("Boxes by class")
     if stats["boxes"]:
-        st.bar_chart(pd.DataFrame({"boxes": stats["boxes_by_label"]}), horizontal=True, height=320)
+        colours = dict(labels)
+        chart_df = pd.DataFrame({"label": list(stats["boxes_by_label"]), "boxes": list(stats["boxes_by_label"].values())})
+        st.altair_chart(
+            alt.Chart(chart_df)
+            .mark_bar()
+            .encode(
+                x=alt.X("boxes:Q", title="boxes"),
+                y=alt.Y("label:N", sort=list(colours), title=None),
+                color=alt.Color(
+                    "label:N", scale=alt.Scale(domain=list(colours), range=list(colours.values())), legend=None
+                ),
+                tooltip=["label", "boxes"],
+            )
+            .properties(height=320),
+            width="stretch",
+        )
     else:
         st.caption("No boxes yet.")
 with right:
