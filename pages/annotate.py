@@ -84,12 +84,13 @@ def flash(kind: str, message: str) -> None:
 
 
 # ---------------------------------------------------------------- read what the page shows
-flt = queue_filter_ui(ctx.engine, project_id)
-canvas_w = canvas_width_ui()
 with session_scope(ctx.engine) as session:
     project = session.get(Project, project_id)
     schema: dict[str, list[str]] = dict(project.attribute_schema or {}) if project else {}
     labels = project_labels(session, project_id)
+flt = queue_filter_ui(labels, project_id)
+canvas_w = canvas_width_ui()
+with session_scope(ctx.engine) as session:
     entries = queue(session, project_id, flt)
     prog = progress(session, project_id, who)
 
@@ -145,6 +146,24 @@ if fresh.revision != loaded.revision:
 left, right = st.columns([7, 3], gap="medium")
 with right:
     current_label = label_picker_ui(labels, project_id)
+    attrs = attributes_ui(schema, state, loaded.revision)
+    st.markdown("**Image**")
+    c1, c2 = st.columns(2)
+    save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
+    no_garments = c2.button(
+        "No garments", width="stretch", help="Mark this image done with zero boxes (different from never opened)"
+    )
+    c3, c4 = st.columns(2)
+    prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
+    nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == len(entries) - 1, help="Saves first")
+    c5, c6 = st.columns(2)
+    next_todo = c5.button("Next new", shortcut="N", width="stretch", help="Next new or in-progress image")
+    copy_prev = c6.button(
+        "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
+    )
+    discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
+    st.text_input("Jump to image (name)", key=JUMP_KEY, on_change=lambda: st.session_state.update({JUMP_PENDING: True}))
+
 with left:
     start_boxes = loaded.draft if loaded.draft is not None else [DraftBox(b.label, b.box, b.id) for b in state.boxes]
     stored_by_id = {b.id: b for b in state.boxes}
@@ -171,27 +190,8 @@ with left:
         "move, resize, delete (✕) or relabel a box (click a selected box, type a label name or number)."
     )
 
-with right:
-    attrs = attributes_ui(schema, state, loaded.revision)
-
 stored_attrs = effective_attributes(schema, state.attributes)
 dirty = has_changes(state.boxes, drafts) or attrs != stored_attrs
-with left:
-    box_table_ui(drafts, stored_by_id)
-    if dirty:
-        n_new = sum(d.box_id is None for d in drafts)
-        kept = {d.box_id for d in drafts if d.box_id is not None}
-        n_changed = sum(
-            d.box_id is not None and (stored_by_id[d.box_id].box != d.box or stored_by_id[d.box_id].label != d.label)
-            for d in drafts
-        )
-        n_deleted = len([b for b in state.boxes if b.id not in kept])
-        st.markdown(
-            f":orange[**Unsaved changes:** {n_new} new, {n_changed} changed, {n_deleted} deleted"
-            f"{', attributes' if attrs != stored_attrs else ''}]"
-        )
-    else:
-        st.markdown(f":green[All changes saved] · {len(drafts)} box(es) on the canvas")
 
 
 def do_save(no_objects: bool = False) -> bool:
@@ -220,24 +220,6 @@ def go_to(image_id: int) -> None:
     st.session_state[IMAGE_KEY] = image_id
     st.session_state.pop(LOADED_KEY, None)
 
-
-with right:
-    st.markdown("**Image**")
-    c1, c2 = st.columns(2)
-    save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
-    no_garments = c2.button(
-        "No garments", width="stretch", help="Mark this image done with zero boxes (different from never opened)"
-    )
-    c3, c4 = st.columns(2)
-    prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
-    nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == len(entries) - 1, help="Saves first")
-    c5, c6 = st.columns(2)
-    next_todo = c5.button("Next new", shortcut="N", width="stretch", help="Next new or in-progress image")
-    copy_prev = c6.button(
-        "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
-    )
-    discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
-    st.text_input("Jump to image (name)", key=JUMP_KEY, on_change=lambda: st.session_state.update({JUMP_PENDING: True}))
 
 jump = st.session_state.pop(JUMP_PENDING, False)
 action = any((save, no_garments, prev, nxt, next_todo, copy_prev, discard, jump))
@@ -279,7 +261,25 @@ elif jump:
     else:
         go_to(found.id)
 if action:
-    st.rerun()
+    st.rerun()  # before drawing the rest: the rerun shows the new state
 
-with st.expander("Box history of this image"):
+with left:
+    if dirty:
+        n_new = sum(d.box_id is None for d in drafts)
+        kept = {d.box_id for d in drafts if d.box_id is not None}
+        n_changed = sum(
+            d.box_id is not None and (stored_by_id[d.box_id].box != d.box or stored_by_id[d.box_id].label != d.label)
+            for d in drafts
+        )
+        n_deleted = len([b for b in state.boxes if b.id not in kept])
+        st.markdown(
+            f":orange[**Unsaved changes:** {n_new} new, {n_changed} changed, {n_deleted} deleted"
+            f"{', attributes' if attrs != stored_attrs else ''}]"
+        )
+    else:
+        st.markdown(f":green[All changes saved] · {len(drafts)} box(es) on the canvas")
+    box_table_ui(drafts, stored_by_id)
+
+# A toggle, not an expander: an expander's content runs on every rerun even when closed.
+if st.toggle("Show box history of this image", key="ann_show_history"):
     history_ui(ctx.engine, state.id)

@@ -17,16 +17,13 @@ from core.annotations import (
     StoredBox,
     box_history,
     effective_attributes,
-    project_labels,
 )
 from db.engine import session_scope
 from db.models import BoxSource, ImageStatus, Split
 
 
-def queue_filter_ui(engine: Engine, project_id: int) -> QueueFilter:
+def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> QueueFilter:
     """Sidebar filters for the annotation queue (status, label, split); returns the filter."""
-    with session_scope(engine) as session:
-        labels = project_labels(session, project_id)
     names = {lab.id: lab.name for lab in labels}
     with st.sidebar.expander("Queue filters", expanded=False):
         statuses = st.multiselect(
