@@ -278,7 +278,7 @@ with left:
         )
     else:
         st.markdown(f":green[All changes saved] · {len(drafts)} box(es) on the canvas")
-    box_table_ui(drafts, stored_by_id)
+    box_table_ui(drafts, stored_by_id, labels)
 
 # A toggle, not an expander: an expander's content runs on every rerun even when closed.
 if st.toggle("Show box history of this image", key="ann_show_history"):

@@ -17,6 +17,7 @@ from core.annotations import (
     StoredBox,
     box_history,
     effective_attributes,
+    resolve_label,
 )
 from db.engine import session_scope
 from db.models import BoxSource, ImageStatus, Split
@@ -89,8 +90,12 @@ def attributes_ui(schema: Mapping[str, Sequence[str]], state: ImageState, revisi
     return out
 
 
-def box_table_ui(drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox]) -> None:
-    """The boxes on the canvas as a table: label, original-pixel corners, source, score, who."""
+def box_table_ui(drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox], labels: Sequence[LabelInfo]) -> None:
+    """The boxes on the canvas as a table: label, original-pixel corners, source, score, who.
+
+    A label typed on the canvas is shown as the label it resolves to ("3" -> the third),
+    or flagged when it matches none (the save will refuse it).
+    """
     if not drafts:
         st.caption("No boxes on this image yet.")
         return
@@ -105,7 +110,9 @@ def box_table_ui(drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox]) ->
         else:
             source, score, by = s.source.value, s.score, s.updated_by or ""
         b = d.box
-        rows.append((n, d.label, round(b.x_min, 1), round(b.y_min, 1), round(b.x_max, 1), round(b.y_max, 1), source, score, by))
+        lab = resolve_label(d.label, labels)
+        shown = lab.name if lab is not None else f"⚠ unknown {d.label!r}"
+        rows.append((n, shown, round(b.x_min, 1), round(b.y_min, 1), round(b.x_max, 1), round(b.y_max, 1), source, score, by))
     st.dataframe(
         pd.DataFrame(rows, columns=["#", "label", "x_min", "y_min", "x_max", "y_max", "source", "score", "by"]),
         hide_index=True,

@@ -211,7 +211,7 @@ def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServ
     assert not all(abs(a - e) <= 40 for a, e in zip(inside, SHIRTS_RGB, strict=True))
 
 
-def test_move_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore[no-untyped-def]
+def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore[no-untyped-def]
     page.set_viewport_size({"width": 1400, "height": 1300})
     open_annotate(page, server, "c_move.jpg")
     (before,) = _state(server, "c_move.jpg").boxes
@@ -241,6 +241,26 @@ def test_move_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore
     assert abs(moved.box.y_min - (before.box.y_min + dy_orig)) <= 2
     assert abs(moved.box.width - before.box.width) <= 2 and abs(moved.box.height - before.box.height) <= 2
 
+    # Relabel on the canvas: click the box, click it again, type the label's number.
+    page.get_by_text("All changes saved").wait_for()
+    page.wait_for_timeout(500)
+    page.locator(".dc-root").hover()
+    page.get_by_role("button", name="Edit").click()
+    page.mouse.click(cx + 60, cy + 40)
+    page.wait_for_timeout(300)
+    page.mouse.click(cx + 60, cy + 40)
+    page.wait_for_timeout(300)
+    page.keyboard.type("4")
+    page.keyboard.press("Escape")
+    page.mouse.click(cbox["x"] + 5, cbox["y"] + 5)  # click off the box: the canvas sends its drawing
+    wait_text(page, "Unsaved changes: 0 new, 1 changed, 0 deleted")
+    wait_for_app(page)
+    page.get_by_role("button", name="Save").click()
+    wait_text(page, re.compile("Saved revision 3"))
+    wait_for_app(page)
+    (relabelled,) = _state(server, "c_move.jpg").boxes
+    assert relabelled.id == before.id and relabelled.label == "Shoes" and relabelled.box == moved.box
+
     page.get_by_text("All changes saved").wait_for()
     page.wait_for_timeout(500)
     page.locator(".dc-root").hover()
@@ -250,7 +270,7 @@ def test_move_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore
     wait_text(page, "Unsaved changes: 0 new, 0 changed, 1 deleted")
     wait_for_app(page)
     page.get_by_role("button", name="Save").click()
-    wait_text(page, re.compile("Saved revision 3"))
+    wait_text(page, re.compile("Saved revision 4"))
     screenshot(page, "annotate_deleted")
     after = _state(server, "c_move.jpg")
     assert after.boxes == () and after.status.value == "in_progress"
@@ -261,7 +281,7 @@ def test_move_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore
             for c in session.scalars(select(BoxChange).where(BoxChange.box_id == before.id).order_by(BoxChange.id))
         ]
     engine.dispose()
-    assert actions == [("created", "seed"), ("edited", "e2e-tester"), ("deleted", "e2e-tester")]
+    assert actions == [("created", "seed"), ("edited", "e2e-tester"), ("edited", "e2e-tester"), ("deleted", "e2e-tester")]
 
 
 def test_two_tabs_second_save_is_refused_with_a_message(browser, server: AppServer) -> None:  # type: ignore[no-untyped-def]
