@@ -175,7 +175,6 @@ def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServ
     drag(page, start, end)
     wait_text(page, "Unsaved changes: 1 new")
     wait_for_app(page)
-    focus_page(page)
     page.keyboard.press("Control+s")
     wait_text(page, re.compile("Saved revision 1"))
     wait_for_app(page)
@@ -191,11 +190,14 @@ def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServ
         assert abs(got - want) <= 2, (b.box, (x0, y0, x1, y1))
     assert b.created_by == "e2e-tester"
 
-    focus_page(page)
     page.keyboard.press("f")  # next
     header(page, "b_next.jpg")
     wait_for_app(page)
-    focus_page(page)
+    # Draw here and leave without saving: moving away saves first, nothing is dropped.
+    nb = canvas(page).bounding_box()
+    drag(page, (round(nb["x"]) + 40, round(nb["y"]) + 40), (round(nb["x"]) + 140, round(nb["y"]) + 160))
+    wait_text(page, "Unsaved changes: 1 new")
+    wait_for_app(page)
     page.keyboard.press("d")  # previous
     header(page, "a_big.jpg")
     page.get_by_text("All changes saved").wait_for()
@@ -209,6 +211,8 @@ def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServ
     assert any(all(abs(a - e) <= 40 for a, e in zip(col, SHIRTS_RGB, strict=True)) for col in colours), colours
     inside = pixel(page, edge_x + 40, mid_y)
     assert not all(abs(a - e) <= 40 for a, e in zip(inside, SHIRTS_RGB, strict=True))
+    autosaved = _state(server, "b_next.jpg")
+    assert autosaved.revision == 1 and [b.label for b in autosaved.boxes] == ["Shirts"]
 
 
 def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore[no-untyped-def]
