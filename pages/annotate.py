@@ -117,8 +117,14 @@ if current not in ids:
     st.session_state[IMAGE_KEY] = current
 pos = ids.index(current)
 
-with session_scope(ctx.engine) as session:
-    fresh = load_image(session, current)
+try:
+    with session_scope(ctx.engine) as session:
+        fresh = load_image(session, current)
+except AnnotationError as exc:  # deleted between the queue query and now
+    st.session_state.pop(IMAGE_KEY, None)
+    st.session_state.pop(LOADED_KEY, None)
+    flash("warning", str(exc))
+    st.rerun()
 loaded: Loaded | None = st.session_state.get(LOADED_KEY)
 if loaded is None or loaded.image_id != current:
     loaded = Loaded(image_id=current, revision=fresh.revision, state=fresh)

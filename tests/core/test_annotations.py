@@ -243,3 +243,28 @@ def test_progress_counts_done_and_mine_today(engine: Engine, settings: Settings,
         p = progress(session, project_id, "me")
         assert (p.done, p.total, p.mine_today) == (2, 3, 1)
         assert progress(session, project_id, "me", now=utcnow() + timedelta(days=1)).mine_today == 0
+
+
+def test_concurrent_saves_of_one_revision_let_exactly_one_win(engine: Engine, image_id: int) -> None:
+    """Two saves racing on the same revision (two tabs pressing Save at once): one wins, one is refused."""
+    import threading
+
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def attempt(who: str, x: float) -> None:
+        barrier.wait()
+        try:
+            save(engine, image_id, 0, [DraftBox("Shirts", Box(x, 10, x + 40, 60))], who=who)
+            outcomes.append("saved")
+        except StaleRevisionError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=attempt, args=(f"tab-{i}", 10.0 + 100 * i)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["refused", "saved"]
+    state = load(engine, image_id)
+    assert state.revision == 1 and len(state.boxes) == 1

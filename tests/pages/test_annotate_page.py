@@ -125,3 +125,42 @@ def test_status_filter_limits_the_queue(make_app: Callable[[], AppTest]) -> None
     at.multiselect(key=next(m.key for m in at.multiselect if m.label == "Status")).select("done").run()
     assert not at.exception, at.exception
     assert "image 1 of 200" in _header(at) and "status `done`" in _header(at)
+
+
+def test_copy_previous_adds_scaled_boxes_that_save(make_app: Callable[[], AppTest], app_env: Path) -> None:
+    engine = _engine(app_env)
+    with session_scope(engine) as session:
+        names = list(session.scalars(select(Image.original_name).order_by(Image.original_name)))
+        prev = load_image(session, session.scalar(select(Image.id).where(Image.original_name == names[0])))
+        target_id = session.scalar(select(Image.id).where(Image.original_name == names[1]))
+        # Make the target image empty and new, so the copy is all there is.
+        save_boxes(session, target_id, load_image(session, target_id).revision, [], "setup")
+    at = _open(make_app)
+    at.text_input(key=next(t.key for t in at.text_input if t.label == "Jump to image (name)")).input(names[1]).run()
+    assert _header(at).startswith(f"**{names[1]}**")
+    _button(at, "Copy previous").click().run()
+    assert any(f"Added {len(prev.boxes)} box(es)" in i.value for i in at.info)
+    assert (at.dataframe[0].value["source"] == "new (unsaved)").sum() == len(prev.boxes)
+    _button(at, "Save").click().run()
+    assert not at.exception, at.exception
+    with session_scope(engine) as session:
+        saved = load_image(session, target_id)
+    assert sorted(b.label for b in saved.boxes) == sorted(b.label for b in prev.boxes)
+    for a, b in zip(sorted(saved.boxes, key=lambda b: b.box.x_min), sorted(prev.boxes, key=lambda b: b.box.x_min)):
+        assert abs(a.box.x_min - b.box.x_min * saved.width / prev.width) < 0.5
+    engine.dispose()
+
+
+def test_attributes_are_saved_with_the_image(make_app: Callable[[], AppTest], app_env: Path) -> None:
+    at = _open(make_app)
+    image_id, _ = _first_new(app_env)
+    control = next(s for s in at.get("button_group") if s.label == "Type")
+    control.set_value("bottom wear").run()
+    assert any("Unsaved changes" in m.value and "attributes" in m.value for m in at.markdown)
+    _button(at, "Save").click().run()
+    engine = _engine(app_env)
+    with session_scope(engine) as session:
+        state = load_image(session, image_id)
+    engine.dispose()
+    assert state.attributes["type"] == "bottom wear" and state.attributes["pattern"] == "solid"
+    assert state.status is ImageStatus.IN_PROGRESS  # attributes alone do not finish an image
