@@ -365,11 +365,15 @@ def save_boxes(
         .values(revision=Image.revision + 1, updated_by=who, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    image = session.execute(select(Image).where(Image.id == image_id).execution_options(populate_existing=True)).scalar()
+    image = session.execute(
+        select(Image).where(Image.id == image_id).execution_options(populate_existing=True)
+    ).scalar()
     if image is None:
         raise AnnotationError(f"Image {image_id} does not exist any more; nothing was saved.")
     if bumped.rowcount != 1:
-        raise StaleRevisionError(image.original_name, expected_revision, image.revision, image.updated_by, image.updated_at)
+        raise StaleRevisionError(
+            image.original_name, expected_revision, image.revision, image.updated_by, image.updated_at
+        )
 
     labels = project_labels(session, image.project_id)
     problems: list[str] = []

@@ -136,7 +136,9 @@ store = ImageStore(ctx.settings.data_dir)
 display_path = store.path(state.display_path)
 with store.open(state.display_path) as im:
     display_w, display_h = im.size
-geometry = CanvasGeometry.for_image(state.width, state.height, display_w, display_h, max_w=canvas_w, max_h=round(canvas_w * 0.9))
+geometry = CanvasGeometry.for_image(
+    state.width, state.height, display_w, display_h, max_w=canvas_w, max_h=round(canvas_w * 0.9)
+)
 label_by_name = {lab.name: lab for lab in labels}
 
 st.markdown(
@@ -235,7 +237,9 @@ if save:
     do_save()
 elif no_garments:
     if drafts:
-        flash("error", f"'No garments' needs an image without boxes, but the canvas has {len(drafts)}; delete them first.")
+        flash(
+            "error", f"'No garments' needs an image without boxes, but the canvas has {len(drafts)}; delete them first."
+        )
     else:
         do_save(no_objects=True)
 elif prev:

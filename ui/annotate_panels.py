@@ -105,14 +105,16 @@ def box_table_ui(drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox], la
         if s is None:
             source, score, by = "new (unsaved)", None, ""
         elif s.box != d.box or s.label != d.label:
-            source = "edited (unsaved)" + (f", was model {s.score:.2f}" if s.source is BoxSource.MODEL and s.score else "")
+            was_model = s.source is BoxSource.MODEL and s.score is not None
+            source = "edited (unsaved)" + (f", was model {s.score:.2f}" if was_model else "")
             score, by = None, s.updated_by or ""
         else:
             source, score, by = s.source.value, s.score, s.updated_by or ""
         b = d.box
         lab = resolve_label(d.label, labels)
         shown = lab.name if lab is not None else f"⚠ unknown {d.label!r}"
-        rows.append((n, shown, round(b.x_min, 1), round(b.y_min, 1), round(b.x_max, 1), round(b.y_max, 1), source, score, by))
+        corners = (round(b.x_min, 1), round(b.y_min, 1), round(b.x_max, 1), round(b.y_max, 1))
+        rows.append((n, shown, *corners, source, score, by))
     st.dataframe(
         pd.DataFrame(rows, columns=["#", "label", "x_min", "y_min", "x_max", "y_max", "source", "score", "by"]),
         hide_index=True,

@@ -29,6 +29,7 @@ from core.annotations import (
     project_labels,
     queue,
     resolve_label,
+    SaveResult,
     save_boxes,
 )
 from core.boxes import Box
@@ -61,9 +62,11 @@ def image_id(engine: Engine, settings: Settings, project_id: int) -> int:
     return add_image(engine, settings, project_id, "a.jpg", (640, 480))
 
 
-def save(engine: Engine, image_id: int, revision: int, drafts: list[DraftBox], who: str = "ann", **kw):  # type: ignore[no-untyped-def]
+def save(
+    engine: Engine, image_id: int, revision: int, drafts: list[DraftBox], who: str = "ann", **kw: object
+) -> SaveResult:
     with session_scope(engine) as session:
-        return save_boxes(session, image_id, revision, drafts, who, **kw)
+        return save_boxes(session, image_id, revision, drafts, who, **kw)  # type: ignore[arg-type]
 
 
 def load(engine: Engine, image_id: int):  # type: ignore[no-untyped-def]

@@ -158,7 +158,7 @@ def focus_page(page) -> None:  # type: ignore[no-untyped-def]
     page.locator("h1").first.click()
 
 
-def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServer) -> None:  # type: ignore[no-untyped-def]
+def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServer) -> None:
     page.set_viewport_size({"width": 1400, "height": 1300})
     open_annotate(page, server)
     header(page, "a_big.jpg")  # the first unannotated image comes first
@@ -285,10 +285,11 @@ def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type
             for c in session.scalars(select(BoxChange).where(BoxChange.box_id == before.id).order_by(BoxChange.id))
         ]
     engine.dispose()
-    assert actions == [("created", "seed"), ("edited", "e2e-tester"), ("edited", "e2e-tester"), ("deleted", "e2e-tester")]
+    me = "e2e-tester"
+    assert actions == [("created", "seed"), ("edited", me), ("edited", me), ("deleted", me)]
 
 
-def test_two_tabs_second_save_is_refused_with_a_message(browser, server: AppServer) -> None:  # type: ignore[no-untyped-def]
+def test_two_tabs_second_save_is_refused_with_a_message(browser, server: AppServer) -> None:
     tabs = [browser.new_context(viewport={"width": 1400, "height": 1300}).new_page() for _ in range(2)]
     try:
         for tab in tabs:
