@@ -170,6 +170,7 @@ with right:
         "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
     )
     discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
+    st.caption("Keys: 1–9 label · Ctrl+S save · F next · D previous · N next new image. Moving on saves first.")
     st.text_input("Jump to image (name)", key=JUMP_KEY, on_change=lambda: st.session_state.update({JUMP_PENDING: True}))
 
 with left:
