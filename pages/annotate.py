@@ -58,6 +58,7 @@ IMAGE_KEY = f"ann_image_{project_id}"
 LOADED_KEY = f"ann_loaded_{project_id}"
 FLASH_KEY = "ann_flash"
 FLASH_SECONDS = 60
+TINY_CANVAS_PX = 5
 JUMP_KEY = f"ann_jump_{project_id}"
 JUMP_PENDING = f"ann_jump_pending_{project_id}"
 
@@ -127,7 +128,10 @@ except AnnotationError as exc:  # deleted between the queue query and now
     st.rerun()
 loaded: Loaded | None = st.session_state.get(LOADED_KEY)
 if loaded is None or loaded.image_id != current:
-    loaded = Loaded(image_id=current, revision=fresh.revision, state=fresh)
+    # A new mount number per load: "Discard and reload" at the same revision must still
+    # remount the canvas, or the component would keep showing the discarded drawing.
+    st.session_state["ann_mounts"] = st.session_state.get("ann_mounts", 0) + 1
+    loaded = Loaded(image_id=current, revision=fresh.revision, state=fresh, nonce=st.session_state["ann_mounts"])
     st.session_state[LOADED_KEY] = loaded
 state = loaded.state
 
@@ -289,6 +293,15 @@ with left:
         )
     else:
         st.markdown(f":green[All changes saved] · {len(drafts)} box(es) on the canvas")
+    # The drawing tool leaves a 2x2 px box on a plain click; flag such specks so a stray
+    # click is undone instead of saved (they are valid boxes, so the save does not refuse them).
+    per_px = geometry.original_per_canvas_px
+    specks = [n for n, d in enumerate(drafts, 1) if min(d.box.width, d.box.height) < TINY_CANVAS_PX * per_px]
+    if specks:
+        st.warning(
+            f"Box {', '.join(map(str, specks))} is only a few pixels on screen — a stray click? "
+            "Undo it (toolbar) or delete it before saving."
+        )
     box_table_ui(drafts, stored_by_id, labels)
 
 # A toggle, not an expander: an expander's content runs on every rerun even when closed.

@@ -214,6 +214,15 @@ def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServ
     autosaved = _state(server, "b_next.jpg")
     assert autosaved.revision == 1 and [b.label for b in autosaved.boxes] == ["Shirts"]
 
+    # A plain click leaves a speck of a box: the page flags it, and "Discard and reload" drops it.
+    page.mouse.click(start[0] + 250, start[1] + 20)
+    wait_text(page, re.compile("a stray click"))
+    wait_for_app(page)
+    page.get_by_role("button", name="Discard and reload").click()
+    wait_text(page, "Unsaved changes discarded")
+    page.get_by_text("All changes saved").wait_for()
+    assert len(_state(server, "a_big.jpg").boxes) == 1
+
 
 def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type: ignore[no-untyped-def]
     page.set_viewport_size({"width": 1400, "height": 1300})
