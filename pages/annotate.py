@@ -189,14 +189,18 @@ with left:
         )
         for d in start_boxes
     ]
-    edited = canvas_ui(
-        geometry,
-        display_path,
-        canvas_boxes,
-        label=current_label.name,
-        colour=current_label.colour,
-        key=f"ann_canvas_{state.id}_r{loaded.revision}_n{loaded.nonce}",
-    )
+    canvas_key = f"ann_canvas_{state.id}_r{loaded.revision}_n{loaded.nonce}"
+    # The component keeps its browser-side state (edit toggle, selection) per parent DOM
+    # node; a keyed container per load gives each load its own node, so a reload starts clean.
+    with st.container(key=f"{canvas_key}_box"):
+        edited = canvas_ui(
+            geometry,
+            display_path,
+            canvas_boxes,
+            label=current_label.name,
+            colour=current_label.colour,
+            key=canvas_key,
+        )
     drafts = match_boxes(state.boxes, edited, geometry.unchanged_tolerance)
     st.caption(
         "Drag to draw a box with the current label. Toolbar (hover the image): undo, redo, and the pencil toggle to "
