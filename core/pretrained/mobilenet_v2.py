@@ -190,7 +190,7 @@ def convert_state_dict(state_dict: Mapping[str, np.ndarray]) -> dict[str, list[n
 
     out: dict[str, list[np.ndarray]] = {}
     for keras_name, prefix in _torch_prefixes().items():
-        if keras_name.endswith(("BN", "bn", "bn_Conv1")) or keras_name.startswith("bn_"):
+        if keras_name.endswith(("_BN", "_bn")) or keras_name == "bn_Conv1":
             out[keras_name] = [take(f"{prefix}.{v}") for v in ("weight", "bias", "running_mean", "running_var")]
         elif keras_name == "predictions":
             out[keras_name] = [take(f"{prefix}.weight").T.copy(), take(f"{prefix}.bias")]

@@ -196,7 +196,6 @@ def _read(f: IO[bytes]) -> Any:
     order = "<" if little_endian else ">"
 
     storages: dict[str, _StorageRef] = {}
-    tensors: list[_TensorRef] = []
 
     def persistent_load(pid: Any) -> _StorageRef:
         if not (isinstance(pid, tuple) and pid and pid[0] == "storage" and len(pid) == 6):
@@ -233,7 +232,7 @@ def _read(f: IO[bytes]) -> Any:
         if ref.storage_type.name == "BFloat16Storage":
             data = (data.astype(np.uint32) << 16).view(np.float32)
         ref.data = data.astype(data.dtype.newbyteorder("="), copy=False)
-    return _materialise(obj, storages, tensors)
+    return _materialise(obj, storages)
 
 
 def _tensor_array(t: _TensorRef, storages: dict[str, _StorageRef]) -> np.ndarray:
@@ -253,20 +252,20 @@ def _tensor_array(t: _TensorRef, storages: dict[str, _StorageRef]) -> np.ndarray
     view = np.lib.stride_tricks.as_strided(
         data[offset:], shape=t.size, strides=tuple(s * data.itemsize for s in t.stride), writeable=False
     )
-    return np.ascontiguousarray(view).copy()
+    return np.array(view, order="C", copy=True)  # not ascontiguousarray: it turns 0-d into 1-d
 
 
-def _materialise(obj: Any, storages: dict[str, _StorageRef], seen: list[_TensorRef]) -> Any:
+def _materialise(obj: Any, storages: dict[str, _StorageRef]) -> Any:
     if isinstance(obj, _TensorRef):
         return _tensor_array(obj, storages)
     if isinstance(obj, collections.OrderedDict):
-        return collections.OrderedDict((k, _materialise(v, storages, seen)) for k, v in obj.items())
+        return collections.OrderedDict((k, _materialise(v, storages)) for k, v in obj.items())
     if isinstance(obj, dict):
-        return {k: _materialise(v, storages, seen) for k, v in obj.items()}
+        return {k: _materialise(v, storages) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_materialise(v, storages, seen) for v in obj]
+        return [_materialise(v, storages) for v in obj]
     if isinstance(obj, tuple):
-        return tuple(_materialise(v, storages, seen) for v in obj)
+        return tuple(_materialise(v, storages) for v in obj)
     return obj
 
 
