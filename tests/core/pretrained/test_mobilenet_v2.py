@@ -36,8 +36,12 @@ def _torch_conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int, group
         g = oc // per_out
         for dy in range(kh):
             for dx in range(kw):
-                patch = xp[:, g * i_per_group : (g + 1) * i_per_group, dy : dy + stride * oh : stride,
-                           dx : dx + stride * ow : stride]  # fmt: skip
+                patch = xp[
+                    :,
+                    g * i_per_group : (g + 1) * i_per_group,
+                    dy : dy + stride * oh : stride,
+                    dx : dx + stride * ow : stride,
+                ]
                 out[:, oc] += np.einsum("nchw,c->nhw", patch, w[oc, :, dy, dx])
     return out
 
@@ -147,3 +151,18 @@ def test_converted_network_classifies_real_garment_photos(converted_weights: Pat
     shoe_top1 = np.mean([int(i) in FOOTWEAR for i in shoes.argmax(axis=1)])
     assert shoe_top1 >= 0.9, f"a footwear class is top-1 for only {shoe_top1:.0%} of the shoes"
     assert np.median(shoes[:, sorted(FOOTWEAR)].sum(axis=1)) >= 0.8
+
+
+def test_built_in_preprocessing_equals_preprocess_input() -> None:
+    keras.utils.set_random_seed(3)
+    plain = build_mobilenet_v2((48, 40, 3))
+    with_pre = build_mobilenet_v2((48, 40, 3), include_preprocessing=True)
+    for layer in plain.layers:
+        if layer.weights:
+            with_pre.get_layer(layer.name).set_weights(layer.get_weights())
+    pixels = np.random.default_rng(0).integers(0, 256, size=(2, 48, 40, 3)).astype(np.float32)
+    expected = (pixels / 255.0 - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    np.testing.assert_allclose(np.asarray(preprocess_input(pixels)), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(with_pre(pixels)), np.asarray(plain(preprocess_input(pixels))), rtol=1e-4, atol=1e-4
+    )

@@ -28,7 +28,11 @@ from core.pretrained.torch_checkpoint import (
     read_legacy_checkpoint,
 )
 
-_STORAGE_NAMES = {np.dtype("float32"): "FloatStorage", np.dtype("int64"): "LongStorage", np.dtype("float64"): "DoubleStorage"}
+_STORAGE_NAMES = {
+    np.dtype("float32"): "FloatStorage",
+    np.dtype("int64"): "LongStorage",
+    np.dtype("float64"): "DoubleStorage",
+}
 
 
 def _literal(value: object) -> bytes:
@@ -56,8 +60,11 @@ def legacy_checkpoint(
     out = io.BytesIO()
     pickle.dump(MAGIC_NUMBER, out, protocol=2)
     pickle.dump(1001, out, protocol=2)
-    pickle.dump({"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
-                out, protocol=2)  # fmt: skip
+    pickle.dump(
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+        out,
+        protocol=2,
+    )
     body = b"\x80\x02" + _global("collections", "OrderedDict") + b")R(" + extra
     for name, (key, offset, size, stride) in tensors.items():
         arr = storages[key]
@@ -132,8 +139,12 @@ class _Evil:
 )
 def test_unpickler_refuses_any_other_global(tmp_path: Path, protocol: int, target: object, qualname: str) -> None:
     marker = tmp_path / "pwned"
-    args = {os.system: (f"touch {marker}",), eval: (f"open({str(marker)!r}, 'w')",),
-            subprocess.Popen: (["touch", str(marker)],), getattr: ("abc", "upper")}[target]  # fmt: skip
+    args = {
+        os.system: (f"touch {marker}",),
+        eval: (f"open({str(marker)!r}, 'w')",),
+        subprocess.Popen: (["touch", str(marker)],),
+        getattr: ("abc", "upper"),
+    }[target]
     payload = pickle.dumps(_Evil(target, args), protocol=protocol)
 
     with pytest.raises(CheckpointError, match="refusing to load global") as info:
