@@ -122,6 +122,7 @@ def canvas(page):  # type: ignore[no-untyped-def]
     """The drawing (upper) canvas of the component."""
     loc = page.locator(".dc-container canvas").last
     loc.wait_for()
+    loc.scroll_into_view_if_needed()  # measure it in view: mouse coordinates are the viewport's
     return loc
 
 
@@ -166,24 +167,30 @@ def box_centre(page, server: AppServer, name: str) -> tuple[float, float]:  # ty
     return cbox["x"] + ox + mx * dw / state.width * s, cbox["y"] + oy + my * dh / state.height * s
 
 
-def select_box(page, x: float, y: float) -> None:  # type: ignore[no-untyped-def]
-    """Turns on the toolbar's edit toggle and selects the box under (x, y)."""
+def select_box(page, server: AppServer, name: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """Turns on the toolbar's edit toggle and selects the image's box; returns the point clicked.
+
+    The point is measured again right before every click: Streamlit can scroll or shift the
+    page between two actions (a message appearing above the canvas, a rerun).
+    """
     page.locator(".dc-root").hover()
     edit = page.get_by_role("button", name="Edit")
     assert edit.get_attribute("aria-pressed") == "false"  # every load starts out of edit mode
     edit.click()
-    for _ in range(3):  # a rerun landing between the clicks can swallow one
+    for _ in range(3):
+        x, y = box_centre(page, server, name)
         page.mouse.click(x, y)
         try:
             page.wait_for_function(
                 "el => !el.disabled", arg=page.get_by_role("button", name="Delete selected").element_handle(),
                 timeout=3_000,
             )
-            return
+            return box_centre(page, server, name)
         except Exception:
-            page.wait_for_timeout(500)
+            page.wait_for_timeout(300)
     screenshot(page, "annotate_failed_select")
-    raise AssertionError("could not select the box on the canvas")
+    now = page.locator(".dc-container canvas").last.bounding_box()
+    raise AssertionError(f"could not select the box on the canvas at {(x, y)}; canvas now at {now}")
 
 
 def focus_page(page) -> None:  # type: ignore[no-untyped-def]
@@ -261,10 +268,9 @@ def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type
     page.set_viewport_size({"width": 1400, "height": 1300})
     open_annotate(page, server, "c_move.jpg")
     (before,) = _state(server, "c_move.jpg").boxes
-    c = canvas(page)
-    cbox = c.bounding_box()
-    page.locator(".dc-root").hover()
+    page.locator(".dc-root").hover()  # shows the toolbar; may scroll the page, so measure after
     page.get_by_role("button", name="Edit").click()
+    cbox = canvas(page).bounding_box()
     # The box centre in page coordinates (original 350,300 on a 900x700 photo).
     state = _state(server, "c_move.jpg")
     with ImageStore(server.data_dir).open(state.display_path) as im:
@@ -290,8 +296,7 @@ def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type
     # Relabel on the canvas: select the box, click it again, type the label's number.
     page.get_by_text("All changes saved").wait_for()
     wait_for_app(page)
-    cx, cy = box_centre(page, server, "c_move.jpg")
-    select_box(page, cx, cy)
+    cx, cy = select_box(page, server, "c_move.jpg")
     page.mouse.click(cx, cy)  # a click on the selected box opens its label for typing
     page.locator(".dc-textarea-host textarea").wait_for(state="attached")
     page.keyboard.type("4")
@@ -308,8 +313,7 @@ def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type
 
     page.get_by_text("All changes saved").wait_for()
     wait_for_app(page)
-    cx, cy = box_centre(page, server, "c_move.jpg")
-    select_box(page, cx, cy)
+    select_box(page, server, "c_move.jpg")
     page.get_by_role("button", name="Delete selected").click()
     wait_text(page, "Unsaved changes: 0 new, 0 changed, 1 deleted")
     wait_for_app(page)
