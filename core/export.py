@@ -184,6 +184,12 @@ class FolderSink:
         with open(target, "w", encoding="utf-8", newline="") as fh:
             yield fh
 
+    def write_text(self, rel: str, text: str) -> None:
+        """Writes a small text file."""
+        target = self.root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+
     def close(self) -> None:
         """Nothing to finish for a folder."""
 
@@ -203,13 +209,20 @@ class ZipSink:
 
     @contextmanager
     def open_text(self, rel: str) -> Iterator[IO[str]]:
-        """A text entry to write into, deflated as it is written."""
-        import io
+        """A text entry to write into, deflated.
 
-        info = zipfile.ZipInfo(rel)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        with self.zf.open(info, "w", force_zip64=True) as raw, io.TextIOWrapper(raw, "utf-8", newline="") as fh:
+        A zip takes one entry at a time, while a split's list or a COCO file is written
+        alongside its images; so the text goes to a scratch file first and is streamed
+        in when it is complete.
+        """
+        with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", suffix=".txt", dir=self.path.parent) as fh:
             yield fh
+            fh.flush()
+            self.zf.write(fh.name, rel, compress_type=zipfile.ZIP_DEFLATED)
+
+    def write_text(self, rel: str, text: str) -> None:
+        """Writes a small text entry, deflated."""
+        self.zf.writestr(rel, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
 
     def close(self) -> None:
         """Writes the central directory."""
@@ -411,8 +424,7 @@ def _write_voc(settings: Settings, sink: Sink, label_names: list[str], counts: d
     from core.formats.voc import VocObject, format_voc_xml
 
     files: list[str] = []
-    with sink.open_text("labels.txt") as fh:
-        fh.write("".join(f"{n}\n" for n in label_names))
+    sink.write_text("labels.txt", "".join(f"{n}\n" for n in label_names))
     files.append("labels.txt")
     for split in (s.value for s in SPLITS):
         rel_list = f"ImageSets/Main/{split}.txt"
@@ -427,8 +439,7 @@ def _write_voc(settings: Settings, sink: Sink, label_names: list[str], counts: d
                     objects=[VocObject(o.box, o.label, truncated=_truncated(o.box, img)) for o in img.objects],
                     attributes=img.attributes,
                 )
-                with sink.open_text(f"Annotations/{stem}.xml") as fh:
-                    fh.write(xml)
+                sink.write_text(f"Annotations/{stem}.xml", xml)
                 listing.write(stem + "\n")
         files.append(rel_list)
     return files
