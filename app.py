@@ -19,8 +19,10 @@ PAGES = [
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
 ]
 
-get_context()
+# Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's
+# files as a default menu while the first start prepares the database.
 page = st.navigation(PAGES)
+get_context()
 project_picker_ui()
 user_ui()
 page.run()
