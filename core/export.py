@@ -15,8 +15,10 @@ from __future__ import annotations
 import json
 import math
 import posixpath
+import queue
 import shutil
 import tempfile
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -370,7 +372,7 @@ def _export_tfrecord(
     import tensorflow as tf
 
     from core.formats.label_map import write_label_map
-    from core.formats.tfrecord import ExampleObject, build_example, shard_name
+    from core.formats.tfrecord import ExampleObject, serialize_example, shard_name
 
     folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent)) if archive else out
     folder.mkdir(parents=True, exist_ok=True)
@@ -382,25 +384,28 @@ def _export_tfrecord(
             n = num_shards or max(1, math.ceil(counts[split] / IMAGES_PER_SHARD))
             shard_files = [shard_name(split, i, n) for i in range(n)]
             writers = [tf.io.TFRecordWriter(str(folder / f)) for f in shard_files]
-            try:
+            with _BackgroundWriter(writers) as background:
                 for i, img in enumerate(images(split)):
                     encoded = (settings.data_dir / img.stored_path).read_bytes()
-                    example = build_example(
-                        encoded,
-                        img.width,
-                        img.height,
-                        filename=img.name,
-                        source_id=str(img.id),
-                        objects=[
-                            ExampleObject(o.box, o.label, o.label_index, truncated=_truncated(o.box, img))
-                            for o in img.objects
-                        ],
-                        attributes=img.attributes,
+                    background.put(
+                        i % n,
+                        serialize_example(
+                            encoded,
+                            img.width,
+                            img.height,
+                            filename=img.name,
+                            source_id=str(img.id),
+                            objects=[
+                                ExampleObject(o.box, o.label, o.label_index, truncated=_truncated(o.box, img))
+                                for o in img.objects
+                            ],
+                            attributes=img.attributes,
+                            # The content hash taken at upload: the stored file's own hash whenever it
+                            # was kept byte for byte (every JPEG and PNG that needed no conversion),
+                            # and a unique key either way, which is what the OD API uses it for.
+                            sha256=img.sha256,
+                        ),
                     )
-                    writers[i % n].write(example.SerializeToString())
-            finally:
-                for w in writers:
-                    w.close()
             files.extend(shard_files)
         if archive:
             sink = ZipSink(out)
@@ -413,6 +418,45 @@ def _export_tfrecord(
         if archive:
             shutil.rmtree(folder, ignore_errors=True)
     return files
+
+
+class _BackgroundWriter:
+    """Writes records on a second thread while the caller serialises the next ones.
+
+    TensorFlow's record writer releases the GIL while it checksums and writes, so the two
+    overlap on two cores; the queue is bounded, so memory stays flat.
+    """
+
+    def __init__(self, writers: list[Any], depth: int = 32) -> None:
+        self.writers = writers
+        self.queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="tfrecord-writer", daemon=True)
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.writers[item[0]].write(item[1])
+                except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+                    self.error = exc
+
+    def put(self, shard: int, record: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self.queue.put((shard, record))
+
+    def __enter__(self) -> _BackgroundWriter:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.queue.put(None)
+        self.thread.join()
+        for w in self.writers:
+            w.close()
+        if self.error is not None and exc_info[0] is None:
+            raise self.error
 
 
 def _truncated(box: Box, img: ExportImage) -> int:

@@ -53,7 +53,7 @@ if counts:
 
 def export_form_ui() -> dict | None:
     """The export options; returns the job parameters when the user asks for an export."""
-    with st.form("export"):
+    with st.form("export_options"):
         fmt = st.radio("Format", list(FORMATS), format_func=FORMATS.__getitem__, key="export_format")
         c1, c2, c3, c4 = st.columns(4)
         train = c1.number_input("Train share", 0.0, 1.0, 0.8, 0.05)
