@@ -104,6 +104,10 @@ def export_progress_ui() -> None:
     if not status.is_final:
         st.progress(min(done / total_, 1.0) if total_ else 0.0, text=f"Exporting… {done} of {total_ or '?'} images")
         return
+    if status is JobStatus.SUCCEEDED and result and not st.session_state.get(f"export_seen_{job_id}"):
+        # Once, so that the split table above shows the splits this export assigned.
+        st.session_state[f"export_seen_{job_id}"] = True
+        st.rerun(scope="app")
     if status is JobStatus.SUCCEEDED and result:
         path = Path(result["path"])
         st.success(

@@ -40,8 +40,11 @@ def test_export_page_renders_and_checks_shares(app: AppTest) -> None:
     assert "4 ground-truth images" in app.caption[0].value
     assert len(app.radio) == 1 and app.radio[0].value == "tfrecord"
     assert [n.label for n in app.number_input][:3] == ["Train share", "Validation share", "Test share"]
-    # Form submission is exercised in the browser (tests/e2e/test_export.py): AppTest 1.67 drops
-    # form-submit clicks on a page reached with switch_page.
+    next(n for n in app.number_input if n.label == "Train share").set_value(0.9)  # 0.9 + 0.1 + 0.1
+    next(b for b in app.button if b.label == "Export").click()
+    app.run()
+    assert not app.exception
+    assert any("must add up to 1" in e.value for e in app.error)
 
 
 def test_import_page_renders_and_asks_for_files(app: AppTest) -> None:
@@ -52,5 +55,10 @@ def test_import_page_renders_and_asks_for_files(app: AppTest) -> None:
     app.radio[0].set_value("coco")
     app.run()
     assert not app.exception
-    assert [t.label for t in app.text_input][-1].startswith("…or a path on the server")
+    server_path = next(t for t in app.text_input if t.label.startswith("…or a path on the server"))
+    server_path.input("/no/such/place.json")
+    next(b for b in app.button if b.label == "Import").click()
+    app.run()
+    assert not app.exception
+    assert any("does not exist on the server" in e.value for e in app.error)
     assert any(c.label == "Add labels the project does not have yet" for c in app.checkbox)
