@@ -175,7 +175,8 @@ def import_items(
             for item in pending:
                 try:
                     with session.begin_nested():
-                        report.outcomes.append(_store_one(session, store, project_id, item, labels, add_labels, taken, who))
+                        outcome = _store_one(session, store, project_id, item, labels, add_labels, taken, who)
+                    report.outcomes.append(outcome)
                 except _Refused as exc:
                     report.outcomes.append(ImportOutcome(item.source, exc.outcome, str(exc)))
                 except Exception as exc:  # noqa: BLE001 - one bad record is reported; the rest import
@@ -314,7 +315,9 @@ class _Files:
                 safe = _safe_member_name(info.filename)
                 if safe is None:
                     self.refused.append(
-                        ImportOutcome(info.filename, "failed", "refused: the entry's path is absolute or leaves the archive (..)")
+                        ImportOutcome(
+                            info.filename, "failed", "refused: the entry's path is absolute or leaves the archive (..)"
+                        )
                     )
                     continue
                 if safe.startswith("__MACOSX/") or posixpath.basename(safe).startswith("."):
@@ -531,7 +534,9 @@ def tfrecord_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
                     if ex["labels"] and all(i in label_map for i in ex["labels"]):
                         texts = [label_map[i] for i in ex["labels"]]
                     elif ex["boxes"]:
-                        yield ImportOutcome(source, "failed", "boxes without class names and no label_map.pbtxt to name them")
+                        yield ImportOutcome(
+                            source, "failed", "boxes without class names and no label_map.pbtxt to name them"
+                        )
                         continue
                 # Boxes back to normalised: the stored image's own size is what counts.
                 w, h = max(ex["width"], 1), max(ex["height"], 1)
@@ -539,7 +544,8 @@ def tfrecord_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
                 if not ex["encoded"]:
                     yield ImportOutcome(source, "failed", "record has no image/encoded bytes")
                     continue
-                name = posixpath.basename(ex["filename"].replace("\\", "/")) or f"{ex['source_id'] or source}.{'png' if ex['format'] == 'png' else 'jpg'}"
+                fallback = f"{ex['source_id'] or source}.{'png' if ex['format'] == 'png' else 'jpg'}"
+                name = posixpath.basename(ex["filename"].replace("\\", "/")) or fallback
                 yield ImportItem(
                     source=source,
                     image_name=name,
@@ -549,7 +555,10 @@ def tfrecord_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
                     attributes=dict(ex["attributes"]),
                 )
         except tf.errors.DataLossError as exc:
-            yield ImportOutcome(f"{p.name}#{n + 1}", "failed", f"corrupt TFRecord file, the rest of it is unreadable: {str(exc).splitlines()[0][:200]}")
+            first_line = str(exc).splitlines()[0][:200]
+            yield ImportOutcome(
+                f"{p.name}#{n + 1}", "failed", f"corrupt TFRecord file, the rest of it is unreadable: {first_line}"
+            )
 
 
 def read_items(fmt: str, path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:

@@ -40,6 +40,7 @@ FORMATS: tuple[str, ...] = ("tfrecord", "voc", "csv", "coco")
 CHUNK = 200  # images per database round trip
 IMAGES_PER_SHARD = 1000  # default shard size: a few hundred MB of phone photos per file
 Progress = Callable[[int, int, str], None]
+BACKGROUND_WRITES = True
 
 
 class ExportError(ValueError):
@@ -442,17 +443,22 @@ class _BackgroundWriter:
                     self.error = exc
 
     def put(self, shard: int, record: bytes) -> None:
+        if not BACKGROUND_WRITES:
+            self.writers[shard].write(record)
+            return
         if self.error is not None:
             raise self.error
         self.queue.put((shard, record))
 
     def __enter__(self) -> _BackgroundWriter:
-        self.thread.start()
+        if BACKGROUND_WRITES:
+            self.thread.start()
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        self.queue.put(None)
-        self.thread.join()
+        if BACKGROUND_WRITES:
+            self.queue.put(None)
+            self.thread.join()
         for w in self.writers:
             w.close()
         if self.error is not None and exc_info[0] is None:
@@ -464,7 +470,9 @@ def _truncated(box: Box, img: ExportImage) -> int:
     return int(box.x_min <= 0 or box.y_min <= 0 or box.x_max >= img.width or box.y_max >= img.height)
 
 
-def _write_voc(settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf) -> list[str]:
+def _write_voc(
+    settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf
+) -> list[str]:
     from core.formats.voc import VocObject, format_voc_xml
 
     files: list[str] = []
@@ -489,7 +497,9 @@ def _write_voc(settings: Settings, sink: Sink, label_names: list[str], counts: d
     return files
 
 
-def _write_csv(settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf) -> list[str]:
+def _write_csv(
+    settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf
+) -> list[str]:
     from core.formats.csv_boxes import CSV_HEADER, csv_rows
 
     import csv
@@ -507,7 +517,9 @@ def _write_csv(settings: Settings, sink: Sink, label_names: list[str], counts: d
     return files
 
 
-def _write_coco(settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf) -> list[str]:
+def _write_coco(
+    settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf
+) -> list[str]:
     from core.formats.coco import coco_annotation, coco_categories, coco_image
 
     files: list[str] = []
@@ -522,11 +534,13 @@ def _write_coco(settings: Settings, sink: Sink, label_names: list[str], counts: 
             first_image, first_ann = True, True
             for img in images(split):
                 sink.copy_file(f"images/{img.name}", settings.data_dir / img.stored_path)
-                fh.write(("" if first_image else ", ") + json.dumps(coco_image(img.id, img.name, img.width, img.height, img.attributes, split)))
+                entry = coco_image(img.id, img.name, img.width, img.height, img.attributes, split)
+                fh.write(("" if first_image else ", ") + json.dumps(entry))
                 first_image = False
                 for o in img.objects:
                     ann_id += 1
-                    anns.write(("" if first_ann else ", ") + json.dumps(coco_annotation(ann_id, img.id, o.label_index, o.box)))
+                    ann = coco_annotation(ann_id, img.id, o.label_index, o.box)
+                    anns.write(("" if first_ann else ", ") + json.dumps(ann))
                     first_ann = False
             fh.write('], "annotations": [')
             anns.seek(0)

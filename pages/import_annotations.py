@@ -44,7 +44,9 @@ def import_form_ui() -> dict | None:
             "dataturks": ["json", "jsonl", "txt", "zip"],
             "tfrecord": ["record", "tfrecord", "pbtxt", "zip"],
         }[fmt]
-        files = st.file_uploader("Files", type=None, accept_multiple_files=True, help=f"Expected: {', '.join(accepted)}")
+        files = st.file_uploader(
+            "Files", type=None, accept_multiple_files=True, help=f"Expected: {', '.join(accepted)}"
+        )
         server_path = st.text_input(
             "…or a path on the server (folder, zip, .json or .record)", help="For datasets too big to upload."
         )
