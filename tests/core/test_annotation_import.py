@@ -283,3 +283,45 @@ def test_cli_import(engine, settings, project_id, tmp_path: Path) -> None:
     assert summary["imported"] + summary["skipped"] == 4
     if summary["skipped"]:
         assert "labels not in the project" in proc.stderr
+
+
+def test_tfrecord_with_numeric_labels_needs_the_label_map(engine, settings, project_id, tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from core.boxes import Box as CBox
+    from core.formats.label_map import write_label_map
+    from core.formats.tfrecord import ExampleObject, build_example
+
+    example = build_example(jpeg_bytes(40, 40, 31), 40, 40, "n.jpg", "7", [ExampleObject(CBox(4, 4, 20, 20), "x", 2)])
+    del example.features.feature["image/object/class/text"]  # other pipelines may write ids only
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    with tf.io.TFRecordWriter(str(folder / "train.record-00000-of-00001")) as w:
+        w.write(example.SerializeToString())
+    report = import_annotations(engine, settings, project_id, "tfrecord", folder)
+    assert report.outcomes[0].outcome == "failed"
+    assert "no label_map.pbtxt to name them" in report.outcomes[0].message
+    write_label_map(["Jackets", "Jeans"], folder / "label_map.pbtxt")
+    report = import_annotations(engine, settings, project_id, "tfrecord", folder)
+    assert report.outcomes[0].outcome == "imported" and report.outcomes[0].boxes == 1
+    with session_scope(engine) as session:
+        (box,) = session.scalar(select(Image).where(Image.original_name == "n.jpg")).boxes
+        assert box.label.name == "Jeans"
+
+
+def test_coco_with_images_in_a_zip(engine, settings, project_id, tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as zf:
+        zf.writestr("photos/p1.jpg", jpeg_bytes(50, 40, 41))
+    doc = {
+        "images": [{"id": 1, "file_name": "C:\\\\export\\\\p1.jpg", "width": 50, "height": 40},
+                   {"id": 2, "file_name": "gone.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 60, 10]},
+                        {"id": 2, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]}],
+        "categories": [{"id": 3, "name": "Shirts"}],
+    }  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    report = import_annotations(engine, settings, project_id, "coco", tmp_path / "c.json", images=tmp_path / "images.zip")
+    first, second = report.outcomes
+    assert first.outcome == "imported" and first.boxes == 1
+    assert "unknown category_id 99" in first.message and "went past the 50x40 image edge" in first.message
+    assert second.outcome == "failed" and "image 'gone.jpg' not found" in second.message
