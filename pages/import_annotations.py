@@ -42,7 +42,7 @@ def import_form_ui() -> dict | None:
             "voc": ["zip"],
             "coco": ["json", "zip"],
             "dataturks": ["json", "jsonl", "txt", "zip"],
-            "tfrecord": ["record", "tfrecord", "pbtxt", "zip"],
+            "tfrecord": ["record", "tfrecord", "pbtxt"],
         }[fmt]
         files = st.file_uploader(
             "Files", type=None, accept_multiple_files=True, help=f"Expected: {', '.join(accepted)}"
