@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import posixpath
 import queue
 import shutil
@@ -375,6 +376,7 @@ def _export_tfrecord(
     from core.formats.label_map import write_label_map
     from core.formats.tfrecord import ExampleObject, serialize_example, shard_name
 
+    data_dir = str(settings.data_dir)
     folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent)) if archive else out
     folder.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
@@ -387,7 +389,8 @@ def _export_tfrecord(
             writers = [tf.io.TFRecordWriter(str(folder / f)) for f in shard_files]
             with _BackgroundWriter(writers) as background:
                 for i, img in enumerate(images(split)):
-                    encoded = (settings.data_dir / img.stored_path).read_bytes()
+                    with open(os.path.join(data_dir, img.stored_path), "rb") as fh:  # no Path per image: hot loop
+                        encoded = fh.read()
                     background.put(
                         i % n,
                         serialize_example(
