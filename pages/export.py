@@ -88,26 +88,30 @@ if params is not None:
         st.error(str(exc))
 
 
-@st.fragment(run_every=1.0)
-def export_progress_ui() -> None:
-    """Polls the export job; when it is done, offers the zip for download."""
-    job_id = st.session_state.get(JOB_KEY)
-    if job_id is None:
-        return
+def _job_state(job_id: int) -> tuple[JobStatus, dict, dict | None, str | None] | None:
     with session_scope(ctx.engine) as session:
         reap_stale(session)
         job = session.get(Job, job_id)
         if job is None:
-            return
-        status, progress, result, error = job.status, dict(job.progress), job.result, job.error
-    done, total_ = progress.get("done", 0) or 0, progress.get("total") or 0
-    if not status.is_final:
-        st.progress(min(done / total_, 1.0) if total_ else 0.0, text=f"Exporting… {done} of {total_ or '?'} images")
-        return
-    if status is JobStatus.SUCCEEDED and result and not st.session_state.get(f"export_seen_{job_id}"):
-        # Once, so that the split table above shows the splits this export assigned.
-        st.session_state[f"export_seen_{job_id}"] = True
+            return None
+        return job.status, dict(job.progress), job.result, job.error
+
+
+@st.fragment(run_every=1.0)
+def export_progress_ui(job_id: int) -> None:
+    """Polls the running export job; when it ends, reruns the whole page once to show the result."""
+    state = _job_state(job_id)
+    if state is None or state[0].is_final:
+        # The split table above changes too; and the finished page no longer polls, so the
+        # download button is not redrawn under the user's click every second.
         st.rerun(scope="app")
+    progress = state[1]
+    done, total_ = progress.get("done", 0) or 0, progress.get("total") or 0
+    st.progress(min(done / total_, 1.0) if total_ else 0.0, text=f"Exporting… {done} of {total_ or '?'} images")
+
+
+def export_result_ui(job_id: int, status: JobStatus, result: dict | None, error: str | None) -> None:
+    """The finished export: summary and the download."""
     if status is JobStatus.SUCCEEDED and result:
         path = Path(result["path"])
         st.success(
@@ -141,4 +145,9 @@ def export_progress_ui() -> None:
         st.warning(f"The export was {status.value}.")
 
 
-export_progress_ui()
+current_job = st.session_state.get(JOB_KEY)
+if current_job is not None and (job_state := _job_state(current_job)) is not None:
+    if job_state[0].is_final:
+        export_result_ui(current_job, job_state[0], job_state[2], job_state[3])
+    else:
+        export_progress_ui(current_job)

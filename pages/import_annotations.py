@@ -98,21 +98,26 @@ if params is not None:
         st.error(str(exc))
 
 
-@st.fragment(run_every=1.0)
-def import_progress_ui() -> None:
-    """Polls the import job; shows its summary and every record with a problem or a note."""
-    job_id = st.session_state.get(JOB_KEY)
-    if job_id is None:
-        return
+def _job_state(job_id: int) -> tuple[JobStatus, dict, dict | None, str | None] | None:
     with session_scope(ctx.engine) as session:
         reap_stale(session)
         job = session.get(Job, job_id)
         if job is None:
-            return
-        status, progress, result, error = job.status, dict(job.progress), job.result, job.error
-    if not status.is_final:
-        st.progress(0.0, text=f"Importing… {progress.get('done', 0)} records read")
-        return
+            return None
+        return job.status, dict(job.progress), job.result, job.error
+
+
+@st.fragment(run_every=1.0)
+def import_progress_ui(job_id: int) -> None:
+    """Polls the running import job; when it ends, reruns the page once to show the report."""
+    state = _job_state(job_id)
+    if state is None or state[0].is_final:
+        st.rerun(scope="app")
+    st.progress(0.0, text=f"Importing… {state[1].get('done', 0)} records read")
+
+
+def import_result_ui(status: JobStatus, result: dict | None, error: str | None) -> None:
+    """The finished import: summary and every record with a problem or a note."""
     if status is JobStatus.SUCCEEDED and result:
         st.success(
             f"{result['imported']} images imported and {result['updated']} existing images annotated "
@@ -129,4 +134,9 @@ def import_progress_ui() -> None:
         st.warning(f"The import was {status.value}.")
 
 
-import_progress_ui()
+current_job = st.session_state.get(JOB_KEY)
+if current_job is not None and (job_state := _job_state(current_job)) is not None:
+    if job_state[0].is_final:
+        import_result_ui(job_state[0], job_state[2], job_state[3])
+    else:
+        import_progress_ui(current_job)
