@@ -1,0 +1,246 @@
+"""The detector: keras-hub's RetinaNet head over a keras.applications MobileNetV2 encoder.
+
+Why this design: keras-hub's ``RetinaNetObjectDetector`` brings the anchor generator,
+the box matcher (``RetinaNetLabelEncoder``), focal and smooth-L1 losses and non-max
+suppression, so none of that is hand-written here. keras-hub has no MobileNet feature
+pyramid, so :class:`MobileNetV2Encoder` exposes MobileNetV2's stride-8/16/32 features as
+P3–P5 (measured on 2 CPU cores: ~13 img/s training at 320 px against ~6 img/s for a
+ResNet-18-sized encoder, see /work/shared/notes/probes.md).
+
+The model takes RGB images with pixel values 0–255 (the encoder rescales to MobileNet's
+[-1, 1]) and works in ``xyxy`` boxes in *model-input pixels*, that is in the letterboxed
+image (see :mod:`core.detector.data`); :mod:`core.detector.predict` maps them back to
+original-image pixels.
+
+Everything here is backend-agnostic Keras 3 (no ``tf.`` calls), so the same model runs
+under ``KERAS_BACKEND=jax``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import keras
+import keras_hub
+
+BOX_FORMAT = "xyxy"
+# MobileNetV2 layers whose outputs have stride 8, 16 and 32.
+PYRAMID_LAYERS = {"P3": "block_5_add", "P4": "block_12_add", "P5": "out_relu"}
+IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+WEIGHT_CHOICES = ("imagenet", "none")  # or a path to a local weights file
+
+
+class WeightsUnavailableError(RuntimeError):
+    """The requested initial weights cannot be had (offline, missing file, wrong alpha)."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    """Everything needed to build the same detector again (stored on the model version).
+
+    Attributes:
+        class_names: Box classes in the order of the model's class indices.
+        image_height: Model input height in pixels (images are letterboxed to it).
+        image_width: Model input width in pixels.
+        alpha: MobileNetV2 width multiplier (1.0 = standard; 0.35 for tiny test models).
+        weights: ``"imagenet"``, ``"none"`` (random initial weights) or a path to a Keras
+            weights file for the MobileNetV2 encoder without its top.
+        freeze_batch_norm: Keep the encoder's batch-norm statistics fixed. Worth a lot
+            with pretrained weights on small batches (probes.md: 0.13 -> 0.44 mAP on real
+            photos together with letterbox and warm-up); meaningless and harmful with
+            random weights, so ``None`` means "freeze when pretrained".
+        head_convs: Conv layers before the logits in each RetinaNet head (keras-hub
+            default 4; 2 is ~40 % faster on CPU at little cost on our data).
+        score_threshold: Lowest score kept by NMS (0.05 so mAP sees the whole
+            precision/recall curve; keras-hub's default 0.5 is for display).
+        iou_threshold: NMS overlap threshold.
+        max_detections: Boxes kept per image.
+    """
+
+    class_names: tuple[str, ...]
+    image_height: int = 320
+    image_width: int = 320
+    alpha: float = 1.0
+    weights: str = "none"
+    freeze_batch_norm: bool | None = None
+    head_convs: int = 2
+    score_threshold: float = 0.05
+    iou_threshold: float = 0.5
+    max_detections: int = 100
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        """Number of box classes."""
+        return len(self.class_names)
+
+    @property
+    def pretrained(self) -> bool:
+        """True when the encoder starts from weights (ImageNet or a file)."""
+        return self.weights != "none"
+
+    @property
+    def frozen_batch_norm(self) -> bool:
+        """Whether the encoder's batch norm is frozen (resolving ``None``)."""
+        return self.pretrained if self.freeze_batch_norm is None else self.freeze_batch_norm
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (stored in ModelVersion.params)."""
+        d = asdict(self)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> DetectorSpec:
+        """Inverse of :meth:`to_dict`; ignores unknown keys."""
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        known["class_names"] = tuple(known["class_names"])
+        return cls(**known)
+
+
+@keras.saving.register_keras_serializable(package="Tagrack")
+class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
+    """MobileNetV2 from keras.applications with P3–P5 pyramid outputs.
+
+    Input: images with pixel values 0–255 (rescaled inside to [-1, 1]).
+
+    Args:
+        image_shape: (height, width, 3); height and width may be None.
+        alpha: Width multiplier.
+        freeze_batch_norm: Make every BatchNormalization layer non-trainable, which in
+            Keras 3 also runs it in inference mode (fixed statistics).
+        weights: Initial weights, resolved by :func:`resolve_encoder_weights`; not part
+            of the config (a saved model carries its own weights).
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int | None, int | None, int] = (None, None, 3),
+        alpha: float = 1.0,
+        freeze_batch_norm: bool = False,
+        weights: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        inputs = keras.Input(shape=tuple(image_shape), name="images")
+        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+        base = keras.applications.MobileNetV2(
+            input_tensor=x, alpha=alpha, include_top=False, weights=weights
+        )
+        if freeze_batch_norm:
+            for layer in base.layers:
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False
+        feats = {level: base.get_layer(name).output for level, name in PYRAMID_LAYERS.items()}
+        super().__init__(inputs=inputs, outputs=feats, **kwargs)
+        self.pyramid_outputs = feats
+        self.image_shape = tuple(image_shape)
+        self.alpha = alpha
+        self.freeze_batch_norm = freeze_batch_norm
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {"image_shape": list(self.image_shape), "alpha": self.alpha, "freeze_batch_norm": self.freeze_batch_norm}
+        )
+        return config
+
+
+def resolve_encoder_weights(weights: str, alpha: float) -> str | None:
+    """Turns a weights choice into what keras.applications accepts, failing loudly.
+
+    Args:
+        weights: ``"imagenet"``, ``"none"`` or a path to a weights file.
+        alpha: The encoder's width multiplier.
+
+    Returns:
+        ``"imagenet"``, a file path, or None for random initial weights.
+
+    Raises:
+        WeightsUnavailableError: Unknown alpha for ImageNet weights, or a missing file.
+    """
+    if weights == "none":
+        return None
+    if weights == "imagenet":
+        if alpha not in IMAGENET_ALPHAS:
+            raise WeightsUnavailableError(
+                f"ImageNet weights exist for MobileNetV2 alpha {', '.join(map(str, IMAGENET_ALPHAS))}, not {alpha}."
+            )
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise WeightsUnavailableError(
+            f"Weights file {path} does not exist. Give a Keras weights file of a MobileNetV2 "
+            f"(alpha {alpha}, without top), or choose 'imagenet' or 'none'."
+        )
+    return str(path)
+
+
+def build_encoder(spec: DetectorSpec) -> MobileNetV2Encoder:
+    """Builds the encoder with the spec's initial weights.
+
+    Raises:
+        WeightsUnavailableError: When the weights cannot be had; never falls back to
+            random weights silently.
+    """
+    weights = resolve_encoder_weights(spec.weights, spec.alpha)
+    shape = (spec.image_height, spec.image_width, 3)
+    try:
+        return MobileNetV2Encoder(
+            image_shape=shape, alpha=spec.alpha, freeze_batch_norm=spec.frozen_batch_norm, weights=weights
+        )
+    except WeightsUnavailableError:
+        raise
+    except Exception as exc:
+        if weights == "imagenet":
+            # keras.utils.get_file raises a bare Exception("URL fetch failure ...") offline.
+            raise WeightsUnavailableError(
+                "Could not download the ImageNet weights of MobileNetV2 "
+                f"(alpha {spec.alpha}): {exc}. This machine seems to have no internet access. "
+                "Choose a local weights file, or 'none' to start from random weights "
+                "(fine for the demo scenes, poor on real photos)."
+            ) from exc
+        if weights is not None:
+            raise WeightsUnavailableError(f"Could not load the weights file {weights}: {exc}") from exc
+        raise
+
+
+def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetector:
+    """Builds the RetinaNet detector described by ``spec`` (not compiled)."""
+    encoder = build_encoder(spec)
+    backbone = keras_hub.models.RetinaNetBackbone(
+        image_encoder=encoder,
+        min_level=3,
+        max_level=7,
+        use_p5=False,
+        image_shape=(spec.image_height, spec.image_width, 3),
+    )
+    anchors = keras_hub.layers.AnchorGenerator(
+        bounding_box_format=BOX_FORMAT,
+        min_level=3,
+        max_level=7,
+        num_scales=3,
+        aspect_ratios=[0.5, 1.0, 2.0],
+        anchor_size=4.0,
+    )
+    decoder = keras_hub.layers.NonMaxSuppression(
+        bounding_box_format=BOX_FORMAT,
+        from_logits=True,
+        iou_threshold=spec.iou_threshold,
+        confidence_threshold=spec.score_threshold,
+        max_detections=spec.max_detections,
+    )
+    return keras_hub.models.RetinaNetObjectDetector(
+        backbone=backbone,
+        num_classes=spec.num_classes,
+        bounding_box_format=BOX_FORMAT,
+        anchor_generator=anchors,
+        pre_logits_num_conv_layers=spec.head_convs,
+        prediction_decoder=decoder,
+    )
+
+
+def load_detector(path: str | Path) -> keras.Model:
+    """Loads a saved ``.keras`` detector (its custom encoder is registered by this module)."""
+    return keras.models.load_model(path, compile=False)
