@@ -135,6 +135,56 @@ def _projects(args: argparse.Namespace, settings: Settings, engine: Engine) -> i
     return 0
 
 
+def _fractions(text: str) -> tuple[float, float, float]:
+    parts = [p for p in text.replace("/", ",").split(",") if p.strip()]
+    try:
+        values = tuple(float(p) for p in parts)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not three numbers: {text!r}") from exc
+    if len(values) != 3:
+        raise argparse.ArgumentTypeError(f"give train,val,test fractions, e.g. 0.8,0.1,0.1 (got {text!r})")
+    return values  # type: ignore[return-value]
+
+
+def _export_configure(p: argparse.ArgumentParser) -> None:
+    from core.export import FORMATS
+
+    p.add_argument("format", choices=FORMATS, help="export format")
+    p.add_argument("out", type=Path, help="output folder (new or empty), or a file ending in .zip for one archive")
+    p.add_argument("--fractions", type=_fractions, default=(0.8, 0.1, 0.1), help="train,val,test (default 0.8,0.1,0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for placing images that have no split yet (default 0)")
+    p.add_argument("--shards", type=int, default=None, help="TFRecord shards per split (default: 1 per 1000 images)")
+
+
+@command("export", "export a project's ground truth (done and no-objects images)", _export_configure)
+def _export(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.export import ExportError, export_dataset
+
+    project_id = _project_id(engine, args)
+
+    def progress(done: int, total: int, message: str) -> None:
+        if done == total or done % 500 == 0:
+            print(f"{done}/{total} images", file=sys.stderr, flush=True)
+
+    try:
+        result = export_dataset(
+            engine,
+            settings,
+            project_id,
+            args.format,
+            args.out,
+            fractions=args.fractions,
+            seed=args.seed,
+            num_shards=args.shards,
+            progress=progress,
+            archive=args.out.suffix.lower() == ".zip",
+        )
+    except ExportError as exc:
+        raise CliError(str(exc)) from exc
+    _emit(result)
+    return 0
+
+
 def _run_job_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("job_id", type=int)
 

@@ -44,6 +44,7 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # JSON-able result dict. Later features add their kinds here.
 HANDLERS: dict[str, str] = {
     "import-images": "core.ingest:import_images_job",
+    "export": "core.export:export_job",
     "sleep": "core.jobs:sleep_job",
 }
 

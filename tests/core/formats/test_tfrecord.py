@@ -1,0 +1,135 @@
+"""TFRecord export read back with TensorFlow and the OD API decoder's feature spec."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+
+from core.boxes import Box
+from core.export import export_dataset
+from core.formats.label_map import parse_label_map
+from core.formats.tfrecord import FEATURE_SPEC, box_from_normalised, box_to_normalised, parse_example
+from db.engine import session_scope
+from db.models import Image, ImageStatus, Label
+from tests.core.dataset_factory import make_dataset
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def test_normalised_round_trip() -> None:
+    box = Box(10.5, 20.25, 110.0, 200.0)
+    n = box_to_normalised(box, 200, 400)
+    assert n == (10.5 / 200, 20.25 / 400, 110 / 200, 200 / 400)
+    back = box_from_normalised(*n, 200, 400)
+    for a, b in zip((back.x_min, back.y_min, back.x_max, back.y_max), (10.5, 20.25, 110.0, 200.0), strict=True):
+        assert a == pytest.approx(b, abs=1e-9)
+    assert box_to_normalised(Box(-5, -1, 250, 500), 200, 400) == (0.0, 0.0, 1.0, 1.0)  # clamped
+
+
+def test_tfrecord_export_matches_database(engine, settings, project_id, tmp_path: Path) -> None:
+    made = make_dataset(engine, settings, project_id, n=14)
+    out = tmp_path / "tf"
+    summary = export_dataset(engine, settings, project_id, "tfrecord", out, num_shards=2)
+
+    # Layout: label map with ids 1..N in label order, only id and quoted name.
+    with session_scope(engine) as session:
+        label_names = [
+            lab.name for lab in session.query(Label).filter_by(project_id=project_id).order_by(Label.order)
+        ]
+        images = {i.id: i for i in session.query(Image).filter_by(project_id=project_id)}
+        for i in images.values():
+            session.expunge(i)
+    text = (out / "label_map.pbtxt").read_text()
+    assert parse_label_map(text) == dict(enumerate(label_names, start=1))
+    assert text.startswith('item {\n  id: 1\n  name: "' + label_names[0] + '"\n}\n')
+    assert set(line.split(":")[0].strip() for line in text.splitlines() if ":" in line) == {"id", "name"}
+    for split in ("train", "val", "test"):
+        assert sorted(p.name for p in out.glob(f"{split}.record-*")) == [
+            f"{split}.record-00000-of-00002",
+            f"{split}.record-00001-of-00002",
+        ]
+
+    seen: dict[int, str] = {}
+    source_ids = set()
+    for path in sorted(glob.glob(str(out / "*.record-*"))):
+        split = Path(path).name.split(".")[0]
+        for raw in tf.data.TFRecordDataset(path):
+            p = tf.io.parse_single_example(raw, FEATURE_SPEC)
+            image_id = int(p["image/source_id"].numpy())
+            assert image_id not in source_ids
+            source_ids.add(image_id)
+            row = images[image_id]
+            seen[image_id] = split
+            assert row.split.value == split
+            encoded = p["image/encoded"].numpy()
+            # The stored file, byte for byte: no re-encode.
+            assert encoded == (settings.data_dir / row.stored_path).read_bytes()
+            assert p["image/key/sha256"].numpy().decode() == hashlib.sha256(encoded).hexdigest()
+            decoded = tf.io.decode_image(encoded, channels=3)
+            assert decoded.shape[0] == p["image/height"].numpy() == row.height
+            assert decoded.shape[1] == p["image/width"].numpy() == row.width
+            assert p["image/format"].numpy().decode() == ("png" if row.stored_path.endswith(".png") else "jpeg")
+            status, boxes = made.images[image_id]
+            xmin = tf.sparse.to_dense(p["image/object/bbox/xmin"]).numpy()
+            ymin = tf.sparse.to_dense(p["image/object/bbox/ymin"]).numpy()
+            xmax = tf.sparse.to_dense(p["image/object/bbox/xmax"]).numpy()
+            ymax = tf.sparse.to_dense(p["image/object/bbox/ymax"]).numpy()
+            texts = [t.decode() for t in tf.sparse.to_dense(p["image/object/class/text"]).numpy()]
+            labels = tf.sparse.to_dense(p["image/object/class/label"]).numpy().tolist()
+            assert len(xmin) == len(boxes)
+            for k, (name, (x0, y0, x1, y1)) in enumerate(boxes):
+                assert texts[k] == name
+                assert labels[k] == label_names.index(name) + 1
+                assert xmin[k] * row.width == pytest.approx(x0, abs=1e-3)
+                assert ymin[k] * row.height == pytest.approx(y0, abs=1e-3)
+                assert xmax[k] * row.width == pytest.approx(x1, abs=1e-3)
+                assert ymax[k] * row.height == pytest.approx(y1, abs=1e-3)
+            assert tf.sparse.to_dense(p["image/object/difficult"]).numpy().tolist() == [0] * len(boxes)
+            # Extra features a standard reader ignores, read here with the proto.
+            parsed = parse_example(raw.numpy())
+            assert parsed["attributes"] == row.attributes
+            assert len(parsed["boxes"]) == len(boxes)
+            for got, (_n, b) in zip(parsed["boxes"], boxes, strict=True):
+                assert (got.x_min, got.y_min, got.x_max, got.y_max) == pytest.approx(b, abs=1e-3)
+            assert parsed["labels"] == labels and parsed["texts"] == texts
+            assert parsed["encoded"] == encoded and parsed["filename"].startswith("img_")
+            proto = tf.train.Example.FromString(raw.numpy())
+            feats = proto.features.feature
+            assert len(feats["image/object/truncated"].int64_list.value) == len(boxes)
+            assert [v.decode() for v in feats["image/object/view"].bytes_list.value] == ["Unspecified"] * len(boxes)
+
+    ground_truth = {i for i, (s, _b) in made.images.items() if s in (ImageStatus.DONE, ImageStatus.NO_OBJECTS)}
+    assert set(seen) == ground_truth  # new and skipped images stay out; empty ones are in
+    assert any(not made.images[i][1] for i in seen)
+    assert summary["images"] == len(ground_truth)
+    assert sum(summary["splits"].values()) == len(ground_truth)
+
+
+def test_splits_stay_across_exports(engine, settings, project_id, tmp_path: Path) -> None:
+    make_dataset(engine, settings, project_id, n=14)
+    export_dataset(engine, settings, project_id, "tfrecord", tmp_path / "a")
+    with session_scope(engine) as session:
+        first = {i.id: i.split for i in session.query(Image).filter_by(project_id=project_id)}
+    # Different fractions and seed the second time: already placed images keep their split.
+    second = export_dataset(engine, settings, project_id, "tfrecord", tmp_path / "b", fractions=(0.2, 0.4, 0.4), seed=9)
+    with session_scope(engine) as session:
+        again = {i.id: i.split for i in session.query(Image).filter_by(project_id=project_id)}
+    assert first == again
+    assert second["new_splits"] == {"train": 0, "val": 0, "test": 0}
+    assert (tmp_path / "a" / "train.record-00000-of-00001").exists()
+
+
+def test_tfrecord_export_as_zip(engine, settings, project_id, tmp_path: Path) -> None:
+    import zipfile
+
+    make_dataset(engine, settings, project_id, n=6)
+    (tmp_path / "exports").mkdir()
+    summary = export_dataset(engine, settings, project_id, "tfrecord", tmp_path / "exports" / "out.zip", archive=True)
+    with zipfile.ZipFile(summary["path"]) as zf:
+        names = set(zf.namelist())
+    assert {"label_map.pbtxt", "train.record-00000-of-00001", "test.record-00000-of-00001"} <= names
+    assert [p.name for p in (tmp_path / "exports").iterdir()] == ["out.zip"]  # scratch folder removed
