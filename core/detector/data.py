@@ -111,6 +111,12 @@ def letterbox(
     return padded, tf.cast(boxes, tf.float32) * scale, scale
 
 
+def letterbox_numpy(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
+    """:func:`letterbox` for one numpy image without boxes (same ops, so the same pixels)."""
+    out, _, scale = letterbox(tf.convert_to_tensor(image), tf.zeros((0, 4)), height, width)
+    return out.numpy(), float(scale.numpy())
+
+
 def letterbox_scale(orig_height: float, orig_width: float, height: int, width: int) -> float:
     """The scale :func:`letterbox` applies to an image of the given size (numpy twin)."""
     return min(height / orig_height, width / orig_width)
@@ -124,43 +130,32 @@ def tfrecord_files(folder: Path, split: str) -> list[str]:
     return sorted(str(p) for p in Path(folder).glob(f"{split}.record-*-of-*"))
 
 
-def parse_label_map(path: Path) -> list[str]:
-    """Class names from a ``label_map.pbtxt``, ordered by id (ids must be 1..N).
+def read_class_names(path: Path) -> list[str]:
+    """Class names from the export's ``label_map.pbtxt``, ordered by id (ids must be 1..N).
 
     Raises:
-        ValueError: When ids are not 1..N.
+        ValueError: When ids are not 1..N (class index = id - 1 would be wrong).
     """
-    # The Object Detection API's StringIntLabelMap proto does not ship with TensorFlow,
-    # so protobuf's text_format cannot parse it; the layout (item { id: N name: '...' })
-    # is simple enough to read line by line.
-    items: list[tuple[int, str]] = []
-    text = Path(path).read_text(encoding="utf-8")
-    for block in text.split("item")[1:]:
-        fields: dict[str, str] = {}
-        for line in block.splitlines():
-            line = line.strip().strip("{}").strip()
-            if ":" in line:
-                key, value = line.split(":", 1)
-                fields[key.strip()] = value.strip().strip("'\"")
-        if "id" in fields and "name" in fields:
-            items.append((int(fields["id"]), fields.get("display_name") or fields["name"]))
-    items.sort()
-    if [i for i, _ in items] != list(range(1, len(items) + 1)):
-        raise ValueError(f"{path}: label ids must be 1..N, got {[i for i, _ in items]}")
-    return [name for _, name in items]
+    from core.formats.label_map import parse_label_map
+
+    items = parse_label_map(Path(path).read_text(encoding="utf-8"))
+    if sorted(items) != list(range(1, len(items) + 1)):
+        raise ValueError(f"{path}: label ids must be 1..N, got {sorted(items)}")
+    return [items[i] for i in range(1, len(items) + 1)]
 
 
-_FEATURES = {
-    "image/encoded": tf.io.FixedLenFeature([], tf.string),
-    "image/height": tf.io.FixedLenFeature([], tf.int64),
-    "image/width": tf.io.FixedLenFeature([], tf.int64),
-    "image/source_id": tf.io.FixedLenFeature([], tf.string, default_value=""),
-    "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
-    "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
-    "image/object/bbox/xmax": tf.io.VarLenFeature(tf.float32),
-    "image/object/bbox/ymax": tf.io.VarLenFeature(tf.float32),
-    "image/object/class/label": tf.io.VarLenFeature(tf.int64),
-}
+# The keys training needs, with the export's (the OD API decoder's) feature spec.
+_KEYS = (
+    "image/encoded",
+    "image/height",
+    "image/width",
+    "image/source_id",
+    "image/object/bbox/xmin",
+    "image/object/bbox/ymin",
+    "image/object/bbox/xmax",
+    "image/object/bbox/ymax",
+    "image/object/class/label",
+)
 
 
 def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -170,7 +165,9 @@ def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         ``{"image": uint8 HxWx3, "boxes": float32 Nx4 xyxy original pixels,
         "labels": int32 N (0-based), "source_id": string}``.
     """
-    f = tf.io.parse_single_example(serialized, _FEATURES)
+    from core.formats.tfrecord import FEATURE_SPEC
+
+    f = tf.io.parse_single_example(serialized, {k: FEATURE_SPEC[k] for k in _KEYS})
     image = tf.io.decode_image(f["image/encoded"], channels=3, expand_animations=False)
     h = tf.cast(f["image/height"], tf.float32)
     w = tf.cast(f["image/width"], tf.float32)
@@ -290,6 +287,34 @@ def detection_batches(
     return ds.prefetch(AUTOTUNE)
 
 
+def eval_batches(examples: tf.data.Dataset, height: int, width: int, batch_size: int) -> tf.data.Dataset:
+    """Letterboxed batches for evaluation, keeping what is needed to map back.
+
+    Yields dicts: ``images`` (model input), ``scale`` (letterbox scale), ``size``
+    (original height, width), ``boxes`` (ground truth in **original** pixels, padded
+    with -1), ``labels`` (padded with -1) and ``source_id``. The last batch may be
+    partial; :class:`core.detector.predict.Detector` pads it.
+    """
+
+    def fn(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image, _, scale = letterbox(ex["image"], ex["boxes"], height, width)
+        size = tf.cast(tf.shape(ex["image"])[:2], tf.float32)
+        return {"images": image, "scale": scale, "size": size, "boxes": ex["boxes"],
+                "labels": tf.cast(ex["labels"], tf.float32), "source_id": ex["source_id"]}  # fmt: skip
+
+    return (
+        examples.map(fn, num_parallel_calls=AUTOTUNE)
+        .padded_batch(
+            batch_size,
+            padded_shapes={"images": (height, width, 3), "scale": (), "size": (2,), "boxes": (None, 4),
+                           "labels": (None,), "source_id": ()},  # fmt: skip
+            padding_values={"images": PAD_VALUE, "scale": 1.0, "size": 1.0, "boxes": -1.0, "labels": -1.0,
+                            "source_id": ""},  # fmt: skip
+        )
+        .prefetch(AUTOTUNE)
+    )
+
+
 def _drop_degenerate(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     # Zoom and translation can push a box (almost) out of the frame; the layers clip it
     # to the image, which can leave a sliver. Such boxes teach the matcher nothing and
@@ -319,11 +344,13 @@ __all__ = [
     "ceil_div",
     "count_records",
     "detection_batches",
+    "eval_batches",
     "letterbox",
+    "letterbox_numpy",
     "letterbox_scale",
     "memory_dataset",
     "parse_example",
-    "parse_label_map",
+    "read_class_names",
     "steps_per_epoch",
     "tfrecord_dataset",
     "tfrecord_files",

@@ -231,7 +231,7 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
         confidence_threshold=spec.score_threshold,
         max_detections=spec.max_detections,
     )
-    return keras_hub.models.RetinaNetObjectDetector(
+    model = keras_hub.models.RetinaNetObjectDetector(
         backbone=backbone,
         num_classes=spec.num_classes,
         bounding_box_format=BOX_FORMAT,
@@ -239,6 +239,21 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
         pre_logits_num_conv_layers=spec.head_convs,
         prediction_decoder=decoder,
     )
+    _fix_head_biases(model, prior=0.01)
+    return model
+
+
+def _fix_head_biases(model: keras.Model, prior: float) -> None:
+    # keras-hub 0.32 puts the focal-loss prior bias (-log((1-p)/p) = -4.6) on the *box*
+    # head and leaves the classification head at 0: every anchor starts at score 0.5,
+    # the first steps see a focal loss of ~150 and box deltas start at exp(-4.6). The
+    # RetinaNet paper's initialisation is the other way round; restore it.
+    import math
+
+    cls_bias = model.classification_head.prediction_layer.bias
+    box_bias = model.box_head.prediction_layer.bias
+    cls_bias.assign(keras.ops.full(cls_bias.shape, -math.log((1 - prior) / prior), dtype=cls_bias.dtype))
+    box_bias.assign(keras.ops.zeros(box_bias.shape, dtype=box_bias.dtype))
 
 
 def load_detector(path: str | Path) -> keras.Model:
