@@ -17,8 +17,10 @@ PAGES = [
     st.Page("pages/upload.py", title="Add images", icon=":material/add_photo_alternate:"),
 ]
 
-get_context()
+# Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's
+# files as a default menu while the first start prepares the database.
 page = st.navigation(PAGES)
+get_context()
 project_picker_ui()
 user_ui()
 page.run()

@@ -78,10 +78,14 @@ def import_progress_ui() -> None:
         st.progress(min(done / total, 1.0) if total else 0.0, text=f"Importing… {done} of {total or '?'} files")
         return
     if status is JobStatus.SUCCEEDED and result:
-        st.success(
-            f"Imported {result['imported']} images; {result['duplicate']} duplicates not stored again; "
-            f"{result['failed']} failed; {result['skipped']} skipped."
-        )
+        parts = [f"Imported {result['imported']} images"]
+        if result["duplicate"]:
+            parts.append(f"{result['duplicate']} already in the project (not stored twice)")
+        if result["failed"]:
+            parts.append(f"{result['failed']} failed")
+        if result["skipped"]:
+            parts.append(f"{result['skipped']} skipped")
+        (st.warning if result["failed"] else st.success)("; ".join(parts) + ".")
         problems = [f for f in result["files"] if f["outcome"] != "imported" or f["message"]]
         if problems:
             st.dataframe(

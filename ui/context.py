@@ -38,12 +38,36 @@ def _cli_settings() -> Settings:
 
 
 @st.cache_resource(show_spinner="Preparing the database (the first start also creates the demo project)…")
-def get_context() -> AppContext:
+def _open_context() -> AppContext:
     """Opens (and migrates) the database; on the very first start, creates the demo project."""
     settings = _cli_settings()
     engine = open_database(settings)
     ensure_demo_project(engine, settings)
     return AppContext(settings=settings, engine=engine)
+
+
+def reset_context() -> None:
+    """Forgets the cached context (tests point the app at a new database)."""
+    _open_context.clear()
+
+
+def _route_through_app() -> None:
+    # A fresh server whose first request is a page URL (/annotate) starts in Streamlit's
+    # legacy mode for a pages/ folder and runs that page file alone, without app.py's
+    # navigation and sidebar. app.py's st.navigation turns legacy mode off for the whole
+    # server on its first run; we do the same here and rerun, so the request goes
+    # through app.py like every later one.
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def get_context() -> AppContext:
+    """The shared context; every page calls this first."""
+    _route_through_app()
+    return _open_context()
 
 
 def current_user() -> str:

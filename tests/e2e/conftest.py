@@ -122,10 +122,9 @@ def screenshot(page: object, name: str) -> Path:
 
 
 def wait_for_app(page: object, timeout: float = 60_000) -> None:
-    """Waits until Streamlit has finished running the script."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout)  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout
+    """Waits until Streamlit has run the script to the end (its own e2e tests' signal)."""
+    page.wait_for_selector(  # type: ignore[attr-defined]
+        '[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=timeout
     )
 
 
