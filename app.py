@@ -15,6 +15,7 @@ st.set_page_config(page_title="Tagrack", page_icon=":material/checkroom:", layou
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/upload.py", title="Add images", icon=":material/add_photo_alternate:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 
 # Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's

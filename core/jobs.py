@@ -46,6 +46,7 @@ HANDLERS: dict[str, str] = {
     "import-images": "core.ingest:import_images_job",
     "export": "core.export:export_job",
     "sleep": "core.jobs:sleep_job",
+    "train": "core.training:train_job",
 }
 
 

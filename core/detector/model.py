@@ -53,6 +53,12 @@ class DetectorSpec:
             random weights, so ``None`` means "freeze when pretrained".
         head_convs: Conv layers before the logits in each RetinaNet head (keras-hub
             default 4; 2 is ~40 % faster on CPU at little cost on our data).
+        fpn_batch_norm: Batch norm in the feature pyramid (keras-hub's option).
+        head_group_norm: Group norm in the heads (keras-hub's option, as in later
+            RetinaNet/FCOS). Without it, a randomly initialised encoder in training mode
+            feeds the heads features that give logits with a standard deviation of ~14:
+            the first focal losses are ~250 instead of ~4 and the heads collapse to
+            "background everywhere" (measured; batch norm in the FPN only brings it to ~55).
         score_threshold: Lowest score kept by NMS (0.05 so mAP sees the whole
             precision/recall curve; keras-hub's default 0.5 is for display).
         iou_threshold: NMS overlap threshold.
@@ -66,6 +72,8 @@ class DetectorSpec:
     weights: str = "none"
     freeze_batch_norm: bool | None = None
     head_convs: int = 2
+    fpn_batch_norm: bool = False
+    head_group_norm: bool = True
     score_threshold: float = 0.05
     iou_threshold: float = 0.5
     max_detections: int = 100
@@ -113,6 +121,7 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
             Keras 3 also runs it in inference mode (fixed statistics).
         weights: Initial weights, resolved by :func:`resolve_encoder_weights`; not part
             of the config (a saved model carries its own weights).
+        batch_norm_momentum: Moving-average momentum of the (unfrozen) batch norms.
     """
 
     def __init__(
@@ -121,6 +130,7 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
         alpha: float = 1.0,
         freeze_batch_norm: bool = False,
         weights: str | None = None,
+        batch_norm_momentum: float = 0.9,
         **kwargs: Any,
     ) -> None:
         inputs = keras.Input(shape=tuple(image_shape), name="images")
@@ -128,21 +138,33 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
         base = keras.applications.MobileNetV2(
             input_tensor=x, alpha=alpha, include_top=False, weights=weights
         )
-        if freeze_batch_norm:
-            for layer in base.layers:
-                if isinstance(layer, keras.layers.BatchNormalization):
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                if freeze_batch_norm:
                     layer.trainable = False
+                else:
+                    # keras.applications uses momentum 0.999: after the few hundred steps
+                    # of a CPU training the moving statistics are still near their
+                    # initial (0, 1), and inference sees a different network from the one
+                    # trained (measured: identical boxes for every image after 6 epochs).
+                    layer.momentum = batch_norm_momentum
         feats = {level: base.get_layer(name).output for level, name in PYRAMID_LAYERS.items()}
         super().__init__(inputs=inputs, outputs=feats, **kwargs)
         self.pyramid_outputs = feats
         self.image_shape = tuple(image_shape)
         self.alpha = alpha
         self.freeze_batch_norm = freeze_batch_norm
+        self.batch_norm_momentum = batch_norm_momentum
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
-            {"image_shape": list(self.image_shape), "alpha": self.alpha, "freeze_batch_norm": self.freeze_batch_norm}
+            {
+                "image_shape": list(self.image_shape),
+                "alpha": self.alpha,
+                "freeze_batch_norm": self.freeze_batch_norm,
+                "batch_norm_momentum": self.batch_norm_momentum,
+            }
         )
         return config
 
@@ -214,6 +236,7 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
         min_level=3,
         max_level=7,
         use_p5=False,
+        use_fpn_batch_norm=spec.fpn_batch_norm,
         image_shape=(spec.image_height, spec.image_width, 3),
     )
     anchors = keras_hub.layers.AnchorGenerator(
@@ -237,6 +260,7 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
         bounding_box_format=BOX_FORMAT,
         anchor_generator=anchors,
         pre_logits_num_conv_layers=spec.head_convs,
+        use_prediction_head_norm=spec.head_group_norm,
         prediction_decoder=decoder,
     )
     _fix_head_biases(model, prior=0.01)
