@@ -1,12 +1,13 @@
 """Home: pick or create a project, edit its labels and attributes, see counts and activity."""
 
+import altair as alt
 import pandas as pd
 import streamlit as st
 
 from core.projects import ProjectError, create_project, get_project, record_activity, set_attribute_schema, set_labels
 from db.engine import session_scope
 from db.queries import project_stats, recent_activity, recent_jobs
-from ui.context import PROJECT_KEY, current_project_id, current_user, get_context
+from ui.context import current_project_id, current_user, get_context, select_project
 
 ctx = get_context()
 st.title("Tagrack")
@@ -27,7 +28,7 @@ with st.expander("New project", expanded=current_project_id() is None):
                     project = create_project(session, name, labels=labels)
                     record_activity(session, project.id, "project", f"project {project.name!r} created", current_user())
                     new_id = project.id
-                st.session_state[PROJECT_KEY] = new_id
+                select_project(new_id)
                 st.success(f"Project {name.strip()!r} created.")
                 st.rerun()
             except ProjectError as exc:
@@ -60,7 +61,22 @@ left, right = st.columns(2)
 with left:
     st.subheader("Boxes by class")
     if stats["boxes"]:
-        st.bar_chart(pd.DataFrame({"boxes": stats["boxes_by_label"]}), horizontal=True, height=320)
+        colours = dict(labels)
+        chart_df = pd.DataFrame({"label": list(stats["boxes_by_label"]), "boxes": list(stats["boxes_by_label"].values())})
+        st.altair_chart(
+            alt.Chart(chart_df)
+            .mark_bar()
+            .encode(
+                x=alt.X("boxes:Q", title="boxes"),
+                y=alt.Y("label:N", sort=list(colours), title=None),
+                color=alt.Color(
+                    "label:N", scale=alt.Scale(domain=list(colours), range=list(colours.values())), legend=None
+                ),
+                tooltip=["label", "boxes"],
+            )
+            .properties(height=320),
+            width="stretch",
+        )
     else:
         st.caption("No boxes yet.")
 with right:

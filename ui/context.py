@@ -16,6 +16,7 @@ from core.demo_project import ensure_demo_project
 from core.settings import Settings
 
 PROJECT_KEY = "project_id"
+PENDING_PROJECT_KEY = "_pending_project_id"
 USER_KEY = "user_name"
 
 
@@ -81,6 +82,15 @@ def current_user() -> str:
                 default = "annotator"
         st.session_state[USER_KEY] = st.query_params.get("user", default)
     return str(st.session_state[USER_KEY])
+
+
+def select_project(project_id: int) -> None:
+    """Makes ``project_id`` the current project from the next run on.
+
+    The sidebar picker owns PROJECT_KEY and Streamlit forbids changing a widget's value
+    after it is drawn, so the choice waits under another key until the picker applies it.
+    """
+    st.session_state[PENDING_PROJECT_KEY] = project_id
 
 
 def current_project_id() -> int | None:

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from db.engine import session_scope
 from db.models import Project
-from ui.context import PROJECT_KEY, USER_KEY, current_user, get_context
+from ui.context import PENDING_PROJECT_KEY, PROJECT_KEY, USER_KEY, current_user, get_context
 
 
 def project_picker_ui() -> int | None:
@@ -18,6 +18,9 @@ def project_picker_ui() -> int | None:
     if not projects:
         st.session_state.pop(PROJECT_KEY, None)
         return None
+    pending = st.session_state.pop(PENDING_PROJECT_KEY, None)
+    if pending in projects:
+        st.session_state[PROJECT_KEY] = pending
     if st.session_state.get(PROJECT_KEY) not in projects:
         wanted = st.query_params.get("project")
         st.session_state[PROJECT_KEY] = int(wanted) if wanted and wanted.isdigit() and int(wanted) in projects else next(iter(projects))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,12 +12,48 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs AppTest in the navigation mode a real server is in after its first run.
+
+    A server whose app calls st.navigation leaves Streamlit's legacy pages/-folder mode on
+    its first run and stays out of it. AppTest resets that switch before every run, so
+    each run would start in legacy mode and widget ids would change between runs (a
+    clicked button then reads as not clicked). Turn the switch off after AppTest resets it.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def init(self: PagesManager, *args: object, **kwargs: object) -> None:
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data folder holding the demo project, made once and copied for each test."""
+    from core.database import open_database
+    from core.demo_project import ensure_demo_project
+    from core.settings import Settings
+
+    data = tmp_path_factory.mktemp("demo-template") / "data"
+    settings = Settings.resolve(db_url=f"sqlite:///{data / 'tagrack.db'}", data_dir=data)
+    engine = open_database(settings)
+    ensure_demo_project(engine, settings)
+    engine.dispose()
+    return data
+
+
 @pytest.fixture
-def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Points the app at a fresh data folder and forgets the cached context around the test."""
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_template: Path) -> Iterator[Path]:
+    """Points the app at a copy of the demo data folder and forgets the cached context around the test."""
     from ui.context import reset_context
 
     data = tmp_path / "data"
+    shutil.copytree(demo_template, data)
     monkeypatch.setenv("TAGRACK_DATA_DIR", str(data))
     monkeypatch.setenv("TAGRACK_DB_URL", f"sqlite:///{data / 'tagrack.db'}")
     monkeypatch.setenv("TAGRACK_USER", "apptest")

@@ -1,0 +1,127 @@
+"""Dataset health: is there enough of each class, in each split, and is it balanced?
+
+Reads counts and box geometry with a few grouped SQL queries (fast on 20,000 images) and
+turns them into tables for the Evaluate page and warnings a person can act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from db.models import Box, Image, ImageStatus, Label
+
+# Below this many training boxes a class is usually learnt poorly (the rule of thumb of
+# the detection tutorials our users follow).
+MIN_TRAIN_BOXES = 100
+# Most/least frequent class ratio past which we warn about imbalance.
+IMBALANCE_RATIO = 10.0
+GROUND_TRUTH = (ImageStatus.DONE, ImageStatus.NO_OBJECTS)
+
+
+@dataclass
+class DatasetHealth:
+    """Tables and warnings for one project.
+
+    Attributes:
+        per_class: One row per label: boxes and images per split and in total.
+        box_geometry: One row per box (label, width, height, area, aspect) in original pixels.
+        by_status: Images per status.
+        throughput: Boxes created per person per day.
+        warnings: Human-readable problems, most important first.
+    """
+
+    per_class: pd.DataFrame
+    box_geometry: pd.DataFrame
+    by_status: pd.DataFrame
+    throughput: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+
+
+def _split_name(split: object) -> str:
+    return getattr(split, "value", None) or "unassigned"
+
+
+def dataset_health(session: Session, project_id: int) -> DatasetHealth:
+    """Computes the health tables and warnings of a project's ground truth."""
+    labels = [name for (name,) in session.execute(
+        select(Label.name).where(Label.project_id == project_id).order_by(Label.order)
+    )]  # fmt: skip
+    gt_images = (Image.project_id == project_id) & Image.status.in_(GROUND_TRUTH)
+
+    rows = session.execute(
+        select(Label.name, Image.split, func.count(Box.id), func.count(func.distinct(Image.id)))
+        .select_from(Box)
+        .join(Image, Box.image_id == Image.id)
+        .join(Label, Box.label_id == Label.id)
+        .where(gt_images)
+        .group_by(Label.name, Image.split)
+    ).all()
+    per_class = pd.DataFrame(0, index=pd.Index(labels, name="label"), columns=[
+        "boxes", "images", "train boxes", "val boxes", "test boxes", "unassigned boxes",
+    ])  # fmt: skip
+    for name, split, boxes, images in rows:
+        if name not in per_class.index:
+            continue
+        per_class.loc[name, f"{_split_name(split)} boxes"] += boxes
+        per_class.loc[name, "boxes"] += boxes
+        per_class.loc[name, "images"] += images
+
+    geometry = pd.DataFrame(
+        session.execute(
+            select(Label.name, Box.x_max - Box.x_min, Box.y_max - Box.y_min, Image.width, Image.height)
+            .select_from(Box)
+            .join(Image, Box.image_id == Image.id)
+            .join(Label, Box.label_id == Label.id)
+            .where(gt_images)
+        ).all(),
+        columns=["label", "width", "height", "image_width", "image_height"],
+    )
+    if not geometry.empty:
+        geometry["area"] = geometry["width"] * geometry["height"]
+        geometry["relative_area"] = geometry["area"] / (geometry["image_width"] * geometry["image_height"])
+        geometry["aspect"] = geometry["width"] / geometry["height"].where(geometry["height"] > 0)
+
+    status_rows = session.execute(
+        select(Image.status, func.count()).where(Image.project_id == project_id).group_by(Image.status)
+    ).all()
+    counts = {s.value: 0 for s in ImageStatus} | {s.value: n for s, n in status_rows}
+    by_status = pd.DataFrame({"status": list(counts), "images": list(counts.values())})
+
+    day = func.date(Box.created_at)
+    throughput = pd.DataFrame(
+        session.execute(
+            select(func.coalesce(Box.created_by, "unknown"), day, func.count())
+            .join(Image, Box.image_id == Image.id)
+            .where(Image.project_id == project_id)
+            .group_by(Box.created_by, day)
+            .order_by(day)
+        ).all(),
+        columns=["who", "day", "boxes"],
+    )
+
+    return DatasetHealth(per_class, geometry, by_status, throughput, health_warnings(per_class))
+
+
+def health_warnings(per_class: pd.DataFrame) -> list[str]:
+    """Warnings for thin classes and strong imbalance, from the per-class table."""
+    warnings: list[str] = []
+    if per_class.empty or per_class["boxes"].sum() == 0:
+        return ["No annotated boxes yet: annotate or import some before training."]
+    train = per_class["train boxes"] + per_class["unassigned boxes"]  # unassigned images get split on export
+    for name, n in train.items():
+        if n < MIN_TRAIN_BOXES:
+            warnings.append(
+                f"{name}: only {n} training boxes (fewer than {MIN_TRAIN_BOXES}); the model will learn it poorly."
+            )
+    present = per_class["boxes"][per_class["boxes"] > 0]
+    if len(present) >= 2 and present.max() / present.min() >= IMBALANCE_RATIO:
+        warnings.insert(
+            0,
+            f"Strong imbalance: {present.idxmax()} has {present.max()} boxes, {present.idxmin()} only "
+            f"{present.min()} ({present.max() / present.min():.0f}x). Consider class-balanced sampling.",
+        )
+    return warnings
