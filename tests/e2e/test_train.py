@@ -14,9 +14,8 @@ pytestmark = pytest.mark.e2e
 
 
 def _pick(page, label: str, option: str) -> None:
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label)
-    box.locator("div[data-baseweb='select']").click()
-    page.get_by_role("option", name=option).click()
+    page.get_by_role("combobox", name=label).click()
+    page.get_by_role("option", name=option, exact=True).click()
 
 
 def test_start_tiny_training_watch_progress_and_see_model_version(app_server: AppServer, page) -> None:
@@ -24,8 +23,8 @@ def test_start_tiny_training_watch_progress_and_see_model_version(app_server: Ap
     wait_for_app(page, timeout=180_000)
     page.get_by_text("Start training").wait_for()
     page.get_by_label("Epochs").fill("1")
-    _pick(page, "Input size", "128x96 (quick check)")
-    _pick(page, "Backbone width", "0.35")
+    _pick(page, "Input size (letterboxed)", "128x96 (quick check)")
+    _pick(page, "Backbone width (MobileNetV2 alpha)", "0.35")
     page.get_by_role("button", name="Start training").click()
 
     # Progress: the job shows up, then its epoch/step/loss/ETA while training.
