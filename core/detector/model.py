@@ -169,6 +169,91 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
         return config
 
 
+@keras.saving.register_keras_serializable(package="Tagrack")
+class PerClassNonMaxSuppression(keras.layers.Layer):
+    """Per-class NMS on top of keras-hub's NMS kernel (the ``batched_nms`` offset trick).
+
+    keras-hub's ``NonMaxSuppression`` keeps one class per anchor (the arg-max) and
+    suppresses across classes. That is fine for display but costs mAP: an anchor whose
+    best guess is "Shirts" never yields its "Tops" box, and a jacket over a T-shirt
+    suppresses it. Here every (anchor, class) pair above the threshold is a candidate
+    (the ``candidates`` highest-scoring ones are kept, as torchvision's RetinaNet does),
+    boxes are shifted apart by class so that keras-hub's ``non_max_suppression`` never
+    compares two classes, and the survivors are shifted back.
+
+    Outputs the same dict as keras-hub's layer: ``boxes`` (B x N x 4 in
+    ``bounding_box_format``), ``confidence``, ``labels`` and ``num_detections``.
+    """
+
+    def __init__(
+        self,
+        bounding_box_format: str = BOX_FORMAT,
+        from_logits: bool = True,
+        iou_threshold: float = 0.5,
+        confidence_threshold: float = 0.05,
+        max_detections: int = 100,
+        candidates: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if bounding_box_format != "xyxy":
+            raise ValueError("PerClassNonMaxSuppression works on xyxy pixel boxes")
+        self.bounding_box_format = bounding_box_format
+        self.from_logits = from_logits
+        self.iou_threshold = iou_threshold
+        self.confidence_threshold = confidence_threshold
+        self.max_detections = max_detections
+        self.candidates = candidates
+        self.built = True
+
+    def call(self, box_prediction: Any, class_prediction: Any, images: Any = None) -> dict[str, Any]:
+        from keras import ops
+        from keras_hub.src.layers.modeling.non_max_supression import non_max_suppression
+
+        scores = ops.sigmoid(class_prediction) if self.from_logits else class_prediction
+        scores = ops.cast(scores, "float32")
+        boxes = ops.cast(box_prediction, "float32")
+        num_classes = ops.shape(scores)[-1]
+        flat = ops.reshape(scores, (ops.shape(scores)[0], -1))  # B x (A*C), anchor-major
+        k = min(self.candidates, int(flat.shape[-1])) if flat.shape[-1] is not None else self.candidates
+        top_scores, top_idx = ops.top_k(flat, k=k)
+        anchor_idx = top_idx // num_classes
+        labels = top_idx % num_classes
+        cand = ops.take_along_axis(boxes, ops.expand_dims(anchor_idx, -1), axis=1)  # B x k x 4 (xyxy)
+        # Shift each class into its own region, far beyond any coordinate.
+        offset = ops.cast(labels, "float32")[..., None] * (ops.max(ops.abs(cand)) + 1.0) * 2.0
+        shifted = cand + offset
+        yxyx = ops.stack([shifted[..., 1], shifted[..., 0], shifted[..., 3], shifted[..., 2]], axis=-1)
+        idx, valid = non_max_suppression(
+            yxyx, top_scores, max_output_size=self.max_detections, iou_threshold=self.iou_threshold,
+            score_threshold=self.confidence_threshold,
+        )  # fmt: skip
+        keep = ops.arange(self.max_detections)[None, :] < ops.expand_dims(valid, -1)
+        out_boxes = ops.take_along_axis(cand, ops.expand_dims(idx, -1), axis=1)
+        out_scores = ops.take_along_axis(top_scores, idx, axis=1)
+        out_labels = ops.take_along_axis(labels, idx, axis=1)
+        return {
+            "boxes": ops.where(keep[..., None], out_boxes, -1.0),
+            "confidence": ops.where(keep, out_scores, -1.0),
+            "labels": ops.where(keep, out_labels, -1),
+            "num_detections": valid,
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "bounding_box_format": self.bounding_box_format,
+                "from_logits": self.from_logits,
+                "iou_threshold": self.iou_threshold,
+                "confidence_threshold": self.confidence_threshold,
+                "max_detections": self.max_detections,
+                "candidates": self.candidates,
+            }
+        )
+        return config
+
+
 def resolve_encoder_weights(weights: str, alpha: float) -> str | None:
     """Turns a weights choice into what keras.applications accepts, failing loudly.
 
@@ -247,7 +332,7 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
         aspect_ratios=[0.5, 1.0, 2.0],
         anchor_size=4.0,
     )
-    decoder = keras_hub.layers.NonMaxSuppression(
+    decoder = PerClassNonMaxSuppression(
         bounding_box_format=BOX_FORMAT,
         from_logits=True,
         iou_threshold=spec.iou_threshold,
