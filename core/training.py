@@ -46,7 +46,7 @@ DEFAULTS: dict[str, Any] = {
 }
 SPEC_KEYS = (
     "image_height", "image_width", "alpha", "weights", "freeze_batch_norm", "head_convs", "fpn_batch_norm",
-    "head_group_norm", "score_threshold",
+    "head_group_norm", "score_threshold", "min_level", "anchor_size",
 )  # fmt: skip
 CONFIG_KEYS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "eval_every", "seed")
 

@@ -53,6 +53,10 @@ class DetectorSpec:
             random weights, so ``None`` means "freeze when pretrained".
         head_convs: Conv layers before the logits in each RetinaNet head (keras-hub
             default 4; 2 is ~40 % faster on CPU at little cost on our data).
+        min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
+            of the compute and level 3 has 3/4 of the positions; level 4 is enough when
+            objects are large.
+        anchor_size: Anchor side in strides at each level (keras-hub's ``anchor_size``).
         fpn_batch_norm: Batch norm in the feature pyramid (keras-hub's option).
         head_group_norm: Group norm in the heads (keras-hub's option, as in later
             RetinaNet/FCOS). Without it, a randomly initialised encoder in training mode
@@ -72,12 +76,21 @@ class DetectorSpec:
     weights: str = "none"
     freeze_batch_norm: bool | None = None
     head_convs: int = 2
+    min_level: int = 3
+    anchor_size: float = 4.0
     fpn_batch_norm: bool = False
     head_group_norm: bool = True
     score_threshold: float = 0.05
     iou_threshold: float = 0.5
     max_detections: int = 100
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.image_height % 32 or self.image_width % 32:
+            raise ValueError(
+                f"Input size {self.image_width}x{self.image_height}: width and height must be multiples of 32 "
+                "(the feature pyramid halves them five times)."
+            )
 
     @property
     def num_classes(self) -> int:
@@ -318,7 +331,7 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
     encoder = build_encoder(spec)
     backbone = keras_hub.models.RetinaNetBackbone(
         image_encoder=encoder,
-        min_level=3,
+        min_level=spec.min_level,
         max_level=7,
         use_p5=False,
         use_fpn_batch_norm=spec.fpn_batch_norm,
@@ -326,11 +339,11 @@ def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetect
     )
     anchors = keras_hub.layers.AnchorGenerator(
         bounding_box_format=BOX_FORMAT,
-        min_level=3,
+        min_level=spec.min_level,
         max_level=7,
         num_scales=3,
         aspect_ratios=[0.5, 1.0, 2.0],
-        anchor_size=4.0,
+        anchor_size=spec.anchor_size,
     )
     decoder = PerClassNonMaxSuppression(
         bounding_box_format=BOX_FORMAT,

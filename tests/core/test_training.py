@@ -157,3 +157,37 @@ def test_killed_worker_fails_by_heartbeat_and_resume_continues_from_the_checkpoi
         assert len(list(session.scalars(select(ModelVersion)))) == 1
         with pytest.raises(JobError, match="nothing to resume"):
             resume_params(session, resumed)
+
+
+def test_missing_weights_file_fails_the_job_with_a_clear_message_never_random_init(
+    engine: Engine, settings: Settings, scenes_project: int, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere.weights.h5"
+    with session_scope(engine) as session:
+        params = train_params(scenes_project, epochs=1, **{**TINY, "weights": str(missing)})
+        job_id = create_job(session, JOB_KIND, params, scenes_project).id
+    assert run_job(settings, engine, job_id) is JobStatus.FAILED
+    job = _job(engine, job_id)
+    assert "WeightsUnavailableError" in (job.error or "") and "does not exist" in (job.error or "")
+    with session_scope(engine) as session:
+        assert session.scalars(select(ModelVersion)).first() is None
+
+
+def test_cli_train_and_predict_report_user_errors_without_traceback(settings: Settings, engine: Engine) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "core", *args, "--db", settings.db_url, "--data-dir", str(settings.data_dir)],
+            cwd=root, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    run = cli("train", "--resume", "999")
+    assert run.returncode == 1 and "No training job #999" in run.stderr and "Traceback" not in run.stderr
+    run = cli("train", "--project", "Nope")
+    assert run.returncode == 1 and "No project 'Nope'" in run.stderr
+    run = cli("predict", "--model-version", "7", str(root / "README.md"))
+    assert run.returncode == 1 and "No model version #7" in run.stderr
