@@ -26,7 +26,9 @@ if project_id is None:
     st.info("Create a project on the Home page first.")
     st.stop()
 
-SIZES = {"256x192 (default)": (256, 192), "320x240": (320, 240), "384x288": (384, 288), "128x96 (quick check)": (128, 96)}
+SIZES = {
+    "256x192 (default)": (256, 192), "384x288": (384, 288), "512x384": (512, 384), "128x96 (quick check)": (128, 96),
+}  # fmt: skip  (4:3, multiples of 32)
 ALPHAS = [1.0, 0.75, 0.5, 0.35]
 WEIGHTS = {
     "none": "Random initial weights (works offline; fine for the demo scenes, poor on real photos)",
