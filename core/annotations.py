@@ -30,8 +30,9 @@ from db.models import BoxChange, BoxSource, Image, ImageStatus, Label, Project, 
 TO_DO_STATUSES: frozenset[ImageStatus] = frozenset({ImageStatus.NEW, ImageStatus.IN_PROGRESS})
 # Statuses that count as finished in the progress figure.
 DONE_STATUSES: frozenset[ImageStatus] = frozenset({ImageStatus.DONE, ImageStatus.NO_OBJECTS})
-# Keys of Image.attributes written by the system, not the attribute schema (kept on save).
-MACHINE_ATTRIBUTE_KEYS: frozenset[str] = frozenset({"auto_tags"})
+# Image.attributes keys with this prefix are the model's auto-tags (core/review.py), not the
+# attribute schema's: an attribute save keeps them.
+MACHINE_ATTRIBUTE_PREFIX = "auto_"
 # Value used in split filters for images that have no split yet.
 UNASSIGNED = "unassigned"
 
@@ -410,7 +411,7 @@ def save_boxes(
     if attributes is not None:
         schema = session.scalar(select(Project.attribute_schema).where(Project.id == image.project_id)) or {}
         # Keys the schema does not own (the model's auto-tags) survive an attribute save.
-        kept_keys = {k: v for k, v in (image.attributes or {}).items() if k in MACHINE_ATTRIBUTE_KEYS}
+        kept_keys = {k: v for k, v in (image.attributes or {}).items() if str(k).startswith(MACHINE_ATTRIBUTE_PREFIX)}
         image.attributes = {**kept_keys, **validate_attributes(schema, attributes)}
 
     result = SaveResult(revision=image.revision, status=image.status, clipped=clipped)

@@ -181,9 +181,12 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     with session_scope(ctx.engine) as session:
         from core.projects import record_activity
+        from core.review import update_auto_tags
+
+        tagged = update_auto_tags(session, version_id, image_ids)
 
         record_activity(
             session, project_id, "predict", f"model {name} predicted {n} boxes on {len(image_ids)} images",
             params.get("who"),
         )  # fmt: skip
-    return {"model_version_id": version_id, "images": len(image_ids), "predictions": n}
+    return {"model_version_id": version_id, "images": len(image_ids), "predictions": n, "tagged": tagged}

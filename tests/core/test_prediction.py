@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from core.boxes import Box
 from core.database import open_database
 from core.demo_project import create_demo_project
 from core.jobs import create_job, run_job
@@ -19,6 +20,7 @@ from core.settings import Settings
 from core.training import JOB_KIND as TRAIN_KIND
 from core.training import train_params
 from db.engine import session_scope
+from core.demo import DEMO_LABELS as TINY_CLASSES
 from db.models import Image, ImageStatus, Job, JobStatus, ModelVersion, Prediction
 
 TINY = {
@@ -104,3 +106,139 @@ def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db) -> N
     assert per_version[version_id] == n and per_version[v2] == first_two
     with session_scope(engine) as session:
         assert session.scalar(select(func.count()).select_from(Image).where(Image.status == ImageStatus.NEW)) == 6
+
+
+def test_review_loop_accept_correct_reject_then_export_carries_the_reviewed_images(db, tmp_path: Path) -> None:
+    import json
+
+    from core.annotations import StaleRevisionError
+    from core.export import export_dataset
+    from core.review import (
+        AUTO_MAIN_CLASS,
+        accept,
+        correct,
+        decision_summary,
+        load_review_item,
+        reject,
+        review_queue,
+        reviewed_since,
+    )
+    from db.models import Box as BoxRow
+    from db.models import BoxSource, ReviewDecision
+
+    engine, settings, pid, version_id = db
+    with session_scope(engine) as session:
+        job_id = create_job(session, JOB_KIND, predict_params(version_id, "unlabelled", batch_size=4), pid).id
+    assert run_job(settings, engine, job_id) is JobStatus.SUCCEEDED
+
+    threshold = 0.0  # one epoch from random weights: scores are low, show every box
+    with session_scope(engine) as session:
+        queue = review_queue(session, pid, version_id, threshold=threshold)
+        assert len(queue) == 6
+        tops = [q.top_score for q in queue]
+        assert tops == sorted(tops)  # lowest top score first
+        margins = [q.margin for q in review_queue(session, pid, version_id, threshold=threshold, order="margin")]
+        assert margins == sorted(margins)
+        # Auto-tags were written by the predict job, with the top prediction's class as main class.
+        image = session.get(Image, queue[0].image_id)
+        assert image.attributes[AUTO_MAIN_CLASS] in {lab for lab in TINY_CLASSES}
+        first, second, third = (load_review_item(session, q.image_id, version_id, threshold) for q in queue[:3])
+        assert first.predictions and second.predictions and third.predictions
+
+    # 1. accepted as is
+    with session_scope(engine) as session:
+        r1 = accept(session, first, "rev")
+    assert r1.decisions == {"accepted": len(first.predictions)}
+    # 2. corrected: the best box moved by 10 px, everything else deleted, one box added
+    moved_pred = second.predictions[0]
+    b = moved_pred.box
+    moved = Box(b.x_min + 3, b.y_min + 2, b.x_max + 3, b.y_max + 2).clip(second.state.width, second.state.height)
+    added = Box(1, 1, 40, 30)
+    with session_scope(engine) as session:
+        r2 = correct(session, second, [(moved_pred.label, moved), ("Shoes", added)], "rev", tolerance=0.01)
+    assert r2.decisions["moved"] == 1 and r2.decisions["added"] == 1
+    assert r2.decisions.get("deleted", 0) == len(second.predictions) - 1
+    # A second save of the same loaded copy is refused (optimistic locking through save_boxes).
+    with session_scope(engine) as session, pytest.raises(StaleRevisionError):
+        accept(session, second, "someone-else")
+    # 3. rejected
+    with session_scope(engine) as session:
+        reject(session, third, "rev", reason="wrong garments")
+
+    with session_scope(engine) as session:
+        img1, img2, img3 = (session.get(Image, i.state.id) for i in (first, second, third))
+        assert img1.status is ImageStatus.DONE and img2.status is ImageStatus.DONE
+        assert img3.status is ImageStatus.NEW  # back to Annotate
+        boxes1 = session.scalars(select(BoxRow).where(BoxRow.image_id == img1.id)).all()
+        assert len(boxes1) == len(first.predictions)
+        assert all(b.source is BoxSource.MODEL and b.score is not None for b in boxes1)
+        scores = sorted(b.score for b in boxes1)
+        assert scores == sorted(p.score for p in first.predictions)
+        boxes2 = session.scalars(select(BoxRow).where(BoxRow.image_id == img2.id).order_by(BoxRow.id)).all()
+        assert [(b.source, b.x_min) for b in boxes2] == [
+            (BoxSource.HUMAN, pytest.approx(moved.x_min)), (BoxSource.HUMAN, 1.0)
+        ]
+        assert not session.scalars(select(BoxRow).where(BoxRow.image_id == img3.id)).all()
+        decisions = session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == img2.id)).all()
+        moved_rows = [d for d in decisions if d.decision == "moved"]
+        # The moved box continues the prediction it overlaps most (the reviewer's, or a near-duplicate).
+        assert moved_rows[0].prediction_id in {p.id for p in second.predictions}
+        assert moved_rows[0].box_id == boxes2[0].id
+        assert 0 < moved_rows[0].details["iou"] < 1 and moved_rows[0].model_version_id == version_id
+        assert [d.box_id for d in decisions if d.decision == "added"] == [boxes2[1].id]
+        rejected = session.scalars(
+            select(ReviewDecision).where(ReviewDecision.image_id == img3.id, ReviewDecision.decision == "rejected")
+        ).all()
+        assert len(rejected) == len(third.predictions) + 1
+        # Reviewed and rejected images leave the queue.
+        left = {q.image_id for q in review_queue(session, pid, version_id, threshold=threshold)}
+        assert left.isdisjoint({img1.id, img2.id, img3.id}) and len(left) == 3
+        summary = decision_summary(session, pid)
+        assert sum(r.get("accepted", 0) for r in summary) == len(first.predictions)
+        assert reviewed_since(session, pid, None) == 2
+        names = {img1.id: img1.original_name, img2.id: img2.original_name}
+
+    out = tmp_path / "voc"
+    result = export_dataset(engine, settings, pid, "voc", out)
+    assert result["images"] == 12 + 2
+    xml = {p.stem: p.read_text() for p in out.rglob("*.xml")}
+    for name in names.values():
+        stem = Path(name).stem
+        assert stem in xml, (stem, sorted(xml))
+        assert "auto_main_class" in xml[stem]
+    coco = tmp_path / "coco"
+    export_dataset(engine, settings, pid, "coco", coco)
+    files = [json.loads(p.read_text()) for p in coco.rglob("*.json")]
+    assert any(img.get("attributes", {}).get(AUTO_MAIN_CLASS) for f in files for img in f.get("images", []))
+
+
+def test_auto_accept_takes_confident_images_and_leaves_an_audit_sample(db) -> None:
+    from core.review import accept, audit_error_rate, auto_accept, load_review_item, review_queue
+    from db.models import ReviewDecision
+
+    engine, settings, pid, version_id = db
+    predict_images(engine, settings, version_id, select_images_ids(engine, pid), batch_size=4)
+    everyone = {name: 0.0 for name in TINY_CLASSES}
+    with session_scope(engine) as session:
+        # Audit share 0.5: some images go to people, the rest are accepted without review.
+        result = auto_accept(session, pid, version_id, everyone, threshold=0.0, audit_fraction=0.5, seed=1)
+    assert result.accepted + result.audit == 6 and result.accepted > 0 and result.audit > 0
+    with session_scope(engine) as session:
+        queue = review_queue(session, pid, version_id, threshold=0.0)
+        assert len(queue) == result.audit and all(q.audit for q in queue)
+        auto_rows = session.scalars(select(ReviewDecision).where(ReviewDecision.decision == "auto_accepted")).all()
+        assert auto_rows and all(r.who == "auto-accept" for r in auto_rows)
+        item = load_review_item(session, queue[0].image_id, version_id, 0.0)
+        accept(session, item, "rev")
+    with session_scope(engine) as session:
+        n, rate = audit_error_rate(session, version_id)
+    assert n == len(item.predictions) and rate == 0.0
+    with session_scope(engine) as session:
+        # A class without a threshold is never auto-accepted.
+        again = auto_accept(session, pid, version_id, {}, threshold=0.0)
+    assert again.accepted == 0
+
+
+def select_images_ids(engine: Engine, pid: int) -> list[int]:
+    with session_scope(engine) as session:
+        return select_images(session, pid, "unlabelled")
