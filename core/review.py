@@ -264,7 +264,7 @@ def accept(session: Session, item: ReviewItem, who: str, *, auto: bool = False) 
     return correct(session, item, [(p.label, p.box) for p in item.predictions], who, tolerance=0.0, auto=auto)
 
 
-def _match(predictions: Sequence[StoredBox], edited: Sequence[tuple[str, Box]], tolerance: float) -> list[DraftBox]:
+def match_predictions(predictions: Sequence[StoredBox], edited: Sequence[tuple[str, Box]], tolerance: float) -> list[DraftBox]:
     """Which prediction each canvas box continues: :func:`core.annotations.match_boxes`, same label first.
 
     Detectors often put near-identical boxes of two classes on one garment; a moved box
@@ -313,7 +313,7 @@ def correct(
         core.annotations.StaleRevisionError: The image was saved by someone after it was loaded.
         core.annotations.AnnotationError: Invalid boxes or labels (nothing saved).
     """
-    drafts = _match(item.predictions, edited, tolerance)
+    drafts = match_predictions(item.predictions, edited, tolerance)
     by_id = {p.id: p for p in item.predictions}
     new_drafts = []
     for d in drafts:
