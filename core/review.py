@@ -574,3 +574,9 @@ def update_auto_tags(session: Session, model_version_id: int, image_ids: Sequenc
         image.attributes = {**kept, **tags}
     session.flush()
     return tagged
+
+
+def reviewed_since_last_model(session: Session, project_id: int) -> int:
+    """Reviewed images that became ground truth after the project's newest model version was made."""
+    since = session.scalar(select(func.max(ModelVersion.created_at)).where(ModelVersion.project_id == project_id))
+    return reviewed_since(session, project_id, since)
