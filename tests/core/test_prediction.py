@@ -6,6 +6,7 @@ on a small demo project once per module; the suite runs on 2 CPU cores.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,16 +69,24 @@ def db(trained: tuple[Settings, int, int], tmp_path: Path) -> tuple[Engine, Sett
     engine.dispose()
 
 
-def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db) -> None:
+def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db, capsys: pytest.CaptureFixture[str]) -> None:
     engine, settings, pid, version_id = db
     with session_scope(engine) as session:
         unlabelled = select_images(session, pid, "unlabelled")
         assert len(unlabelled) == 6
         with pytest.raises(PredictionError, match="Unknown split"):
             select_images(session, pid, "split:nope")
-        job_id = create_job(session, JOB_KIND, predict_params(version_id, "unlabelled", batch_size=4), pid).id
-    # 6 images with batch 4: the partial last batch is padded.
-    assert run_job(settings, engine, job_id) is JobStatus.SUCCEEDED
+    from core.cli import main
+
+    common = ["--model-version", str(version_id), "--db", settings.db_url, "--data-dir", str(settings.data_dir)]
+    assert main(["predict", "--images", "split:nope", *common]) == 1
+    assert "Unknown split" in capsys.readouterr().err
+    # The CLI queues a predict job and runs it here; 6 images with batch 4: the partial last batch is padded.
+    assert main(["predict", "--images", "unlabelled", "--batch-size", "4", *common]) == 0
+    text = capsys.readouterr().out  # Keras may print progress before the JSON
+    out = json.loads(text[text.index('{\n  "job_id"') :])
+    assert out["status"] == "succeeded", out
+    job_id = out["job_id"]
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
         assert job.result["images"] == 6 and job.progress["done"] == 6
