@@ -8,7 +8,8 @@
 2. Review page, server side: with 100,000 predictions in the database (10,000 new images x
    10 boxes), the time to show the next item: the queue (core.review.review_queue,
    ordered by uncertainty) plus loading the item (load_review_item), median of repeated
-   runs; and the same after an accept (save + decisions + next item). Target < 200 ms.
+   runs; and an accept followed by the next item, recomputing the queue vs taking the next
+   open image from the cached order (what the page does between refreshes). Target < 200 ms.
    Streamlit's own rendering and the image transfer are not included.
 
 Usage::
@@ -113,7 +114,7 @@ def bench_review(n_predictions: int, per_image: int, repeats: int) -> dict:
     """Server-side time to show the next review item with ``n_predictions`` in the database."""
     import random
 
-    from core.review import accept, load_review_item, review_queue
+    from core.review import accept, first_open, load_review_item, review_queue
 
     root = Path(tempfile.mkdtemp(prefix="bench-review-"))
     settings = _settings(root)
@@ -171,11 +172,24 @@ def bench_review(n_predictions: int, per_image: int, repeats: int) -> dict:
             q = review_queue(session, pid, vid, threshold=0.5)
             load_review_item(session, q[0].image_id, vid, 0.5)
         after_accept.append((time.perf_counter() - t0) * 1000)
+    # What the page does: the queue order is cached; a decision then takes the next open image from it.
+    with session_scope(engine) as session:
+        order = [q.image_id for q in review_queue(session, pid, vid, threshold=0.5)]
+    cached = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        with session_scope(engine) as session:
+            item = load_review_item(session, first_open(session, vid, order), vid, 0.5)
+            accept(session, item, "bench")
+        with session_scope(engine) as session:
+            load_review_item(session, first_open(session, vid, order), vid, 0.5)
+        cached.append((time.perf_counter() - t0) * 1000)
     return {
         "predictions": n_predictions,
         "images": n_images,
         **figures,
-        "accept_then_next_item_ms": round(statistics.median(after_accept), 1),
+        "accept_then_next_item_ms_full_queue": round(statistics.median(after_accept), 1),
+        "accept_then_next_item_ms_cached_order": round(statistics.median(cached), 1),
         "target_ms": 200,
     }
 

@@ -202,6 +202,29 @@ def review_queue(
     return sorted(items, key=keys[order])
 
 
+def first_open(session: Session, model_version_id: int, image_ids: Sequence[int], chunk: int = 50) -> int | None:
+    """The first of ``image_ids`` (a queue's order) still to review: status new and not rejected.
+
+    Checks a chunk at a time, so taking the next item from a cached queue costs one small
+    query however many predictions the database holds.
+    """
+    for start in range(0, len(image_ids), chunk):
+        part = list(image_ids[start : start + chunk])
+        rejected = select(ReviewDecision.image_id).where(
+            ReviewDecision.model_version_id == model_version_id, ReviewDecision.decision == "rejected",
+            ReviewDecision.image_id.in_(part),
+        )  # fmt: skip
+        open_ids = set(
+            session.scalars(
+                select(Image.id).where(Image.id.in_(part), Image.status == ImageStatus.NEW, Image.id.not_in(rejected))
+            )
+        )
+        for image_id in part:
+            if image_id in open_ids:
+                return image_id
+    return None
+
+
 @dataclass(frozen=True)
 class ReviewItem:
     """An image to review: its stored state and the predictions shown (at or above the threshold)."""

@@ -23,6 +23,7 @@ from core.review import (
     accept,
     auto_accept,
     correct,
+    first_open,
     latest_version_with_predictions,
     load_review_item,
     match_predictions,
@@ -51,6 +52,9 @@ if project_id is None:
     st.stop()
 who = current_user()
 ITEM_KEY = f"rev_item_{project_id}"
+QUEUE_KEY = f"rev_queue_{project_id}"
+DECIDED_KEY = f"rev_decided_{project_id}"
+QUEUE_TTL_S = 60.0
 FLASH_KEY = "rev_flash"
 
 versions = versions_with_names(ctx.engine, project_id)
@@ -84,14 +88,28 @@ with st.expander("Auto-accept confident predictions", expanded=False):
             f"{res.left} left for review."
         )  # fmt: skip
         st.session_state.pop(ITEM_KEY, None)
+        st.session_state.pop(QUEUE_KEY, None)
         st.rerun()
 
 t0 = time.perf_counter()
+# The queue (an aggregate over all predictions of the version) is computed when the controls
+# change or it is older than QUEUE_TTL_S; between, the next item comes from the cached order,
+# checked against the database (first_open), so a decision shows the next item at once even
+# with 100,000 predictions, and an image someone else reviewed meanwhile is skipped.
+queue_key = (controls.model_version_id, controls.threshold, controls.order, controls.flt)
+cached = st.session_state.get(QUEUE_KEY)
+decided: set[int] = st.session_state.setdefault(DECIDED_KEY, set())
 with session_scope(ctx.engine) as session:
-    queue = review_queue(
-        session, project_id, controls.model_version_id, threshold=controls.threshold, order=controls.order,
-        flt=controls.flt,
-    )  # fmt: skip
+    if cached is None or cached[0] != queue_key or time.monotonic() - cached[1] > QUEUE_TTL_S:
+        full = review_queue(
+            session, project_id, controls.model_version_id, threshold=controls.threshold, order=controls.order,
+            flt=controls.flt,
+        )  # fmt: skip
+        st.session_state[QUEUE_KEY] = (queue_key, time.monotonic(), full)
+        decided.clear()
+    else:
+        full = cached[2]
+    queue = [q for q in full if q.image_id not in decided]
     item: ReviewItem | None = st.session_state.get(ITEM_KEY)
     ids = [q.image_id for q in queue]
     if (
@@ -100,7 +118,8 @@ with session_scope(ctx.engine) as session:
         or item.model_version_id != controls.model_version_id
         or item.threshold != controls.threshold
     ):
-        item = load_review_item(session, ids[0], controls.model_version_id, controls.threshold) if ids else None
+        nxt = first_open(session, controls.model_version_id, ids)
+        item = load_review_item(session, nxt, controls.model_version_id, controls.threshold) if nxt else None
         st.session_state[ITEM_KEY] = item
         st.session_state["rev_mounts"] = st.session_state.get("rev_mounts", 0) + 1
 server_ms = (time.perf_counter() - t0) * 1000
@@ -172,6 +191,7 @@ with left:
 
 
 def finish(message: str) -> None:
+    decided.add(state.id)
     st.session_state[FLASH_KEY] = ("success", f"{state.name}: {message}")
     st.session_state.pop(ITEM_KEY, None)
     st.rerun()

@@ -56,10 +56,20 @@ def test_review_one_item_with_the_keyboard_only(page, server: AppServer) -> None
     page.goto(f"{server.url}/review")
     wait_for_app(page)
     page.get_by_text(re.compile(r"3 to review · top score 0\.62")).wait_for(timeout=60_000)
+    # The canvas component reruns the page once it has mounted; a key pressed during that
+    # rerun can be lost, so wait until the canvas is there and the script is idle again.
+    page.locator(".dc-container canvas").last.wait_for(timeout=60_000)
+    page.get_by_role("button", name=re.compile("Accept as is")).wait_for()
+    wait_for_app(page)
+    page.wait_for_timeout(500)
     wait_for_app(page)
     screenshot(page, "review_first_item")
     page.keyboard.press("a")  # Accept as is
-    page.get_by_text(re.compile(r"2 to review · top score 0\.78")).wait_for(timeout=60_000)
+    try:
+        page.get_by_text(re.compile(r"2 to review · top score 0\.78")).wait_for(timeout=30_000)
+    except Exception:
+        screenshot(page, "review_failed_accept")
+        raise
     page.get_by_text(re.compile(r"2 accepted")).wait_for()
     wait_for_app(page)
     screenshot(page, "review_after_accept")
