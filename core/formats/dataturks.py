@@ -1,0 +1,110 @@
+"""DataTurks object-detection export: one JSON object per line.
+
+Each line looks like::
+
+    {"content": "http://.../abc___photo.jpg",
+     "annotation": [{"label": ["Shirts"], "points": [{"x": 0.1, "y": 0.2}, {"x": 0.5, "y": 0.9}],
+                     "imageWidth": 640, "imageHeight": 480, "notes": ""}],
+     "extras": null}
+
+Coordinate space: ``points`` are **two opposite corners normalised to [0, 1]** by the
+image's width and height (either order of corners). :func:`box_from_points` is the only
+conversion to :class:`core.boxes.Box`. ``content`` is a path or URL; it is never
+fetched: the image is found by its file name in a folder given with the file (DataTurks
+prefixes uploaded names with an id and ``___``, which is tried both with and without).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import urllib.parse
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.boxes import Box
+
+
+class DataturksError(ValueError):
+    """A line that cannot be read (the message says why)."""
+
+
+@dataclass
+class DataturksItem:
+    """One parsed line: the image's candidate file names and its boxes (normalised)."""
+
+    content: str
+    names: list[str]
+    objects: list[tuple[str, tuple[float, float, float, float]]]
+    size: tuple[int, int] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def box_from_points(points: Sequence[tuple[float, float]], width: int, height: int) -> Box:
+    """Two normalised corners -> a pixel Box of a ``width`` x ``height`` image."""
+    (xa, ya), (xb, yb) = points[0], points[1]
+    return Box(min(xa, xb) * width, min(ya, yb) * height, max(xa, xb) * width, max(ya, yb) * height)
+
+
+def candidate_names(content: str) -> list[str]:
+    """File names to look for: the URL's or path's last part, and without a DataTurks ``id___`` prefix."""
+    path = urllib.parse.urlparse(content).path if "://" in content else content
+    base = posixpath.basename(urllib.parse.unquote(path).replace("\\", "/"))
+    names = [base] if base else []
+    if "___" in base:
+        names.append(base.split("___", 1)[1])
+    return names
+
+
+def _point(p: Any) -> tuple[float, float]:
+    if isinstance(p, dict):
+        return float(p["x"]), float(p["y"])
+    return float(p[0]), float(p[1])
+
+
+def parse_line(line: str) -> DataturksItem:
+    """Parses one line.
+
+    Raises:
+        DataturksError: Not JSON, no ``content``, or a box without two points.
+    """
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DataturksError(f"not JSON: {exc}") from exc
+    if not isinstance(obj, dict) or not isinstance(obj.get("content"), str) or not obj["content"].strip():
+        raise DataturksError("no 'content' (the image's path or URL)")
+    names = candidate_names(obj["content"].strip())
+    if not names:
+        raise DataturksError(f"cannot tell a file name from content {obj['content']!r}")
+    item = DataturksItem(obj["content"], names, [])
+    annotations = obj.get("annotation") or []
+    if isinstance(annotations, dict):
+        annotations = [annotations]
+    for n, ann in enumerate(annotations, start=1):
+        labels = ann.get("label")
+        label = labels[0] if isinstance(labels, list) and labels else labels
+        if not isinstance(label, str) or not label.strip():
+            item.notes.append(f"box {n}: no label; left out")
+            continue
+        try:
+            points = [_point(p) for p in ann.get("points") or []]
+            if len(points) < 2:
+                raise ValueError("fewer than two points")
+        except (KeyError, TypeError, ValueError) as exc:
+            item.notes.append(f"box {n} ({label}): unreadable points ({exc}); left out")
+            continue
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        item.objects.append((label.strip(), (min(xs), min(ys), max(xs), max(ys))))
+        w, h = ann.get("imageWidth"), ann.get("imageHeight")
+        if isinstance(w, int | float) and isinstance(h, int | float) and w > 0 and h > 0:
+            item.size = (int(w), int(h))
+    return item
+
+
+def iter_lines(text: str) -> Iterator[tuple[int, str]]:
+    """Non-empty lines with their 1-based numbers."""
+    for n, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            yield n, line

@@ -1,0 +1,138 @@
+"""Export: the project's ground truth as TFRecord, Pascal VOC, COCO or CSV, made by a background job."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import func, select
+
+from core.splits import EXPORTABLE_STATUSES
+from db.engine import session_scope
+from db.models import Image, JobStatus
+from ui.context import current_project_id, current_user, get_context
+from ui.jobs import job_snapshot, start_job
+
+# The browser download goes through Streamlit's media store, which holds the whole file
+# in the server's memory while the session lasts (Streamlit 1.67 has no streaming
+# download for `streamlit run` apps). Past this size we point at the file on the server.
+MAX_BROWSER_DOWNLOAD = 1024**3
+
+FORMATS = {
+    "tfrecord": "TFRecord (TensorFlow Object Detection API) + label_map.pbtxt",
+    "voc": "Pascal VOC (LabelImg layout: Annotations, JPEGImages, ImageSets)",
+    "coco": "COCO JSON",
+    "csv": "CSV, one row per box (filename,width,height,class,xmin,ymin,xmax,ymax)",
+}
+
+ctx = get_context()
+st.title("Export")
+project_id = current_project_id()
+if project_id is None:
+    st.info("Create a project on the Home page first.")
+    st.stop()
+JOB_KEY = f"export_job_{project_id}"
+
+with session_scope(ctx.engine) as session:
+    rows = session.execute(
+        select(Image.split, func.count())
+        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
+        .group_by(Image.split)
+    ).all()
+counts = {(s.value if s else "not yet assigned"): n for s, n in rows}
+total = sum(counts.values())
+st.caption(
+    f"{total} ground-truth images (status done or no objects) will be exported; new, in-progress and skipped "
+    "images are not. Images without a split get one now (stratified by label, seeded) and keep it for good, "
+    "so the test set stays the same across exports and trainings."
+)
+if counts:
+    st.dataframe(pd.DataFrame({"split": list(counts), "images": list(counts.values())}), hide_index=True)
+
+
+def export_form_ui() -> dict | None:
+    """The export options; returns the job parameters when the user asks for an export."""
+    with st.form("export_options"):
+        fmt = st.radio("Format", list(FORMATS), format_func=FORMATS.__getitem__, key="export_format")
+        c1, c2, c3, c4 = st.columns(4)
+        train = c1.number_input("Train share", 0.0, 1.0, 0.8, 0.05)
+        val = c2.number_input("Validation share", 0.0, 1.0, 0.1, 0.05)
+        test = c3.number_input("Test share", 0.0, 1.0, 0.1, 0.05)
+        seed = c4.number_input("Seed", 0, 2**31 - 1, 0, 1)
+        shards = st.number_input("TFRecord shards per split (0 = one per 1,000 images)", 0, 1024, 0, 1)
+        go = st.form_submit_button("Export", type="primary", disabled=total == 0)
+    if not go:
+        return None
+    if abs(train + val + test - 1.0) > 1e-6:
+        st.error(f"The shares must add up to 1 (they add up to {train + val + test:g}).")
+        return None
+    return {
+        "project_id": project_id,
+        "format": fmt,
+        "fractions": [train, val, test],
+        "seed": int(seed),
+        "num_shards": int(shards) or None,
+        "who": current_user(),
+    }
+
+
+params = export_form_ui()
+if params is not None and (job_id := start_job("export", params, project_id)) is not None:
+    st.session_state[JOB_KEY] = job_id
+
+
+@st.fragment(run_every=1.0)
+def export_progress_ui(job_id: int) -> None:
+    """Polls the running export job; when it ends, reruns the whole page once to show the result."""
+    state = job_snapshot(job_id)
+    if state is None or state.status.is_final:
+        # The split table above changes too; and the finished page no longer polls, so the
+        # download button is not redrawn under the user's click every second.
+        st.rerun(scope="app")
+    progress = state.progress
+    done, total_ = progress.get("done", 0) or 0, progress.get("total") or 0
+    st.progress(min(done / total_, 1.0) if total_ else 0.0, text=f"Exporting… {done} of {total_ or '?'} images")
+
+
+def export_result_ui(job_id: int, status: JobStatus, result: dict | None, error: str | None) -> None:
+    """The finished export: summary and the download."""
+    if status is JobStatus.SUCCEEDED and result:
+        path = Path(result["path"])
+        st.success(
+            f"Exported {result['images']} images and {result['boxes']} boxes as {result['format']} "
+            f"({result['bytes'] / 1e6:.1f} MB): train {result['splits']['train']}, val {result['splits']['val']}, "
+            f"test {result['splits']['test']}."
+        )
+        if not path.is_file():
+            st.warning(f"The export file {path} is gone from the server.")
+        elif path.stat().st_size <= MAX_BROWSER_DOWNLOAD:
+            # A callable: the file is read only when the button is clicked, not on every rerun.
+            st.download_button(
+                "Download the export",
+                data=path.read_bytes,
+                file_name=path.name,
+                mime="application/zip",
+                type="primary",
+                icon=":material/download:",
+                key=f"download_{job_id}",
+            )
+        else:
+            st.info(
+                f"The export is {path.stat().st_size / 1e9:.1f} GB, too large to pass through the browser download "
+                f"(it would sit in the server's memory). It is on the server at `{path}`; for big datasets run "
+                "`python -m core export FORMAT OUT` next to the data instead."
+            )
+        st.caption(f"On the server: `{path}`")
+    elif status is JobStatus.FAILED:
+        st.error(f"The export failed: {error}")
+    else:
+        st.warning(f"The export was {status.value}.")
+
+
+current_job = st.session_state.get(JOB_KEY)
+if current_job is not None and (job_state := job_snapshot(current_job)) is not None:
+    if job_state.status.is_final:
+        export_result_ui(current_job, job_state.status, job_state.result, job_state.error)
+    else:
+        export_progress_ui(current_job)

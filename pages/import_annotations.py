@@ -1,0 +1,126 @@
+"""Import annotations: datasets labelled elsewhere (VOC, COCO, DataTurks, TFRecord), via a background job."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from db.models import JobStatus
+from ui.context import current_project_id, current_user, get_context
+from ui.jobs import job_snapshot, start_job
+
+FORMATS = {
+    "voc": "Pascal VOC (zip with Annotations/*.xml and the images)",
+    "coco": "COCO JSON (+ the images as a zip)",
+    "dataturks": "DataTurks JSON, one object per line (+ the images as a zip)",
+    "tfrecord": "TFRecord, TensorFlow Object Detection API (images inside; optional label_map.pbtxt)",
+}
+
+ctx = get_context()
+st.title("Import annotations")
+project_id = current_project_id()
+if project_id is None:
+    st.info("Create a project on the Home page first.")
+    st.stop()
+JOB_KEY = f"import_annotations_job_{project_id}"
+st.caption(
+    "Images come in with their boxes. The same file twice adds nothing; a bad record is reported and the rest "
+    "import; boxes past the image edge are clipped and reported. URLs in DataTurks files are never downloaded: "
+    "the images are found by file name in the zip you give."
+)
+
+
+def import_form_ui() -> dict | None:
+    """The import options and files; returns job parameters when the user starts an import."""
+    fmt = st.radio("Format", list(FORMATS), format_func=FORMATS.__getitem__, key="import_format")
+    with st.form("import_annotations", clear_on_submit=True):
+        accepted = {
+            "voc": ["zip"],
+            "coco": ["json", "zip"],
+            "dataturks": ["json", "jsonl", "txt", "zip"],
+            "tfrecord": ["record", "tfrecord", "pbtxt"],
+        }[fmt]
+        files = st.file_uploader(
+            "Files", type=None, accept_multiple_files=True, help=f"Expected: {', '.join(accepted)}"
+        )
+        server_path = st.text_input(
+            "…or a path on the server (folder, zip, .json or .record)", help="For datasets too big to upload."
+        )
+        add_labels = st.checkbox("Add labels the project does not have yet", value=True)
+        go = st.form_submit_button("Import", type="primary")
+    if not go:
+        return None
+    staging = ctx.settings.jobs_dir / "uploads" / uuid.uuid4().hex
+    params: dict = {"project_id": project_id, "format": fmt, "add_labels": add_labels, "who": current_user()}
+    if server_path.strip():
+        params["path"] = server_path.strip()
+        if not Path(params["path"]).exists():
+            st.error(f"{params['path']} does not exist on the server.")
+            return None
+        return params
+    if not files:
+        st.warning("Choose files or give a server path.")
+        return None
+    staging.mkdir(parents=True)
+    params["cleanup"] = [str(staging)]
+    saved = []
+    for f in files:
+        name = Path(f.name.replace("\\", "/")).name or "upload"
+        (staging / name).write_bytes(f.getvalue())
+        saved.append(staging / name)
+    zips = [p for p in saved if p.suffix.lower() == ".zip"]
+    others = [p for p in saved if p.suffix.lower() != ".zip"]
+    if fmt == "voc":
+        params["path"] = str(zips[0] if len(saved) == 1 and zips else staging)
+    elif fmt in ("coco", "dataturks"):
+        if not others:
+            st.error("Upload the annotation .json file too.")
+            return None
+        params["path"] = str(others[0])
+        params["images"] = str(zips[0] if zips else staging)
+    else:
+        params["path"] = str(staging)
+    return params
+
+
+params = import_form_ui()
+if params is not None and (job_id := start_job("import-annotations", params, project_id)) is not None:
+    st.session_state[JOB_KEY] = job_id
+
+
+@st.fragment(run_every=1.0)
+def import_progress_ui(job_id: int) -> None:
+    """Polls the running import job; when it ends, reruns the page once to show the report."""
+    state = job_snapshot(job_id)
+    if state is None or state.status.is_final:
+        st.rerun(scope="app")
+    st.progress(0.0, text=f"Importing… {state.progress.get('done', 0)} records read")
+
+
+def import_result_ui(status: JobStatus, result: dict | None, error: str | None) -> None:
+    """The finished import: summary and every record with a problem or a note."""
+    if status is JobStatus.SUCCEEDED and result:
+        st.success(
+            f"{result['imported']} images imported and {result['updated']} existing images annotated "
+            f"({result['boxes']} boxes); {result['duplicate']} already present (nothing added); "
+            f"{result['failed']} failed; {result['skipped']} skipped."
+            + (f" Labels added: {', '.join(result['labels_added'])}." if result["labels_added"] else "")
+        )
+        notes = [r for r in result["records"] if r["outcome"] not in ("imported", "updated") or r["message"]]
+        if notes:
+            st.dataframe(pd.DataFrame(notes)[["source", "outcome", "message"]], hide_index=True, width="stretch")
+    elif status is JobStatus.FAILED:
+        st.error(f"The import failed: {error}")
+    else:
+        st.warning(f"The import was {status.value}.")
+
+
+current_job = st.session_state.get(JOB_KEY)
+if current_job is not None and (job_state := job_snapshot(current_job)) is not None:
+    if job_state.status.is_final:
+        import_result_ui(job_state.status, job_state.result, job_state.error)
+    else:
+        import_progress_ui(current_job)

@@ -1,0 +1,64 @@
+"""The Export and Import annotations pages render and validate, through Streamlit's AppTest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.projects import create_project
+from db.engine import session_scope
+from tests.core.dataset_factory import make_dataset
+from ui.context import reset_context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def app(engine, settings, monkeypatch) -> AppTest:
+    """The app on the fixture's database, which already has a project (so no demo is generated)."""
+    with session_scope(engine) as session:
+        pid = create_project(session, "Pages").id
+    make_dataset(engine, settings, pid, n=6)
+    monkeypatch.setenv("TAGRACK_DB_URL", settings.db_url)
+    monkeypatch.setenv("TAGRACK_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("TAGRACK_USER", "apptest")
+    reset_context()  # the context is cached per process: make it open this database
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.run()
+    assert not at.exception
+    yield at
+    reset_context()
+
+
+def test_export_page_renders_and_checks_shares(app: AppTest) -> None:
+    app.switch_page("pages/export.py")
+    app.run()
+    assert not app.exception
+    assert app.title[0].value == "Export"
+    assert "4 ground-truth images" in app.caption[0].value
+    assert len(app.radio) == 1 and app.radio[0].value == "tfrecord"
+    assert [n.label for n in app.number_input][:3] == ["Train share", "Validation share", "Test share"]
+    next(n for n in app.number_input if n.label == "Train share").set_value(0.9)  # 0.9 + 0.1 + 0.1
+    next(b for b in app.button if b.label == "Export").click()
+    app.run()
+    assert not app.exception
+    assert any("must add up to 1" in e.value for e in app.error)
+
+
+def test_import_page_renders_and_asks_for_files(app: AppTest) -> None:
+    app.switch_page("pages/import_annotations.py")
+    app.run()
+    assert not app.exception
+    assert app.title[0].value == "Import annotations"
+    app.radio[0].set_value("coco")
+    app.run()
+    assert not app.exception
+    server_path = next(t for t in app.text_input if t.label.startswith("…or a path on the server"))
+    server_path.input("/no/such/place.json")
+    next(b for b in app.button if b.label == "Import").click()
+    app.run()
+    assert not app.exception
+    assert any("does not exist on the server" in e.value for e in app.error)
+    assert any(c.label == "Add labels the project does not have yet" for c in app.checkbox)
