@@ -18,6 +18,7 @@ PAGES = [
     st.Page("pages/upload.py", title="Add images", icon=":material/add_photo_alternate:"),
     st.Page("pages/import_annotations.py", title="Import annotations", icon=":material/upload_file:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
 ]
 
 # Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's

@@ -185,6 +185,110 @@ def _export(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
     return 0
 
 
+def _train_configure(p: argparse.ArgumentParser) -> None:
+    from core.training import DEFAULTS
+
+    p.add_argument("--epochs", type=int, help=f"passes over the train split (default {DEFAULTS['epochs']})")
+    p.add_argument(
+        "--size", help=f"model input WIDTHxHEIGHT, images are letterboxed (default {DEFAULTS['image_width']}x{DEFAULTS['image_height']})"
+    )
+    p.add_argument("--alpha", type=float, help=f"MobileNetV2 width multiplier (default {DEFAULTS['alpha']})")
+    p.add_argument(
+        "--weights", help="initial backbone weights: imagenet (needs internet once), none, or a weights file (default none)"
+    )
+    p.add_argument("--batch-size", type=int, help=f"batch size (default {DEFAULTS['batch_size']})")
+    p.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {DEFAULTS['learning_rate']})")
+    p.add_argument("--eval-every", type=int, help=f"validate every N epochs (default {DEFAULTS['eval_every']})")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--name", help="model version name")
+    p.add_argument("--resume", type=int, metavar="JOB_ID", help="resume a failed or cancelled training job")
+    p.add_argument("--detach", action="store_true", help="start a background worker and print its job id")
+
+
+@command("train", "train a detector on a project's exported TFRecords and register a model version", _train_configure)
+def _train(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.jobs import JobError, create_job, launch, run_job
+    from core.training import JOB_KIND, resume_params, train_params
+    from db.engine import session_scope
+    from db.models import Job, JobStatus
+
+    try:
+        if args.resume is not None:
+            with session_scope(engine) as session:
+                params = resume_params(session, args.resume)
+            project_id = int(params["project_id"])
+        else:
+            project_id = _project_id(engine, args)
+            size = {}
+            if args.size:
+                try:
+                    w, h = (int(v) for v in args.size.lower().split("x"))
+                except ValueError as exc:
+                    raise CliError(f"--size must look like 256x192, not {args.size!r}") from exc
+                size = {"image_width": w, "image_height": h}
+            params = train_params(
+                project_id, epochs=args.epochs, alpha=args.alpha, weights=args.weights, batch_size=args.batch_size,
+                learning_rate=args.learning_rate, eval_every=args.eval_every, seed=args.seed, name=args.name, **size,
+            )  # fmt: skip
+        with session_scope(engine) as session:
+            job_id = create_job(session, JOB_KIND, params, project_id=project_id, exclusive=True).id
+    except JobError as exc:
+        raise CliError(str(exc)) from exc
+    if args.detach:
+        pid = launch(settings, job_id, engine)
+        _emit({"job_id": job_id, "pid": pid})
+        return 0
+    status = run_job(settings, engine, job_id)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
+    return 0 if status is JobStatus.SUCCEEDED else 1
+
+
+def _predict_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("--model-version", type=int, required=True, help="model version id")
+    p.add_argument("--min-score", type=float, default=0.3, help="lowest score printed (default 0.3)")
+
+
+@command("predict", "predict boxes on image files with a model version (JSON, original-image pixels)", _predict_configure)
+def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from PIL import Image as PILImage
+    from PIL import ImageOps
+
+    from core.training import model_file
+    from db.engine import session_scope
+    from db.models import ModelVersion
+
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, args.model_version)
+        if version is None:
+            raise CliError(f"No model version #{args.model_version}.")
+        path = model_file(settings, version)
+    from core.detector.predict import Detector
+
+    detector = Detector.load(path)
+    images = []
+    for p in args.images:
+        try:
+            with PILImage.open(p) as im:
+                images.append(ImageOps.exif_transpose(im).convert("RGB"))
+        except OSError as exc:
+            raise CliError(f"{p}: not a readable image ({exc})") from exc
+    out = []
+    for p, dets in zip(args.images, detector.predict(images), strict=True):
+        out.append({
+            "image": str(p),
+            "boxes": [
+                {"label": d.label, "score": round(d.score, 4),
+                 "x_min": round(d.box.x_min, 2), "y_min": round(d.box.y_min, 2),
+                 "x_max": round(d.box.x_max, 2), "y_max": round(d.box.y_max, 2)}
+                for d in dets if d.score >= args.min_score
+            ],
+        })  # fmt: skip
+    _emit(out)
+
 def _import_configure(p: argparse.ArgumentParser) -> None:
     from core.annotation_import import IMPORT_FORMATS
 

@@ -47,6 +47,7 @@ HANDLERS: dict[str, str] = {
     "export": "core.export:export_job",
     "import-annotations": "core.annotation_import:import_annotations_job",
     "sleep": "core.jobs:sleep_job",
+    "train": "core.training:train_job",
 }
 
 

@@ -1,0 +1,357 @@
+"""Input pipeline: TFRecords (or in-memory arrays) -> letterboxed, augmented, padded batches.
+
+Coordinate spaces, in order:
+
+1. An *example* carries the decoded image (uint8, H x W x 3), its boxes in **original-image
+   pixels** (``xyxy`` float32, the space of :class:`core.boxes.Box`) and 0-based class
+   indices. TFRecords store boxes normalised to [0, 1] (Object Detection API); parsing
+   multiplies by the image size.
+2. :func:`letterbox` scales the image by ``s = min(H_in / H, W_in / W)`` and pads the
+   bottom and right edges, so a box maps to model-input pixels by ``box * s`` and back by
+   ``box / s`` exactly. (Keras' ``Resizing(pad_to_aspect_ratio=True)`` centres the
+   image and rounds the padding of the image and of the boxes differently; corner
+   anchoring keeps the inverse exact and trivial for :mod:`core.detector.predict`.)
+3. Batches are padded to the largest box count with boxes of -1 and labels of -1, the
+   convention of Keras' bounding-box layers and keras-hub's RetinaNet label encoder.
+
+Augmentation uses Keras 3's bounding-box-aware preprocessing layers (flip, zoom =
+scale/crop, translation, colour), called inside ``tf.data`` on batched dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from core.detector.model import BOX_FORMAT
+
+PAD_VALUE = 0.0
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Augmentation strengths (0 turns one off).
+
+    Attributes:
+        flip: Horizontal flips (garments are left-right symmetric; never vertical).
+        zoom: Zoom range as a fraction: +-zoom scales the image in or out (crop or pad),
+            boxes follow.
+        translate: Shift range as a fraction of the size.
+        colour: Brightness/contrast/saturation jitter factor; hue jitter is a tenth of it.
+    """
+
+    flip: bool = True
+    zoom: float = 0.2
+    translate: float = 0.1
+    colour: float = 0.2
+
+
+def augment_layers(aug: Augment, seed: int | None = None) -> list[keras.layers.Layer]:
+    """Keras 3 bounding-box-aware layers for ``aug`` (in ``xyxy`` model-input pixels)."""
+    layers: list[keras.layers.Layer] = []
+    fmt = {"bounding_box_format": BOX_FORMAT}
+    if aug.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, **fmt))
+    if aug.zoom:
+        layers.append(
+            keras.layers.RandomZoom(
+                (-aug.zoom, aug.zoom), fill_mode="constant", fill_value=PAD_VALUE, seed=seed, **fmt
+            )
+        )
+    if aug.translate:
+        layers.append(
+            keras.layers.RandomTranslation(
+                aug.translate, aug.translate, fill_mode="constant", fill_value=PAD_VALUE, seed=seed, **fmt
+            )
+        )
+    if aug.colour:
+        layers.append(
+            keras.layers.RandomColorJitter(
+                value_range=(0, 255),
+                brightness_factor=aug.colour,
+                contrast_factor=aug.colour,
+                saturation_factor=(0.5 - aug.colour / 2, 0.5 + aug.colour / 2),
+                hue_factor=aug.colour / 10,
+                seed=seed,
+                **fmt,
+            )
+        )
+    return layers
+
+
+def letterbox(
+    image: tf.Tensor, boxes: tf.Tensor, height: int, width: int
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Resizes keeping the aspect ratio and pads bottom/right to ``height`` x ``width``.
+
+    Args:
+        image: H x W x 3 image (any dtype; pixel values 0-255).
+        boxes: N x 4 ``xyxy`` boxes in original-image pixels.
+        height: Output height.
+        width: Output width.
+
+    Returns:
+        The float32 output image, the boxes in output pixels, and the scale ``s`` (so
+        original = output / s).
+    """
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = tf.minimum(height / h, width / w)
+    new_h = tf.clip_by_value(tf.cast(tf.round(h * scale), tf.int32), 1, height)
+    new_w = tf.clip_by_value(tf.cast(tf.round(w * scale), tf.int32), 1, width)
+    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([new_h, new_w]), antialias=True)
+    padded = tf.image.pad_to_bounding_box(resized - PAD_VALUE, 0, 0, height, width) + PAD_VALUE
+    padded = tf.ensure_shape(padded, (height, width, 3))
+    return padded, tf.cast(boxes, tf.float32) * scale, scale
+
+
+def letterbox_numpy(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, float]:
+    """:func:`letterbox` for one numpy image without boxes (same ops, so the same pixels)."""
+    out, _, scale = letterbox(tf.convert_to_tensor(image), tf.zeros((0, 4)), height, width)
+    return out.numpy(), float(scale.numpy())
+
+
+def letterbox_scale(orig_height: float, orig_width: float, height: int, width: int) -> float:
+    """The scale :func:`letterbox` applies to an image of the given size (numpy twin)."""
+    return min(height / orig_height, width / orig_width)
+
+
+# --- sources ---------------------------------------------------------------------------
+
+
+def tfrecord_files(folder: Path, split: str) -> list[str]:
+    """The shards of one split written by the TFRecord export (``split.record-0000k-of-0000n``)."""
+    return sorted(str(p) for p in Path(folder).glob(f"{split}.record-*-of-*"))
+
+
+def read_class_names(path: Path) -> list[str]:
+    """Class names from the export's ``label_map.pbtxt``, ordered by id (ids must be 1..N).
+
+    Raises:
+        ValueError: When ids are not 1..N (class index = id - 1 would be wrong).
+    """
+    from core.formats.label_map import parse_label_map
+
+    items = parse_label_map(Path(path).read_text(encoding="utf-8"))
+    if sorted(items) != list(range(1, len(items) + 1)):
+        raise ValueError(f"{path}: label ids must be 1..N, got {sorted(items)}")
+    return [items[i] for i in range(1, len(items) + 1)]
+
+
+# The keys training needs, with the export's (the OD API decoder's) feature spec.
+_KEYS = (
+    "image/encoded",
+    "image/height",
+    "image/width",
+    "image/source_id",
+    "image/object/bbox/xmin",
+    "image/object/bbox/ymin",
+    "image/object/bbox/xmax",
+    "image/object/bbox/ymax",
+    "image/object/class/label",
+)
+
+
+def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+    """Parses one Object Detection API ``tf.train.Example`` into an example dict.
+
+    Returns:
+        ``{"image": uint8 HxWx3, "boxes": float32 Nx4 xyxy original pixels,
+        "labels": int32 N (0-based), "source_id": string}``.
+    """
+    from core.formats.tfrecord import FEATURE_SPEC
+
+    f = tf.io.parse_single_example(serialized, {k: FEATURE_SPEC[k] for k in _KEYS})
+    image = tf.io.decode_image(f["image/encoded"], channels=3, expand_animations=False)
+    h = tf.cast(f["image/height"], tf.float32)
+    w = tf.cast(f["image/width"], tf.float32)
+    dense = {k: tf.sparse.to_dense(f[f"image/object/bbox/{k}"]) for k in ("xmin", "ymin", "xmax", "ymax")}
+    boxes = tf.stack([dense["xmin"] * w, dense["ymin"] * h, dense["xmax"] * w, dense["ymax"] * h], axis=-1)
+    labels = tf.cast(tf.sparse.to_dense(f["image/object/class/label"]), tf.int32) - 1
+    return {"image": image, "boxes": tf.reshape(boxes, (-1, 4)), "labels": labels, "source_id": f["image/source_id"]}
+
+
+def tfrecord_dataset(files: Sequence[str]) -> tf.data.Dataset:
+    """Examples from TFRecord shards."""
+    if not files:
+        raise ValueError("no TFRecord files")
+    return tf.data.TFRecordDataset(list(files), num_parallel_reads=min(len(files), 4)).map(
+        parse_example, num_parallel_calls=AUTOTUNE
+    )
+
+
+def count_records(files: Iterable[str]) -> int:
+    """Number of records in TFRecord shards (reads them once; cheap for our sizes)."""
+    return sum(1 for _ in tf.data.TFRecordDataset(list(files)))
+
+
+def memory_dataset(
+    images: Sequence[np.ndarray], boxes: Sequence[np.ndarray], labels: Sequence[np.ndarray]
+) -> tf.data.Dataset:
+    """Examples from in-memory arrays (images of any size; boxes in original pixels)."""
+
+    def gen():
+        for img, b, lab in zip(images, boxes, labels, strict=True):
+            yield {
+                "image": np.asarray(img, np.uint8),
+                "boxes": np.asarray(b, np.float32).reshape(-1, 4),
+                "labels": np.asarray(lab, np.int32).reshape(-1),
+                "source_id": b"",
+            }
+
+    return tf.data.Dataset.from_generator(
+        gen,
+        output_signature={
+            "image": tf.TensorSpec((None, None, 3), tf.uint8),
+            "boxes": tf.TensorSpec((None, 4), tf.float32),
+            "labels": tf.TensorSpec((None,), tf.int32),
+            "source_id": tf.TensorSpec((), tf.string),
+        },
+    )
+
+
+# --- the training / evaluation pipeline ----------------------------------------------
+
+
+def _to_model_input(height: int, width: int):
+    def fn(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image, boxes, scale = letterbox(ex["image"], ex["boxes"], height, width)
+        return {"images": image, "boxes": boxes, "labels": tf.cast(ex["labels"], tf.float32), "scale": scale}
+
+    return fn
+
+
+def detection_batches(
+    examples: tf.data.Dataset,
+    height: int,
+    width: int,
+    batch_size: int,
+    training: bool,
+    augment: Augment | None = None,
+    shuffle_buffer: int = 256,
+    cache: bool = True,
+    seed: int | None = None,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Letterboxed, padded (and when training, shuffled and augmented) batches for ``fit``.
+
+    Yields ``(images, {"boxes": B x M x 4, "labels": B x M})`` with boxes in ``xyxy``
+    model-input pixels and padding of -1.
+
+    Args:
+        examples: Dataset of example dicts (:func:`parse_example` / :func:`memory_dataset`).
+        height: Model input height.
+        width: Model input width.
+        batch_size: Batch size.
+        training: Shuffle, augment and drop the partial last batch (keras-hub's
+            RetinaNet traces a fixed batch size).
+        augment: Augmentation strengths (training only; None = defaults).
+        shuffle_buffer: Shuffle buffer size.
+        cache: Cache decoded, letterboxed images in memory (decoding JPEGs every epoch
+            costs more than a MobileNet step on 2 cores for small images).
+        seed: Shuffle/augmentation seed.
+        repeat: Repeat forever (the caller sets steps_per_epoch).
+    """
+    ds = examples.map(_to_model_input(height, width), num_parallel_calls=AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if training:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+    ds = ds.padded_batch(
+        batch_size,
+        padded_shapes={"images": (height, width, 3), "boxes": (None, 4), "labels": (None,), "scale": ()},
+        padding_values={"images": PAD_VALUE, "boxes": -1.0, "labels": -1.0, "scale": 1.0},
+        drop_remainder=training,
+    )
+    if training:
+        layers = augment_layers(augment or Augment(), seed=seed)
+
+        def aug(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+            data = {"images": batch["images"], "bounding_boxes": {"boxes": batch["boxes"], "labels": batch["labels"]}}
+            for layer in layers:
+                data = layer(data, training=True)
+            return {"images": data["images"], "boxes": data["bounding_boxes"]["boxes"],
+                    "labels": data["bounding_boxes"]["labels"], "scale": batch["scale"]}  # fmt: skip
+
+        ds = ds.map(aug, num_parallel_calls=AUTOTUNE)
+        ds = ds.map(_drop_degenerate, num_parallel_calls=AUTOTUNE)
+    ds = ds.map(lambda b: (b["images"], {"boxes": b["boxes"], "labels": b["labels"]}), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def eval_batches(examples: tf.data.Dataset, height: int, width: int, batch_size: int) -> tf.data.Dataset:
+    """Letterboxed batches for evaluation, keeping what is needed to map back.
+
+    Yields dicts: ``images`` (model input), ``scale`` (letterbox scale), ``size``
+    (original height, width), ``boxes`` (ground truth in **original** pixels, padded
+    with -1), ``labels`` (padded with -1) and ``source_id``. The last batch may be
+    partial; :class:`core.detector.predict.Detector` pads it.
+    """
+
+    def fn(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        image, _, scale = letterbox(ex["image"], ex["boxes"], height, width)
+        size = tf.cast(tf.shape(ex["image"])[:2], tf.float32)
+        return {"images": image, "scale": scale, "size": size, "boxes": ex["boxes"],
+                "labels": tf.cast(ex["labels"], tf.float32), "source_id": ex["source_id"]}  # fmt: skip
+
+    return (
+        examples.map(fn, num_parallel_calls=AUTOTUNE)
+        .padded_batch(
+            batch_size,
+            padded_shapes={"images": (height, width, 3), "scale": (), "size": (2,), "boxes": (None, 4),
+                           "labels": (None,), "source_id": ()},  # fmt: skip
+            padding_values={"images": PAD_VALUE, "scale": 1.0, "size": 1.0, "boxes": -1.0, "labels": -1.0,
+                            "source_id": ""},  # fmt: skip
+        )
+        .prefetch(AUTOTUNE)
+    )
+
+
+def _drop_degenerate(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    # Zoom and translation can push a box (almost) out of the frame; the layers clip it
+    # to the image, which can leave a sliver. Such boxes teach the matcher nothing and
+    # are marked as padding (label -1, box -1).
+    b = batch["boxes"]
+    wh = tf.stack([b[..., 2] - b[..., 0], b[..., 3] - b[..., 1]], axis=-1)
+    keep = tf.logical_and(tf.reduce_all(wh >= 2.0, axis=-1), batch["labels"] >= 0)
+    batch = dict(batch)
+    batch["labels"] = tf.where(keep, batch["labels"], -1.0)
+    batch["boxes"] = tf.where(keep[..., None], b, -1.0)
+    return batch
+
+
+def steps_per_epoch(num_examples: int, batch_size: int) -> int:
+    """Full batches per epoch (at least 1)."""
+    return max(1, num_examples // batch_size)
+
+
+def ceil_div(a: int, b: int) -> int:
+    """Ceiling division."""
+    return -(-a // b) if b else 0
+
+
+__all__ = [
+    "Augment",
+    "augment_layers",
+    "ceil_div",
+    "count_records",
+    "detection_batches",
+    "eval_batches",
+    "letterbox",
+    "letterbox_numpy",
+    "letterbox_scale",
+    "memory_dataset",
+    "parse_example",
+    "read_class_names",
+    "steps_per_epoch",
+    "tfrecord_dataset",
+    "tfrecord_files",
+]

@@ -1,0 +1,219 @@
+"""Train: start a detector training as a background job, watch it, compare model versions.
+
+The job runs in a detached worker (core.training.train_job), so closing the browser or
+restarting the server does not stop it; this page only reads the job table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import select
+
+from core.jobs import JobError, cancel, reap_stale
+from core.training import DEFAULTS, JOB_KIND, TrainingError, resume_params, start_training, train_params
+from db.engine import session_scope
+from db.models import Job, JobStatus, ModelVersion
+from db.queries import images_by_split
+from ui.context import current_project_id, current_user, get_context
+
+ctx = get_context()
+st.title("Train")
+project_id = current_project_id()
+if project_id is None:
+    st.info("Create a project on the Home page first.")
+    st.stop()
+
+SIZES = {
+    "256x192 (default)": (256, 192), "384x288": (384, 288), "512x384": (512, 384), "128x96 (quick check)": (128, 96),
+}  # fmt: skip  (4:3, multiples of 32)
+ALPHAS = [1.0, 0.75, 0.5, 0.35]
+WEIGHTS = {
+    "none": "Random initial weights (works offline; fine for the demo scenes, poor on real photos)",
+    "imagenet": "ImageNet (Keras downloads them once; needs internet on this machine)",
+    "file": "A local weights file",
+}
+
+
+def imagenet_cached(alpha: float) -> bool:
+    """Whether Keras already has the ImageNet MobileNetV2 weights for ``alpha`` (no download needed)."""
+    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_224_no_top.h5"
+    return (Path.home() / ".keras" / "models" / name).exists()
+
+
+def active_job() -> tuple[int, JobStatus] | None:
+    """The project's queued or running training job, if any (after reaping stale ones)."""
+    with session_scope(ctx.engine) as session:
+        reap_stale(session)
+        job = session.scalar(
+            select(Job)
+            .where(Job.project_id == project_id, Job.kind == JOB_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+            .order_by(Job.id.desc())
+        )
+        return (job.id, job.status) if job else None
+
+
+def start_form_ui() -> None:
+    """The 'new training' form; launches the job and remembers its id."""
+    with session_scope(ctx.engine) as session:
+        splits = images_by_split(session, project_id)
+    st.caption(
+        "Training uses the project's finished images (done / no objects), exported as TFRecords exactly like "
+        f"the Export page does. Images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."
+    )
+    with st.form("train_form"):
+        c1, c2, c3 = st.columns(3)
+        epochs = c1.number_input("Epochs", min_value=1, max_value=1000, value=int(DEFAULTS["epochs"]), step=1)
+        size_name = c2.selectbox("Input size (letterboxed)", list(SIZES))
+        alpha = c3.selectbox("Backbone width (MobileNetV2 alpha)", ALPHAS, index=ALPHAS.index(DEFAULTS["alpha"]))
+        default_weights = "imagenet" if imagenet_cached(float(alpha)) else "none"
+        weights_choice = st.radio(
+            "Initial backbone weights", list(WEIGHTS), format_func=WEIGHTS.__getitem__,
+            index=list(WEIGHTS).index(default_weights),
+        )  # fmt: skip
+        weights_file = st.text_input("Weights file (for 'A local weights file')", placeholder="/path/to/mobilenet_v2.weights.h5")
+        submitted = st.form_submit_button("Start training", type="primary")
+    if not submitted:
+        return
+    weights = weights_choice
+    if weights_choice == "file":
+        if not weights_file.strip():
+            st.error("Give the path of a weights file, or choose another initial weights option.")
+            return
+        weights = weights_file.strip()
+    width, height = SIZES[size_name]
+    params = train_params(
+        project_id, epochs=int(epochs), image_width=width, image_height=height, alpha=float(alpha),
+        weights=weights, who=current_user(),
+    )  # fmt: skip
+    try:
+        job_id = start_training(ctx.engine, ctx.settings, project_id, params)
+    except JobError as exc:
+        st.error(str(exc))
+        return
+    st.session_state[f"train_job_{project_id}"] = job_id
+    st.rerun()
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    m, s = divmod(int(seconds), 60)
+    return f"{m} min {s:02d} s" if m else f"{s} s"
+
+
+def curves_ui(progress: dict) -> None:
+    """Loss curve (per step) and validation mAP (per evaluated epoch)."""
+    curve = progress.get("curve") or []
+    history = progress.get("history") or []
+    c1, c2 = st.columns(2)
+    if curve:
+        c1.caption("Training loss (running mean within each epoch)")
+        c1.line_chart(pd.DataFrame(curve, columns=["step", "loss"]).set_index("step"), height=220)
+    val = [(h["epoch"], h["val_map50"]) for h in history if h.get("val_map50") is not None]
+    if val:
+        c2.caption("Validation mAP@0.5")
+        c2.line_chart(pd.DataFrame(val, columns=["epoch", "mAP@0.5"]).set_index("epoch"), height=220)
+
+
+@st.fragment(run_every=2.0)
+def job_ui() -> None:
+    """Polls the latest training job of this project: progress, curves, cancel, outcome."""
+    key = f"train_job_{project_id}"
+    with session_scope(ctx.engine) as session:
+        reap_stale(session)
+        job = session.get(Job, st.session_state[key]) if st.session_state.get(key) else None
+        if job is None:
+            job = session.scalar(
+                select(Job).where(Job.project_id == project_id, Job.kind == JOB_KIND).order_by(Job.id.desc())
+            )
+        if job is None:
+            return
+        job_id, status, progress, result, error = job.id, job.status, dict(job.progress or {}), job.result, job.error
+    st.subheader(f"Training job #{job_id}: {status.value}")
+    if not status.is_final:
+        done, total = progress.get("done") or 0, progress.get("total") or 0
+        st.progress(min(done / total, 1.0) if total else 0.0, text=progress.get("message") or "starting…")
+        c = st.columns(5)
+        c[0].metric("Epoch", f"{progress.get('epoch', '–')}/{progress.get('epochs', '–')}")
+        c[1].metric("Step", f"{progress.get('step', 0)}/{progress.get('steps', '–')}")
+        loss = progress.get("loss")
+        c[2].metric("Loss", f"{loss:.3f}" if isinstance(loss, (int, float)) else "–")
+        c[3].metric("Images/s", f"{progress.get('images_per_s', 0):.1f}")
+        c[4].metric("ETA", _fmt_eta(progress.get("eta_s")))
+        if st.button("Cancel training", key=f"cancel_{job_id}"):
+            with session_scope(ctx.engine) as session:
+                try:
+                    cancel(session, job_id)
+                except JobError as exc:
+                    st.error(str(exc))
+            st.rerun()
+    elif status is JobStatus.SUCCEEDED and result:
+        st.success(
+            f"Finished: model version #{result['model_version_id']} · mAP@0.5 "
+            + (f"{result['map50']:.3f}" if result.get("map50") is not None else "not measured (no validation images)")
+        )
+        if st.session_state.get(f"shown_{job_id}") is None:  # refresh the model list once, outside the fragment
+            st.session_state[f"shown_{job_id}"] = True
+            st.rerun(scope="app")
+    else:
+        st.error(f"Training {status.value}. {error or ''}")
+        if st.button("Resume from the last checkpoint", key=f"resume_{job_id}"):
+            try:
+                with session_scope(ctx.engine) as session:
+                    params = resume_params(session, job_id)
+                new_id = start_training(ctx.engine, ctx.settings, project_id, params)
+                st.session_state[key] = new_id
+                st.rerun()
+            except (TrainingError, JobError) as exc:
+                st.error(str(exc))
+    curves_ui(progress)
+
+
+def versions_ui() -> None:
+    """The project's model versions with their validation metrics and per-class AP."""
+    with session_scope(ctx.engine) as session:
+        versions = list(
+            session.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id.desc()))
+        )
+        rows = [
+            {
+                "id": v.id,
+                "name": v.name,
+                "created (UTC)": v.created_at.strftime("%Y-%m-%d %H:%M"),
+                "mAP@0.5 (val)": (v.metrics.get("val") or {}).get("map50"),
+                "mAP@0.5 (test)": (v.metrics.get("test") or {}).get("map50"),
+                "best epoch": v.metrics.get("best_epoch"),
+                "epochs": v.params.get("epochs"),
+                "input": f"{v.params.get('image_width')}x{v.params.get('image_height')}",
+                "weights": v.params.get("weights"),
+                "train images": (v.params.get("images") or {}).get("train"),
+                "dataset": v.dataset_hash[:12],
+            }
+            for v in versions
+        ]
+        per_class = {v.id: (v.metrics.get("ap50") or {}) for v in versions}
+    st.header("Model versions")
+    if not rows:
+        st.caption("No model yet: start a training above.")
+        return
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    chosen = st.selectbox("Per-class AP@0.5 of", [r["id"] for r in rows], format_func=lambda i: next(r["name"] for r in rows if r["id"] == i))
+    ap = per_class.get(chosen) or {}
+    if ap:
+        df = pd.DataFrame([{"class": k, "AP@0.5": v} for k, v in ap.items()])
+        st.dataframe(df, hide_index=True, width="content")
+        st.caption("Empty AP: the evaluation split has no box of that class.")
+
+
+active = active_job()
+if active is None:
+    with st.expander("New training", expanded=True):
+        start_form_ui()
+else:
+    st.session_state.setdefault(f"train_job_{project_id}", active[0])
+    st.info(f"Training job #{active[0]} is {active[1].value} for this project; one training per project at a time.")
+job_ui()
+versions_ui()
