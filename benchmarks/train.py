@@ -61,16 +61,14 @@ def bare_fit_images_per_s(work_dir: Path, epochs: int, params: dict) -> float:
     import keras
     import numpy as np
 
-    from core.detector.data import read_class_names, tfrecord_dataset, tfrecord_files
-    from core.detector.data import detection_batches
+    from core.detector.data import detection_batches, read_class_names, tfrecord_dataset, tfrecord_files
     from core.detector.model import DetectorSpec, build_detector
     from core.detector.train import ThroughputMeter, TrainConfig, compile_detector, make_optimizer
 
     data = work_dir / "data"
-    spec = DetectorSpec(
-        class_names=tuple(read_class_names(data / "label_map.pbtxt")),
-        image_height=params["image_height"], image_width=params["image_width"], alpha=params["alpha"],
-    )  # fmt: skip
+    # Exactly the job's model: its spec as saved beside its best model.
+    spec = DetectorSpec.from_dict(json.loads((work_dir / "best" / "detector.json").read_text()))
+    assert list(spec.class_names) == read_class_names(data / "label_map.pbtxt")
     config = TrainConfig(epochs=epochs, batch_size=params["batch_size"], learning_rate=params["learning_rate"])
     # Materialise the letterboxed training split as numpy tensors (no augmentation).
     batches = detection_batches(

@@ -185,39 +185,6 @@ def _export(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
     return 0
 
 
-def _import_configure(p: argparse.ArgumentParser) -> None:
-    from core.annotation_import import IMPORT_FORMATS
-
-    p.add_argument("format", choices=IMPORT_FORMATS, help="annotation format")
-    p.add_argument(
-        "path", type=Path,
-        help="VOC folder or zip; COCO .json; DataTurks .json (one object per line); TFRecord file or folder",
-    )  # fmt: skip
-    p.add_argument("--images", type=Path, help="folder (or zip) holding the images of a COCO or DataTurks file")
-    p.add_argument(
-        "--refuse-unknown-labels", action="store_true",
-        help="refuse images whose labels the project lacks (default: add the labels)",
-    )  # fmt: skip
-
-
-@command("import", "import annotated images (VOC, COCO, DataTurks, TFRecord) into a project", _import_configure)
-def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.annotation_import import AnnotationImportError, import_annotations
-
-    project_id = _project_id(engine, args)
-    try:
-        report = import_annotations(
-            engine, settings, project_id, args.format, args.path, images=args.images,
-            add_labels=not args.refuse_unknown_labels,
-        )  # fmt: skip
-    except AnnotationImportError as exc:
-        raise CliError(str(exc)) from exc
-    for o in report.outcomes:
-        if o.outcome in ("failed", "skipped") or o.message:
-            print(f"{o.outcome}: {o.source}: {o.message}", file=sys.stderr)
-    _emit(report.summary())
-
-
 def _train_configure(p: argparse.ArgumentParser) -> None:
     from core.training import DEFAULTS
 
@@ -339,6 +306,40 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
             ],
         })  # fmt: skip
     _emit(out)
+    return 0
+
+
+def _import_configure(p: argparse.ArgumentParser) -> None:
+    from core.annotation_import import IMPORT_FORMATS
+
+    p.add_argument("format", choices=IMPORT_FORMATS, help="annotation format")
+    p.add_argument(
+        "path", type=Path,
+        help="VOC folder or zip; COCO .json; DataTurks .json (one object per line); TFRecord file or folder",
+    )  # fmt: skip
+    p.add_argument("--images", type=Path, help="folder (or zip) holding the images of a COCO or DataTurks file")
+    p.add_argument(
+        "--refuse-unknown-labels", action="store_true",
+        help="refuse images whose labels the project lacks (default: add the labels)",
+    )  # fmt: skip
+
+
+@command("import", "import annotated images (VOC, COCO, DataTurks, TFRecord) into a project", _import_configure)
+def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.annotation_import import AnnotationImportError, import_annotations
+
+    project_id = _project_id(engine, args)
+    try:
+        report = import_annotations(
+            engine, settings, project_id, args.format, args.path, images=args.images,
+            add_labels=not args.refuse_unknown_labels,
+        )  # fmt: skip
+    except AnnotationImportError as exc:
+        raise CliError(str(exc)) from exc
+    for o in report.outcomes:
+        if o.outcome in ("failed", "skipped") or o.message:
+            print(f"{o.outcome}: {o.source}: {o.message}", file=sys.stderr)
+    _emit(report.summary())
     return 0
 
 

@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": "none",
     "min_level": 4,
     "anchor_size": 3.0,
-    "epochs": 70,
+    "epochs": 80,
     "batch_size": 8,
     "learning_rate": 1e-3,
     "eval_every": 5,
