@@ -100,7 +100,8 @@ def predict_images(
         version = _version(session, model_version_id)
         project_id, path = version.project_id, model_file(settings, version)
         label_ids = {
-            name: lid for lid, name in session.execute(select(Label.id, Label.name).where(Label.project_id == project_id))
+            name: lid
+            for lid, name in session.execute(select(Label.id, Label.name).where(Label.project_id == project_id))
         }
     if not path.exists():
         raise PredictionError(f"Model version #{model_version_id}'s file {path} is missing.")

@@ -287,7 +287,9 @@ def accept(session: Session, item: ReviewItem, who: str, *, auto: bool = False) 
     return correct(session, item, [(p.label, p.box) for p in item.predictions], who, tolerance=0.0, auto=auto)
 
 
-def match_predictions(predictions: Sequence[StoredBox], edited: Sequence[tuple[str, Box]], tolerance: float) -> list[DraftBox]:
+def match_predictions(
+    predictions: Sequence[StoredBox], edited: Sequence[tuple[str, Box]], tolerance: float
+) -> list[DraftBox]:
     """Which prediction each canvas box continues: :func:`core.annotations.match_boxes`, same label first.
 
     Detectors often put near-identical boxes of two classes on one garment; a moved box

@@ -158,7 +158,11 @@ with right:
     do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
     do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
     st.caption("Keys: A accept · S save corrections · X reject · K skip · 1–9 label for new boxes.")
-    tags = {k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v for k, v in state.attributes.items() if k.startswith(MACHINE_ATTRIBUTE_PREFIX)}
+    tags = {
+        k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v
+        for k, v in state.attributes.items()
+        if k.startswith(MACHINE_ATTRIBUTE_PREFIX)
+    }
     if tags:
         st.markdown("**Auto-tags**")
         st.dataframe(
@@ -173,10 +177,15 @@ with right:
     st.caption(f"Server time for this item: {server_ms:.0f} ms")
 
 with left:
-    boxes = [CanvasBox(scored_label(p.label, p.score), p.box, colours.get(p.label, "#808080"), True) for p in item.predictions]
+    boxes = [
+        CanvasBox(scored_label(p.label, p.score), p.box, colours.get(p.label, "#808080"), True)
+        for p in item.predictions
+    ]
     key = f"rev_canvas_{state.id}_v{item.model_version_id}_n{st.session_state.get('rev_mounts', 0)}"
     with st.container(key=f"{key}_box"):
-        edited_raw = canvas_ui(geometry, store.path(state.display_path), boxes, current_label.name, current_label.colour, key)
+        edited_raw = canvas_ui(
+            geometry, store.path(state.display_path), boxes, current_label.name, current_label.colour, key
+        )
     # A relabel typed as a number or in another case becomes the label's name, as on Annotate.
     edited = []
     for text, box in edited_raw:
@@ -187,7 +196,11 @@ with left:
         f"({item.hidden} hidden below it). Fix them in place: pencil toggle to move, resize, delete or relabel; "
         "drag to add a missed garment."
     )
-    box_table_ui(match_predictions(item.predictions, edited, geometry.unchanged_tolerance), {p.id: p for p in item.predictions}, labels)
+    box_table_ui(
+        match_predictions(item.predictions, edited, geometry.unchanged_tolerance),
+        {p.id: p for p in item.predictions},
+        labels,
+    )
 
 
 def finish(message: str) -> None:

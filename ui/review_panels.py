@@ -79,7 +79,9 @@ def review_controls_ui(
             "Main garment (auto-tag)", [lab.name for lab in labels], key=f"rev_f_main_{project_id}", placeholder="any"
         )
         lo, hi = st.slider("Top score between", 0.0, 1.0, (0.0, 1.0), 0.05, key=f"rev_f_score_{project_id}")
-    return ReviewControls(int(version), float(threshold), str(order), QueueFilter(tuple(label_ids), lo, hi, tuple(main)))
+    return ReviewControls(
+        int(version), float(threshold), str(order), QueueFilter(tuple(label_ids), lo, hi, tuple(main))
+    )
 
 
 def _active_predict_job(engine: Engine, project_id: int) -> Job | None:

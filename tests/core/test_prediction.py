@@ -107,10 +107,14 @@ def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db, caps
     assert predict_images(engine, settings, v2, unlabelled[:2], batch_size=4) > 0
     with session_scope(engine) as session:
         per_version = dict(
-            session.execute(select(Prediction.model_version_id, func.count()).group_by(Prediction.model_version_id)).tuples().all()
+            session.execute(select(Prediction.model_version_id, func.count()).group_by(Prediction.model_version_id))
+            .tuples()
+            .all()
         )
         first_two = session.scalar(
-            select(func.count()).where(Prediction.model_version_id == version_id, Prediction.image_id.in_(unlabelled[:2]))
+            select(func.count()).where(
+                Prediction.model_version_id == version_id, Prediction.image_id.in_(unlabelled[:2])
+            )
         )
     assert per_version[version_id] == n and per_version[v2] == first_two
     with session_scope(engine) as session:
@@ -185,7 +189,8 @@ def test_review_loop_accept_correct_reject_then_export_carries_the_reviewed_imag
         assert scores == sorted(p.score for p in first.predictions)
         boxes2 = session.scalars(select(BoxRow).where(BoxRow.image_id == img2.id).order_by(BoxRow.id)).all()
         assert [(b.source, b.x_min) for b in boxes2] == [
-            (BoxSource.HUMAN, pytest.approx(moved.x_min)), (BoxSource.HUMAN, 1.0)
+            (BoxSource.HUMAN, pytest.approx(moved.x_min)),
+            (BoxSource.HUMAN, 1.0),
         ]
         assert not session.scalars(select(BoxRow).where(BoxRow.image_id == img3.id)).all()
         decisions = session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == img2.id)).all()

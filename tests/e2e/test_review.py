@@ -77,11 +77,16 @@ def test_review_one_item_with_the_keyboard_only(page, server: AppServer) -> None
     engine = open_database(Settings.resolve(server.db_url, server.data_dir))
     try:
         with session_scope(engine) as session:
-            reviewed = session.scalars(select(Image).where(Image.status == ImageStatus.DONE, Image.updated_by == "e2e-tester")).all()
+            reviewed = session.scalars(
+                select(Image).where(Image.status == ImageStatus.DONE, Image.updated_by == "e2e-tester")
+            ).all()
             assert len(reviewed) == 1
             boxes = session.scalars(select(Box).where(Box.image_id == reviewed[0].id)).all()
             decisions = session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == reviewed[0].id)).all()
-        assert sorted((b.source, round(b.score, 2)) for b in boxes) == [(BoxSource.MODEL, 0.52), (BoxSource.MODEL, 0.62)]
+        assert sorted((b.source, round(b.score, 2)) for b in boxes) == [
+            (BoxSource.MODEL, 0.52),
+            (BoxSource.MODEL, 0.62),
+        ]
         assert sorted(d.decision for d in decisions) == ["accepted", "accepted"]
         assert all(d.who == "e2e-tester" and d.box_id is not None for d in decisions)
     finally:
