@@ -236,6 +236,8 @@ class Prediction(Base):
     __table_args__ = (
         Index("ix_prediction_model_image", "model_version_id", "image_id"),
         Index("ix_prediction_image", "image_id"),
+        # Covers the review queue's per-image aggregates (top score, margin, boxes under threshold).
+        Index("ix_prediction_model_image_score", "model_version_id", "image_id", "label_id", "score"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -254,7 +256,10 @@ class ReviewDecision(Base):
     """What a reviewer did with a prediction (or a box they added that the model missed)."""
 
     __tablename__ = "review_decision"
-    __table_args__ = (Index("ix_review_decision_image", "image_id"),)
+    __table_args__ = (
+        Index("ix_review_decision_image", "image_id"),
+        Index("ix_review_decision_version_image", "model_version_id", "image_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
@@ -262,7 +267,12 @@ class ReviewDecision(Base):
         ForeignKey("prediction.id", ondelete="SET NULL"), default=None, index=True
     )
     box_id: Mapped[int | None] = mapped_column(ForeignKey("box.id", ondelete="SET NULL"), default=None)
-    # accepted, moved, relabelled, deleted, added, rejected
+    # The model version under review (also for "added" rows, which have no prediction).
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", ondelete="CASCADE"), default=None
+    )
+    # accepted, moved, relabelled, deleted, added, rejected (per prediction, and one image-level
+    # row without a prediction), auto_accepted, audit (an image auto-accept left for people)
     decision: Mapped[str] = mapped_column(String(20))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     who: Mapped[str | None] = mapped_column(String(100), default=None)

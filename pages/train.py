@@ -208,6 +208,17 @@ def versions_ui() -> None:
         st.caption("Empty AP: the evaluation split has no box of that class.")
 
 
+# Reviewed images (Review page) are ground truth like hand-annotated ones: say how many the
+# next training gets that the newest model has not seen.
+with session_scope(ctx.engine) as _session:
+    from core.review import reviewed_since_last_model
+
+    _new_reviewed = reviewed_since_last_model(_session, project_id)
+if _new_reviewed:
+    st.info(f"{_new_reviewed} reviewed image(s) are new since the last model; a new training will learn from them.")
+else:
+    st.caption("No reviewed images since the last model.")
+
 active = active_job()
 if active is None:
     with st.expander("New training", expanded=True):

@@ -1,0 +1,58 @@
+"""Review page (AppTest, real database): empty state, an item with its predictions, accept, and the Train page count."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import select
+from streamlit.testing.v1 import AppTest
+
+from db.engine import session_scope
+from db.models import Image, ImageStatus, Label, ModelVersion, Prediction, Project, ReviewDecision
+
+
+def _insert_predictions(limit: int = 3) -> list[int]:
+    """A model version (no file: the page never loads the model) with one box on a few new images."""
+    from ui.context import get_context
+
+    with session_scope(get_context().engine) as session:
+        pid = session.scalar(select(Project.id))
+        jeans = session.scalar(select(Label.id).where(Label.project_id == pid, Label.name == "Jeans"))
+        version = ModelVersion(project_id=pid, name="inserted", path="models/none/model.keras")
+        session.add(version)
+        session.flush()
+        ids = list(
+            session.scalars(select(Image.id).where(Image.status == ImageStatus.NEW).order_by(Image.id).limit(limit))
+        )
+        for k, image_id in enumerate(ids):
+            session.add(
+                Prediction(model_version_id=version.id, image_id=image_id, label_id=jeans, x_min=20, y_min=30,
+                           x_max=120, y_max=200, score=0.9 - 0.1 * k)
+            )  # fmt: skip
+        return ids
+
+
+def test_review_page_without_predictions_then_accept_one_item(make_app: Callable[[], AppTest]) -> None:
+    at = make_app().run()
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert any("No model version yet" in i.value for i in at.info)
+    ids = _insert_predictions()
+    at.run()
+    assert not at.exception, at.exception
+    # Lowest top score first: the third image (0.70).
+    assert any("3 to review · top score 0.70" in m.value for m in at.markdown)
+    next(b for b in at.button if b.label == "Accept as is").click().run()
+    assert not at.exception, at.exception
+    assert any("2 to review · top score 0.80" in m.value for m in at.markdown)
+    from ui.context import get_context
+
+    with session_scope(get_context().engine) as session:
+        image = session.get(Image, ids[2])
+        assert image.status is ImageStatus.DONE
+        decisions = session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == ids[2])).all()
+        assert [d.decision for d in decisions] == ["accepted"] and decisions[0].who == "apptest"
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    # The inserted version is older than the review: one reviewed image is new since it.
+    assert any("1 reviewed image(s) are new since the last model" in i.value for i in at.info)
