@@ -25,18 +25,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core.boxes import Box
+from core.labels import CLOTHING_LABELS
 
-DEMO_LABELS: tuple[str, ...] = (
-    "Jackets",
-    "Jeans",
-    "Shirts",
-    "Shoes",
-    "Skirts",
-    "Sunglasses",
-    "Tops",
-    "Trousers",
-    "Tshirts",
-)
+# The demo uses the clothing label set every new project starts with.
+DEMO_LABELS: tuple[str, ...] = CLOTHING_LABELS
 
 DEFAULT_SIZE = (512, 384)
 
@@ -292,7 +284,7 @@ def _draw_shirt(c: _Canvas, rng: np.random.Generator) -> None:
     """Long sleeves to the hips, a pointed collar, a buttoned placket and a curved tail."""
     neck = rng.uniform(0.08, 0.10)
     half = rng.uniform(0.23, 0.27)
-    left, right = 0.5 - half, 0.5 + half
+    right = 0.5 + half
     wrist = rng.uniform(0.78, 0.88)
     cuff = rng.uniform(0.12, 0.15)
     armpit = rng.uniform(0.26, 0.32)

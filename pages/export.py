@@ -8,11 +8,11 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 
-from core.jobs import JobError, create_job, launch, reap_stale
 from core.splits import EXPORTABLE_STATUSES
 from db.engine import session_scope
-from db.models import Image, Job, JobStatus
+from db.models import Image, JobStatus
 from ui.context import current_project_id, current_user, get_context
+from ui.jobs import job_snapshot, start_job
 
 # The browser download goes through Streamlit's media store, which holds the whole file
 # in the server's memory while the session lasts (Streamlit 1.67 has no streaming
@@ -78,34 +78,19 @@ def export_form_ui() -> dict | None:
 
 
 params = export_form_ui()
-if params is not None:
-    try:
-        with session_scope(ctx.engine) as session:
-            job_id = create_job(session, "export", params, project_id=project_id).id
-        launch(ctx.settings, job_id, ctx.engine)
-        st.session_state[JOB_KEY] = job_id
-    except JobError as exc:
-        st.error(str(exc))
-
-
-def _job_state(job_id: int) -> tuple[JobStatus, dict, dict | None, str | None] | None:
-    with session_scope(ctx.engine) as session:
-        reap_stale(session)
-        job = session.get(Job, job_id)
-        if job is None:
-            return None
-        return job.status, dict(job.progress), job.result, job.error
+if params is not None and (job_id := start_job("export", params, project_id)) is not None:
+    st.session_state[JOB_KEY] = job_id
 
 
 @st.fragment(run_every=1.0)
 def export_progress_ui(job_id: int) -> None:
     """Polls the running export job; when it ends, reruns the whole page once to show the result."""
-    state = _job_state(job_id)
-    if state is None or state[0].is_final:
+    state = job_snapshot(job_id)
+    if state is None or state.status.is_final:
         # The split table above changes too; and the finished page no longer polls, so the
         # download button is not redrawn under the user's click every second.
         st.rerun(scope="app")
-    progress = state[1]
+    progress = state.progress
     done, total_ = progress.get("done", 0) or 0, progress.get("total") or 0
     st.progress(min(done / total_, 1.0) if total_ else 0.0, text=f"Exporting… {done} of {total_ or '?'} images")
 
@@ -146,8 +131,8 @@ def export_result_ui(job_id: int, status: JobStatus, result: dict | None, error:
 
 
 current_job = st.session_state.get(JOB_KEY)
-if current_job is not None and (job_state := _job_state(current_job)) is not None:
-    if job_state[0].is_final:
-        export_result_ui(current_job, job_state[0], job_state[2], job_state[3])
+if current_job is not None and (job_state := job_snapshot(current_job)) is not None:
+    if job_state.status.is_final:
+        export_result_ui(current_job, job_state.status, job_state.result, job_state.error)
     else:
         export_progress_ui(current_job)

@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core.jobs import JobError, create_job, launch, reap_stale
-from db.engine import session_scope
-from db.models import Job, JobStatus
+from db.models import JobStatus
 from ui.context import current_project_id, current_user, get_context
+from ui.jobs import job_snapshot, start_job
 
 FORMATS = {
     "voc": "Pascal VOC (zip with Annotations/*.xml and the images)",
@@ -88,32 +87,17 @@ def import_form_ui() -> dict | None:
 
 
 params = import_form_ui()
-if params is not None:
-    try:
-        with session_scope(ctx.engine) as session:
-            job_id = create_job(session, "import-annotations", params, project_id=project_id).id
-        launch(ctx.settings, job_id, ctx.engine)
-        st.session_state[JOB_KEY] = job_id
-    except JobError as exc:
-        st.error(str(exc))
-
-
-def _job_state(job_id: int) -> tuple[JobStatus, dict, dict | None, str | None] | None:
-    with session_scope(ctx.engine) as session:
-        reap_stale(session)
-        job = session.get(Job, job_id)
-        if job is None:
-            return None
-        return job.status, dict(job.progress), job.result, job.error
+if params is not None and (job_id := start_job("import-annotations", params, project_id)) is not None:
+    st.session_state[JOB_KEY] = job_id
 
 
 @st.fragment(run_every=1.0)
 def import_progress_ui(job_id: int) -> None:
     """Polls the running import job; when it ends, reruns the page once to show the report."""
-    state = _job_state(job_id)
-    if state is None or state[0].is_final:
+    state = job_snapshot(job_id)
+    if state is None or state.status.is_final:
         st.rerun(scope="app")
-    st.progress(0.0, text=f"Importing… {state[1].get('done', 0)} records read")
+    st.progress(0.0, text=f"Importing… {state.progress.get('done', 0)} records read")
 
 
 def import_result_ui(status: JobStatus, result: dict | None, error: str | None) -> None:
@@ -135,8 +119,8 @@ def import_result_ui(status: JobStatus, result: dict | None, error: str | None) 
 
 
 current_job = st.session_state.get(JOB_KEY)
-if current_job is not None and (job_state := _job_state(current_job)) is not None:
-    if job_state[0].is_final:
-        import_result_ui(job_state[0], job_state[2], job_state[3])
+if current_job is not None and (job_state := job_snapshot(current_job)) is not None:
+    if job_state.status.is_final:
+        import_result_ui(job_state.status, job_state.result, job_state.error)
     else:
         import_progress_ui(current_job)

@@ -6,10 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from core.ingest import IMAGE_EXTENSIONS
-from core.jobs import JobError, create_job, launch, reap_stale
-from db.engine import session_scope
-from db.models import Job, JobStatus
+from db.models import JobStatus
 from ui.context import current_project_id, current_user, get_context
+from ui.jobs import job_snapshot, start_job
 
 ctx = get_context()
 st.title("Add images")
@@ -41,24 +40,14 @@ if submitted:
             name = f.name.replace("/", "_").replace("\\", "_")
             (staging / f"{i:05d}" / name).parent.mkdir()
             (staging / f"{i:05d}" / name).write_bytes(f.getvalue())
-        try:
-            with session_scope(ctx.engine) as session:
-                job = create_job(
-                    session,
-                    "import-images",
-                    {
-                        "project_id": project_id,
-                        "paths": [str(p) for p in sorted(staging.iterdir())],
-                        "cleanup": [str(staging)],
-                        "who": current_user(),
-                    },
-                    project_id=project_id,
-                )
-                job_id = job.id
-            launch(ctx.settings, job_id, ctx.engine)
+        params = {
+            "project_id": project_id,
+            "paths": [str(p) for p in sorted(staging.iterdir())],
+            "cleanup": [str(staging)],
+            "who": current_user(),
+        }
+        if (job_id := start_job("import-images", params, project_id)) is not None:
             st.session_state[JOB_KEY] = job_id
-        except JobError as exc:
-            st.error(str(exc))
 
 
 @st.fragment(run_every=1.0)
@@ -67,12 +56,10 @@ def import_progress_ui() -> None:
     job_id = st.session_state.get(JOB_KEY)
     if job_id is None:
         return
-    with session_scope(ctx.engine) as session:
-        reap_stale(session)
-        job = session.get(Job, job_id)
-        if job is None:
-            return
-        status, progress, result, error = job.status, dict(job.progress), job.result, job.error
+    state = job_snapshot(job_id)
+    if state is None:
+        return
+    status, progress, result, error = state.status, state.progress, state.result, state.error
     done, total = progress.get("done", 0), progress.get("total") or 0
     if not status.is_final:
         st.progress(min(done / total, 1.0) if total else 0.0, text=f"Importing… {done} of {total or '?'} files")

@@ -98,6 +98,8 @@ def browser() -> Iterator[object]:
 def page(browser: object) -> Iterator[object]:
     """A fresh browser page with a laptop-sized viewport."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
+    # CI machines have 2 cores and the first request also builds the demo project: be patient.
+    context.set_default_timeout(90_000)
     pg = context.new_page()
     yield pg
     context.close()
