@@ -30,6 +30,8 @@ from db.models import BoxChange, BoxSource, Image, ImageStatus, Label, Project, 
 TO_DO_STATUSES: frozenset[ImageStatus] = frozenset({ImageStatus.NEW, ImageStatus.IN_PROGRESS})
 # Statuses that count as finished in the progress figure.
 DONE_STATUSES: frozenset[ImageStatus] = frozenset({ImageStatus.DONE, ImageStatus.NO_OBJECTS})
+# Keys of Image.attributes written by the system, not the attribute schema (kept on save).
+MACHINE_ATTRIBUTE_KEYS: frozenset[str] = frozenset({"auto_tags"})
 # Value used in split filters for images that have no split yet.
 UNASSIGNED = "unassigned"
 
@@ -83,11 +85,16 @@ class DraftBox:
         box: Original-image pixels.
         box_id: The stored box this one continues (moved, resized, relabelled or unchanged);
             None for a new box.
+        source: Who made a new box: a model prediction a reviewer accepted unchanged is
+            saved as a model box with its score (``core/review.py``); everything else is human.
+        score: The model's score of such a box.
     """
 
     label: str
     box: Box
     box_id: int | None = None
+    source: BoxSource = BoxSource.HUMAN
+    score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,8 @@ class SaveResult:
     unchanged: int = 0
     clipped: int = 0
     messages: list[str] = field(default_factory=list)
+    # Ids of the boxes this save created, in the order of their drafts.
+    created_ids: list[int] = field(default_factory=list)
 
     @property
     def summary(self) -> str:
@@ -400,7 +409,9 @@ def save_boxes(
         raise AnnotationError("Not saved: " + "; ".join(problems) + ".")
     if attributes is not None:
         schema = session.scalar(select(Project.attribute_schema).where(Project.id == image.project_id)) or {}
-        image.attributes = validate_attributes(schema, attributes)
+        # Keys the schema does not own (the model's auto-tags) survive an attribute save.
+        kept_keys = {k: v for k, v in (image.attributes or {}).items() if k in MACHINE_ATTRIBUTE_KEYS}
+        image.attributes = {**kept_keys, **validate_attributes(schema, attributes)}
 
     result = SaveResult(revision=image.revision, status=image.status, clipped=clipped)
     stored = {b.id: b for b in session.scalars(select(BoxRow).where(BoxRow.image_id == image_id))}
@@ -429,15 +440,16 @@ def save_boxes(
         else:
             new = BoxRow(
                 image_id=image_id, label_id=lab.id, x_min=box.x_min, y_min=box.y_min, x_max=box.x_max,
-                y_max=box.y_max, source=BoxSource.HUMAN, created_by=who, created_at=now, updated_by=who,
-                updated_at=now,
+                y_max=box.y_max, source=draft.source, score=draft.score, created_by=who, created_at=now,
+                updated_by=who, updated_at=now,
             )  # fmt: skip
             session.add(new)
             session.flush()
+            result.created_ids.append(new.id)
             session.add(
                 BoxChange(
                     image_id=image_id, box_id=new.id, action="created", revision=image.revision, before=None,
-                    after=_snapshot(lab.name, box, BoxSource.HUMAN, None), who=who, created_at=now,
+                    after=_snapshot(lab.name, box, draft.source, draft.score), who=who, created_at=now,
                 )
             )  # fmt: skip
             result.created += 1

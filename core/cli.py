@@ -280,12 +280,24 @@ def _train(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
 
 
 def _predict_configure(p: argparse.ArgumentParser) -> None:
-    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("files", nargs="*", type=Path, help="image files to predict on (JSON out; nothing stored)")
     p.add_argument("--model-version", type=int, required=True, help="model version id")
-    p.add_argument("--min-score", type=float, default=0.3, help="lowest score printed (default 0.3)")
+    p.add_argument(
+        "--images",
+        help="instead of files: the project's stored images to predict on and store predictions for, as a job: "
+        "unlabelled (status new), all, or split:train|val|test",
+    )
+    p.add_argument("--batch-size", type=int, default=8, help="images per forward pass (default 8)")
+    p.add_argument("--detach", action="store_true", help="with --images: start a background worker, print its job id")
+    p.add_argument("--min-score", type=float, default=0.3, help="lowest score printed for files (default 0.3)")
 
 
-@command("predict", "predict boxes on image files with a model version (JSON, original-image pixels)", _predict_configure)
+@command(
+    "predict",
+    "predict boxes with a model version: on image FILES (JSON, original-image pixels) or, with --images, on the "
+    "project's stored images, storing every prediction (a predict job)",
+    _predict_configure,
+)
 def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from PIL import Image as PILImage
     from PIL import ImageOps
@@ -294,6 +306,12 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     from db.engine import session_scope
     from db.models import ModelVersion
 
+    if args.images and args.files:
+        raise CliError("Give image files or --images, not both.")
+    if not args.images and not args.files:
+        raise CliError("Give image files, or --images unlabelled|all|split:NAME to predict on stored images.")
+    if args.images:
+        return _predict_stored(args, settings, engine)
     with session_scope(engine) as session:
         version = session.get(ModelVersion, args.model_version)
         if version is None:
@@ -303,14 +321,14 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
 
     detector = Detector.load(path)
     images = []
-    for p in args.images:
+    for p in args.files:
         try:
             with PILImage.open(p) as im:
                 images.append(ImageOps.exif_transpose(im).convert("RGB"))
         except OSError as exc:
             raise CliError(f"{p}: not a readable image ({exc})") from exc
     out = []
-    for p, dets in zip(args.images, detector.predict(images), strict=True):
+    for p, dets in zip(args.files, detector.predict(images), strict=True):
         out.append({
             "image": str(p),
             "boxes": [
@@ -324,6 +342,7 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     return 0
 
 
+<<<<<<< HEAD
 def _evaluate_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-version", type=int, required=True, help="model version id")
     p.add_argument("--detach", action="store_true", help="start a background worker and print its job id")
@@ -350,6 +369,25 @@ def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> i
             ).id
         except JobError as exc:
             raise CliError(str(exc)) from exc
+=======
+def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    """``predict --images SET``: a predict job over stored images (run here, or detached)."""
+    from core.jobs import JobError, create_job, launch, run_job
+    from core.prediction import JOB_KIND, predict_params, select_images
+    from db.engine import session_scope
+    from db.models import Job, JobStatus, ModelVersion
+
+    try:
+        with session_scope(engine) as session:
+            version = session.get(ModelVersion, args.model_version)
+            if version is None:
+                raise CliError(f"No model version #{args.model_version}.")
+            select_images(session, version.project_id, args.images)  # validates the set before queueing
+            params = predict_params(args.model_version, args.images, args.batch_size)
+            job_id = create_job(session, JOB_KIND, params, project_id=version.project_id, exclusive=True).id
+    except JobError as exc:
+        raise CliError(str(exc)) from exc
+>>>>>>> issue-6
     if args.detach:
         _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
         return 0

@@ -48,6 +48,7 @@ HANDLERS: dict[str, str] = {
     "import-annotations": "core.annotation_import:import_annotations_job",
     "sleep": "core.jobs:sleep_job",
     "train": "core.training:train_job",
+    "predict": "core.prediction:predict_job",
     "evaluate": "core.evaluation:evaluate_job",
 }
 
