@@ -342,7 +342,34 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     return 0
 
 
-<<<<<<< HEAD
+def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    """``predict --images SET``: a predict job over stored images (run here, or detached)."""
+    from core.jobs import JobError, create_job, launch, run_job
+    from core.prediction import JOB_KIND, predict_params, select_images
+    from db.engine import session_scope
+    from db.models import Job, JobStatus, ModelVersion
+
+    try:
+        with session_scope(engine) as session:
+            version = session.get(ModelVersion, args.model_version)
+            if version is None:
+                raise CliError(f"No model version #{args.model_version}.")
+            select_images(session, version.project_id, args.images)  # validates the set before queueing
+            params = predict_params(args.model_version, args.images, args.batch_size)
+            job_id = create_job(session, JOB_KIND, params, project_id=version.project_id, exclusive=True).id
+    except JobError as exc:
+        raise CliError(str(exc)) from exc
+    if args.detach:
+        _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
+        return 0
+    status = run_job(settings, engine, job_id)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
+    return 0 if status is JobStatus.SUCCEEDED else 1
+
+
 def _evaluate_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model-version", type=int, required=True, help="model version id")
     p.add_argument("--detach", action="store_true", help="start a background worker and print its job id")
@@ -369,25 +396,6 @@ def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> i
             ).id
         except JobError as exc:
             raise CliError(str(exc)) from exc
-=======
-def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    """``predict --images SET``: a predict job over stored images (run here, or detached)."""
-    from core.jobs import JobError, create_job, launch, run_job
-    from core.prediction import JOB_KIND, predict_params, select_images
-    from db.engine import session_scope
-    from db.models import Job, JobStatus, ModelVersion
-
-    try:
-        with session_scope(engine) as session:
-            version = session.get(ModelVersion, args.model_version)
-            if version is None:
-                raise CliError(f"No model version #{args.model_version}.")
-            select_images(session, version.project_id, args.images)  # validates the set before queueing
-            params = predict_params(args.model_version, args.images, args.batch_size)
-            job_id = create_job(session, JOB_KIND, params, project_id=version.project_id, exclusive=True).id
-    except JobError as exc:
-        raise CliError(str(exc)) from exc
->>>>>>> issue-6
     if args.detach:
         _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
         return 0
