@@ -62,9 +62,12 @@ def confusion_chart(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
 
 def bar_chart(df: pd.DataFrame, x: str, y: str, color: str | None = None, height: int = 260) -> alt.Chart:
     """A bar chart of ``y`` per ``x`` (stacked by ``color``)."""
-    enc: dict[str, Any] = {"x": alt.X(f"{x}:N", sort=None), "y": alt.Y(f"{y}:Q"), "tooltip": list(df.columns)}
+    enc: dict[str, Any] = {"x": alt.X(f"{x}:N", sort=None), "y": alt.Y(f"{y}:Q")}
+    tooltip = [alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{y}:Q")]
     if color:
         enc["color"] = alt.Color(f"{color}:N")
+        tooltip.append(alt.Tooltip(f"{color}:N"))
+    enc["tooltip"] = tooltip
     return alt.Chart(df).mark_bar().encode(**enc).properties(height=height)
 
 
