@@ -92,7 +92,9 @@ def load_boxes(
         select(Prediction.image_id, Label.name, Prediction.x_min, Prediction.y_min, Prediction.x_max,
                Prediction.y_max, Prediction.score)
         .join(Label, Prediction.label_id == Label.id)
-        .where(Prediction.model_version_id == model_version_id)
+        .join(Image, Prediction.image_id == Image.id)
+        .where(Prediction.model_version_id == model_version_id, Image.split == Split.TEST,
+               Image.status.in_(GROUND_TRUTH))
     ).all()  # fmt: skip
     gts = [GroundTruth(i, name, Box(x0, y0, x1, y1)) for i, name, x0, y0, x1, y1 in gt_rows if i in ids]
     dts = [Detection(i, name, Box(x0, y0, x1, y1), s) for i, name, x0, y0, x1, y1, s in dt_rows if i in ids]

@@ -122,7 +122,7 @@ with tab_models:
         st.altair_chart(
             bar_chart(per_class_df.dropna(subset=["AP@0.5"]), "class", "AP@0.5", color="model version")
             .encode(xOffset="model version:N"),
-            use_container_width=True,
+            width="stretch",
         )
         table_ui(per_class_df, "per-class metrics", "per_class_metrics")
 
@@ -132,11 +132,11 @@ with tab_models:
         c1, c2 = st.columns(2)
         with c1:
             st.subheader("Precision-recall (IoU 0.5)")
-            st.altair_chart(pr_curves_chart(result["curves"]), use_container_width=True)
+            st.altair_chart(pr_curves_chart(result["curves"]), width="stretch")
         with c2:
             st.subheader(f"Confusion matrix (score ≥ {threshold}, IoU 0.5)")
             matrix = result["at"][threshold]["confusion"]
-            st.altair_chart(confusion_chart(matrix, result["labels"]), use_container_width=True)
+            st.altair_chart(confusion_chart(matrix, result["labels"]), width="stretch")
             st.caption("Row 'background': false positives. Column 'background': missed boxes.")
         cm = pd.DataFrame(matrix, columns=[*result["labels"], "background"])
         cm.insert(0, "true \\ predicted", [*result["labels"], "background"])
@@ -192,7 +192,7 @@ with tab_health:
         id_vars="label", value_vars=["train boxes", "val boxes", "test boxes", "unassigned boxes"],
         var_name="split", value_name="count",
     )  # fmt: skip
-    st.altair_chart(bar_chart(long, "label", "count", color="split"), use_container_width=True)
+    st.altair_chart(bar_chart(long, "label", "count", color="split"), width="stretch")
     table_ui(per_class, "boxes per class", "boxes_per_class")
 
     st.subheader("Box size and shape per class")
@@ -202,10 +202,10 @@ with tab_health:
         c1, c2 = st.columns(2)
         c1.altair_chart(
             distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True),
-            use_container_width=True,
+            width="stretch",
         )
         c2.altair_chart(distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True),
-                        use_container_width=True)  # fmt: skip
+                        width="stretch")  # fmt: skip
         summary = (
             health.box_geometry.groupby("label")[["width", "height", "relative_area", "aspect"]]
             .describe(percentiles=[0.1, 0.5, 0.9])
@@ -217,12 +217,12 @@ with tab_health:
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Images per status")
-        st.altair_chart(bar_chart(health.by_status, "status", "images"), use_container_width=True)
+        st.altair_chart(bar_chart(health.by_status, "status", "images"), width="stretch")
         table_ui(health.by_status, "images per status", "images_per_status")
     with c2:
         st.subheader("Annotation throughput")
         if health.throughput.empty:
             st.caption("No boxes yet.")
         else:
-            st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), use_container_width=True)
+            st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), width="stretch")
             table_ui(health.throughput, "boxes per person per day", "throughput")
