@@ -12,7 +12,7 @@ from core.detector.data import class_balanced_dataset, repeat_factors
 
 def test_rare_classes_are_repeated_up_to_the_percentile() -> None:
     # class 0: 8 boxes, class 1: 2 boxes, class 2: 1 box
-    labels = [[0, 0], [0, 0], [0, 0], [0, 0], [1], [1, 0], [2], []]
+    labels = [[0, 0], [0, 0], [0, 0], [0, 0], [1], [1], [2], []]
     assert repeat_factors(labels, 100).tolist() == [1, 1, 1, 1, 4, 4, 8, 1]
     # Median class count is 2: class 2 doubled, the others untouched.
     assert repeat_factors(labels, 50).tolist() == [1, 1, 1, 1, 1, 1, 2, 1]
