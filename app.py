@@ -20,6 +20,7 @@ PAGES = [
     st.Page("pages/import_annotations.py", title="Import annotations", icon=":material/upload_file:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
 ]
 
 # Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's

@@ -371,6 +371,43 @@ def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine
     return 0 if status is JobStatus.SUCCEEDED else 1
 
 
+def _evaluate_configure(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model-version", type=int, required=True, help="model version id")
+    p.add_argument("--detach", action="store_true", help="start a background worker and print its job id")
+
+
+@command(
+    "evaluate",
+    "evaluate a model version on the project's test split (COCO mAP, per class, confusion, errors); stores the results",
+    _evaluate_configure,
+)
+def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    from core.evaluation import JOB_KIND
+    from core.jobs import JobError, create_job, launch, run_job
+    from db.engine import session_scope
+    from db.models import Job, JobStatus, ModelVersion
+
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, args.model_version)
+        if version is None:
+            raise CliError(f"No model version #{args.model_version}.")
+        try:
+            job_id = create_job(
+                session, JOB_KIND, {"model_version_id": version.id}, project_id=version.project_id, exclusive=True
+            ).id
+        except JobError as exc:
+            raise CliError(str(exc)) from exc
+    if args.detach:
+        _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
+        return 0
+    status = run_job(settings, engine, job_id)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
+    return 0 if status is JobStatus.SUCCEEDED else 1
+
+
 def _run_job_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("job_id", type=int)
 

@@ -262,18 +262,10 @@ def confusion_matrix(
             by_image_dt[d.image_id].append(d)
     for image_id in set(by_image_gt) | set(by_image_dt):
         g_list, d_list = by_image_gt.get(image_id, []), by_image_dt.get(image_id, [])
-        ious = iou_matrix(_as_array(d.box for d in d_list), _as_array(g.box for g in g_list))
-        used_d, used_g = set(), set()
-        if ious.size:
-            pairs = np.argwhere(ious >= iou_threshold)
-            # Best pairs first; at equal IoU the more confident detection wins.
-            pairs = sorted(pairs.tolist(), key=lambda p: (-ious[p[0], p[1]], -d_list[p[0]].score))
-            for di, gi in pairs:
-                if di in used_d or gi in used_g:
-                    continue
-                used_d.add(di)
-                used_g.add(gi)
-                matrix[index[g_list[gi].label], index[d_list[di].label]] += 1
+        pairs = confusion_pairs(g_list, d_list, iou_threshold)
+        used_d, used_g = {d for d, _ in pairs}, {g for _, g in pairs}
+        for di, gi in pairs:
+            matrix[index[g_list[gi].label], index[d_list[di].label]] += 1
         for gi, g in enumerate(g_list):
             if gi not in used_g:
                 matrix[index[g.label], bg] += 1
@@ -281,3 +273,29 @@ def confusion_matrix(
             if di not in used_d:
                 matrix[bg, index[d.label]] += 1
     return matrix
+
+
+def confusion_pairs(
+    ground_truth: Sequence[GroundTruth], detections: Sequence[Detection], iou_threshold: float = 0.5
+) -> list[tuple[int, int]]:
+    """The (detection index, ground-truth index) pairs of ONE image that the confusion matrix counts.
+
+    Boxes of any class are matched by IoU, best pairs first (at equal IoU the more
+    confident detection wins), each box used once, IoU >= ``iou_threshold``. The error
+    gallery uses the same pairs, so its boxes are exactly the matrix's off-diagonal cells.
+    """
+    ious = iou_matrix(_as_array(d.box for d in detections), _as_array(g.box for g in ground_truth))
+    if not ious.size:
+        return []
+    candidates = np.argwhere(ious >= iou_threshold)
+    candidates = sorted(candidates.tolist(), key=lambda p: (-ious[p[0], p[1]], -detections[p[0]].score))
+    used_d: set[int] = set()
+    used_g: set[int] = set()
+    pairs = []
+    for di, gi in candidates:
+        if di in used_d or gi in used_g:
+            continue
+        used_d.add(di)
+        used_g.add(gi)
+        pairs.append((di, gi))
+    return pairs

@@ -49,6 +49,7 @@ HANDLERS: dict[str, str] = {
     "sleep": "core.jobs:sleep_job",
     "train": "core.training:train_job",
     "predict": "core.prediction:predict_job",
+    "evaluate": "core.evaluation:evaluate_job",
 }
 
 

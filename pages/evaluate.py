@@ -1,0 +1,228 @@
+"""Evaluate: how good is each model version, where does it fail, and is the dataset balanced.
+
+Metrics are computed once per model version by the ``evaluate`` job (core/evaluation.py)
+and stored on the version; this page only reads them (one query) plus the dataset-health
+counts (a few grouped queries), so it stays quick on big projects.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+from sqlalchemy import select
+
+from core.dataset_health import dataset_health
+from core.evaluation import JOB_KIND, evaluated_versions
+from db.engine import session_scope
+from db.models import Image, Job, JobStatus
+from ui.context import current_project_id, get_context
+from ui.evaluate_panels import bar_chart, confusion_chart, distribution_chart, pr_curves_chart, table_ui
+from ui.jobs import job_snapshot, start_job
+
+ctx = get_context()
+st.title("Evaluate")
+project_id = current_project_id()
+if project_id is None:
+    st.info("Create a project on the Home page first.")
+    st.stop()
+
+
+def open_in_annotate(image_id: int) -> None:
+    """Opens an image on the Annotate page (its queue filters cleared so the image is in the queue)."""
+    st.session_state[f"ann_image_{project_id}"] = image_id
+    st.session_state.pop(f"ann_loaded_{project_id}", None)
+    for f in ("status", "label", "split"):
+        st.session_state[f"ann_f_{f}_{project_id}"] = []
+    st.switch_page("pages/annotate.py")
+
+
+def _fmt(x: float | None) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+with session_scope(ctx.engine) as session:
+    versions = evaluated_versions(session, project_id)
+    running = session.scalar(
+        select(Job.id).where(
+            Job.project_id == project_id, Job.kind == JOB_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
+        )
+    )
+
+tab_models, tab_errors, tab_health = st.tabs(["Model versions", "Error gallery", "Dataset health"])
+
+# ---------------------------------------------------------------- model versions side by side
+with tab_models:
+    if not versions:
+        st.info("No model version yet: train one on the Train page.")
+    not_done = [(i, n) for i, n, r in versions if r is None]
+    if not_done:
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        pick = c1.selectbox(
+            "Evaluate on the test split", [i for i, _ in not_done], format_func=dict(not_done).__getitem__,
+            help="Predicts the test images (a background job) and computes COCO-style metrics once.",
+        )  # fmt: skip
+        if c2.button("Evaluate", type="primary", disabled=running is not None):
+            job_id = start_job(JOB_KIND, {"model_version_id": int(pick)}, project_id, exclusive=True)
+            if job_id is not None:
+                st.session_state["eval_job"] = job_id
+                st.rerun()
+    job_id = st.session_state.get("eval_job") or running
+    if job_id:
+
+        @st.fragment(run_every=2.0)
+        def job_ui() -> None:
+            snap = job_snapshot(int(job_id))
+            if snap is None:
+                return
+            if not snap.status.is_final:
+                done, total = snap.progress.get("done") or 0, snap.progress.get("total") or 0
+                st.progress(min(done / total, 1.0) if total else 0.0, text=snap.progress.get("message") or "starting…")
+            elif snap.status is JobStatus.FAILED:
+                st.error(f"Evaluation failed: {snap.error}")
+            elif st.session_state.pop("eval_job", None):
+                st.rerun(scope="app")
+
+        job_ui()
+
+    done = [(i, n, r) for i, n, r in versions if r is not None]
+    if done:
+        thresholds = done[0][2]["thresholds"]
+        threshold = st.select_slider(
+            "Score threshold (precision, recall and the confusion matrix)", thresholds, value="0.5", key="eval_thr"
+        )
+        st.caption(
+            "COCO-style metrics on the project's test split as stored now (101-point AP, pycocotools' definitions). "
+            "The Train page's mAP@0.5 is Pascal VOC all-point AP on the training snapshot's split, so it can differ."
+        )
+        rows = []
+        for i, name, r in done:
+            at = r["at"].get(threshold) or {}
+            p = [v for v in (at.get("precision") or {}).values() if v is not None]
+            rc = [v for v in (at.get("recall") or {}).values() if v is not None]
+            rows.append({
+                "id": i, "model version": name, "COCO mAP@0.5": r["map_50"], "COCO mAP@[.5:.95]": r["map_50_95"],
+                f"mean precision @{threshold}": sum(p) / len(p) if p else None,
+                f"mean recall @{threshold}": sum(rc) / len(rc) if rc else None,
+                "test images": r["images"], "test boxes": r["ground_truth"], "predictions": r["predictions"],
+                "evaluated (UTC)": r["evaluated_at"],
+            })  # fmt: skip
+        table_ui(pd.DataFrame(rows), "model versions", "model_versions")
+
+        per_class = []
+        for i, name, r in done:
+            at = r["at"].get(threshold) or {}
+            for label in r["labels"]:
+                per_class.append({
+                    "model version": name, "class": label, "test boxes": r["gt_counts"].get(label),
+                    "AP@0.5": r["ap_50"].get(label), "AP@[.5:.95]": r["ap_50_95"].get(label),
+                    "precision": (at.get("precision") or {}).get(label), "recall": (at.get("recall") or {}).get(label),
+                })  # fmt: skip
+        per_class_df = pd.DataFrame(per_class)
+        st.subheader("Per class")
+        st.altair_chart(
+            bar_chart(per_class_df.dropna(subset=["AP@0.5"]), "class", "AP@0.5", color="model version")
+            .encode(xOffset="model version:N"),
+            width="stretch",
+        )
+        table_ui(per_class_df, "per-class metrics", "per_class_metrics")
+
+        names = {i: n for i, n, _ in done}
+        chosen = st.selectbox("Curves and confusion matrix of", list(names), format_func=names.__getitem__)
+        result = next(r for i, _, r in done if i == chosen)
+        c1, c2 = st.columns(2)
+        with c1:
+            st.subheader("Precision-recall (IoU 0.5)")
+            st.altair_chart(pr_curves_chart(result["curves"]), width="stretch")
+        with c2:
+            st.subheader(f"Confusion matrix (score ≥ {threshold}, IoU 0.5)")
+            matrix = result["at"][threshold]["confusion"]
+            st.altair_chart(confusion_chart(matrix, result["labels"]), width="stretch")
+            st.caption("Row 'background': false positives. Column 'background': missed boxes.")
+        cm = pd.DataFrame(matrix, columns=[*result["labels"], "background"])
+        cm.insert(0, "true \\ predicted", [*result["labels"], "background"])
+        table_ui(cm, "confusion matrix", f"confusion_v{chosen}_{threshold}")
+
+# ---------------------------------------------------------------- error gallery
+with tab_errors:
+    done = [(i, n, r) for i, n, r in versions if r is not None]
+    if not done:
+        st.info("Evaluate a model version first (Model versions tab).")
+    else:
+        names = {i: n for i, n, _ in done}
+        chosen = st.selectbox("Errors of", list(names), format_func=names.__getitem__, key="err_version")
+        result = next(r for i, _, r in done if i == chosen)
+        errors = result["errors"]
+        kinds = {
+            "false_positive": "Confident false positives",
+            "missed": "Missed boxes",
+            "wrong_class": "Wrong class",
+        }
+        kind = st.radio("Show", list(kinds), format_func=lambda k: f"{kinds[k]} ({len(errors[k])})", horizontal=True)
+        items = errors[kind]
+        st.caption(
+            f"At score ≥ {result['error_threshold']} and IoU 0.5, worst first (most confident; largest for missed boxes)."
+            " 'Open' shows the image on the Annotate page to fix its boxes."
+        )
+        ids = sorted({e["image_id"] for e in items})
+        with session_scope(ctx.engine) as session:
+            image_names = dict(session.execute(select(Image.id, Image.original_name).where(Image.id.in_(ids))).all())
+        df = pd.DataFrame([{"image": image_names.get(e["image_id"], "?"), **e} for e in items])
+        if df.empty:
+            st.success("None at this threshold.")
+        else:
+            for n, e in enumerate(items[:20]):
+                c = st.columns([4, 2, 2, 1], vertical_alignment="center")
+                what = f"{e['true_label']} → predicted {e['label']}" if kind == "wrong_class" else e["label"]
+                c[0].markdown(f"**{image_names.get(e['image_id'], '?')}** · {what}")
+                c[1].markdown(f"score {e['score']:.2f}" if "score" in e else f"{e['area']:,} px²")
+                c[2].caption(f"box {', '.join(f'{v:.0f}' for v in e['box'])}")
+                if c[3].button("Open", key=f"open_{kind}_{n}", icon=":material/edit:"):
+                    open_in_annotate(int(e["image_id"]))
+            table_ui(df, kinds[kind].lower(), f"errors_{kind}_v{chosen}")
+
+# ---------------------------------------------------------------- dataset health
+with tab_health:
+    with session_scope(ctx.engine) as session:
+        health = dataset_health(session, project_id)
+    for w in health.warnings:
+        st.warning(w)
+    st.subheader("Boxes and images per class and split")
+    per_class = health.per_class.reset_index()
+    long = per_class.melt(
+        id_vars="label", value_vars=["train boxes", "val boxes", "test boxes", "unassigned boxes"],
+        var_name="split", value_name="count",
+    )  # fmt: skip
+    st.altair_chart(bar_chart(long, "label", "count", color="split"), width="stretch")
+    table_ui(per_class, "boxes per class", "boxes_per_class")
+
+    st.subheader("Box size and shape per class")
+    if health.box_geometry.empty:
+        st.caption("No boxes yet.")
+    else:
+        c1, c2 = st.columns(2)
+        c1.altair_chart(
+            distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True),
+            width="stretch",
+        )
+        c2.altair_chart(distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True),
+                        width="stretch")  # fmt: skip
+        summary = (
+            health.box_geometry.groupby("label")[["width", "height", "relative_area", "aspect"]]
+            .describe(percentiles=[0.1, 0.5, 0.9])
+            .round(3)
+        )
+        summary.columns = [f"{a} {b}" for a, b in summary.columns]
+        table_ui(summary.reset_index(), "box geometry per class", "box_geometry")
+
+    c1, c2 = st.columns(2)
+    with c1:
+        st.subheader("Images per status")
+        st.altair_chart(bar_chart(health.by_status, "status", "images"), width="stretch")
+        table_ui(health.by_status, "images per status", "images_per_status")
+    with c2:
+        st.subheader("Annotation throughput")
+        if health.throughput.empty:
+            st.caption("No boxes yet.")
+        else:
+            st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), width="stretch")
+            table_ui(health.throughput, "boxes per person per day", "throughput")

@@ -1,0 +1,89 @@
+"""Widgets of the Evaluate page: tables with a CSV download, and the Altair charts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+
+def table_ui(df: pd.DataFrame, name: str, key: str, **kwargs: Any) -> None:
+    """A dataframe with a 'Download CSV' button under it."""
+    st.dataframe(df, hide_index=True, width="stretch", **kwargs)
+    st.download_button(
+        f"Download {name} (CSV)", df.to_csv(index=False).encode(), file_name=f"{key}.csv", mime="text/csv",
+        key=f"csv_{key}", icon=":material/download:",
+    )  # fmt: skip
+
+
+def pr_curves_chart(curves: dict[str, dict[str, list[float]]]) -> alt.Chart:
+    """Precision-recall curves at IoU 0.5, one line per class (hover shows the score threshold)."""
+    rows = [
+        {"class": name, "recall": r, "precision": p, "score": s}
+        for name, c in curves.items()
+        for r, p, s in zip(c["recall"], c["precision"], c["score"], strict=True)
+    ]
+    df = pd.DataFrame(rows, columns=["class", "recall", "precision", "score"])
+    return (
+        alt.Chart(df)
+        .mark_line(interpolate="step-after", point=False)
+        .encode(
+            x=alt.X("recall:Q", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("precision:Q", scale=alt.Scale(domain=[0, 1])),
+            color="class:N",
+            tooltip=["class", "recall", "precision", "score"],
+        )
+        .properties(height=340)
+        .interactive()
+    )
+
+
+def confusion_chart(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
+    """Heatmap of the detection confusion matrix (true class down, predicted across, background last)."""
+    names = [*labels, "background"]
+    df = pd.DataFrame(
+        [{"true": names[i], "predicted": names[j], "boxes": n} for i, row in enumerate(matrix) for j, n in enumerate(row)]
+    )
+    base = alt.Chart(df).encode(
+        x=alt.X("predicted:N", sort=names, title="predicted class"),
+        y=alt.Y("true:N", sort=names, title="true class"),
+    )
+    heat = base.mark_rect().encode(
+        color=alt.Color("boxes:Q", scale=alt.Scale(scheme="blues")), tooltip=["true", "predicted", "boxes"]
+    )
+    text = base.mark_text(fontSize=11).encode(
+        text=alt.condition(alt.datum.boxes > 0, "boxes:Q", alt.value("")),
+        color=alt.condition(alt.datum.boxes > df["boxes"].max() / 2, alt.value("white"), alt.value("black")),
+    )
+    return (heat + text).properties(height=36 * len(names) + 40)
+
+
+def bar_chart(df: pd.DataFrame, x: str, y: str, color: str | None = None, height: int = 260) -> alt.Chart:
+    """A bar chart of ``y`` per ``x`` (stacked by ``color``)."""
+    enc: dict[str, Any] = {"x": alt.X(f"{x}:N", sort=None), "y": alt.Y(f"{y}:Q")}
+    tooltip = [alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{y}:Q")]
+    if color:
+        enc["color"] = alt.Color(f"{color}:N")
+        tooltip.append(alt.Tooltip(f"{color}:N"))
+    enc["tooltip"] = tooltip
+    return alt.Chart(df).mark_bar().encode(**enc).properties(height=height)
+
+
+def distribution_chart(geometry: pd.DataFrame, column: str, title: str, log: bool = False) -> alt.Chart:
+    """Box plot of a box-geometry column per class: whiskers min-max, box 25-75 %, tick at the median.
+
+    The quantiles are computed here and only they go to the browser (Altair would otherwise
+    embed every box in the chart: 60,000 rows on a big project).
+    """
+    q = geometry.groupby("label")[column].quantile([0.0, 0.25, 0.5, 0.75, 1.0]).unstack()
+    q.columns = ["min", "q25", "median", "q75", "max"]
+    q = q.reset_index()
+    scale = alt.Scale(type="log") if log else alt.Scale(zero=False)
+    base = alt.Chart(q).encode(x=alt.X("label:N", title="class"), color=alt.Color("label:N", legend=None))
+    tooltip = ["label", "min", "q25", "median", "q75", "max"]
+    whisker = base.mark_rule().encode(y=alt.Y("min:Q", title=title, scale=scale), y2="max:Q", tooltip=tooltip)
+    box = base.mark_bar(size=18).encode(y="q25:Q", y2="q75:Q", tooltip=tooltip)
+    median = base.mark_tick(color="white", size=18, thickness=2).encode(y="median:Q")
+    return (whisker + box + median).properties(height=260)
