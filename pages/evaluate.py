@@ -121,7 +121,7 @@ with tab_models:
         st.subheader("Per class")
         st.altair_chart(
             bar_chart(per_class_df.dropna(subset=["AP@0.5"]), "class", "AP@0.5", color="model version")
-            .encode(xOffset="model version:N"),
+            .encode(xOffset="c:N"),
             width="stretch",
         )
         table_ui(per_class_df, "per-class metrics", "per_class_metrics")

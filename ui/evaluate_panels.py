@@ -61,12 +61,18 @@ def confusion_chart(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
 
 
 def bar_chart(df: pd.DataFrame, x: str, y: str, color: str | None = None, height: int = 260) -> alt.Chart:
-    """A bar chart of ``y`` per ``x`` (stacked by ``color``)."""
-    enc: dict[str, Any] = {"x": alt.X(f"{x}:N", sort=None), "y": alt.Y(f"{y}:Q")}
-    tooltip = [alt.Tooltip(f"{x}:N"), alt.Tooltip(f"{y}:Q")]
+    """A bar chart of ``y`` per ``x`` (stacked by ``color``).
+
+    Column names may hold dots or brackets ("AP@0.5"): Vega-Lite would read those as nested
+    fields, so the chart gets plain names and keeps the originals as axis titles.
+    """
+    names = {x: "x", y: "y", **({color: "c"} if color else {})}
+    df = df[list(names)].rename(columns=names)
+    enc: dict[str, Any] = {"x": alt.X("x:N", sort=None, title=x), "y": alt.Y("y:Q", title=y)}
+    tooltip = [alt.Tooltip("x:N", title=x), alt.Tooltip("y:Q", title=y)]
     if color:
-        enc["color"] = alt.Color(f"{color}:N")
-        tooltip.append(alt.Tooltip(f"{color}:N"))
+        enc["color"] = alt.Color("c:N", title=color)
+        tooltip.append(alt.Tooltip("c:N", title=color))
     enc["tooltip"] = tooltip
     return alt.Chart(df).mark_bar().encode(**enc).properties(height=height)
 
