@@ -43,6 +43,23 @@ def _emit(payload: Any) -> None:
     sys.stdout.write("\n")
 
 
+def _run_or_detach(settings: Settings, engine: Engine, job_id: int, detach: bool) -> int:
+    """Runs a queued job in this process and prints its outcome, or starts a detached worker."""
+    from core.jobs import launch, run_job
+    from db.engine import session_scope
+    from db.models import Job, JobStatus
+
+    if detach:
+        _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
+        return 0
+    status = run_job(settings, engine, job_id)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert job is not None
+        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
+    return 0 if status is JobStatus.SUCCEEDED else 1
+
+
 def _project_id(engine: Engine, args: argparse.Namespace) -> int:
     from core.projects import ProjectError, get_project
     from db.engine import session_scope
@@ -345,10 +362,10 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
 
 def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     """``predict --images SET``: a predict job over stored images (run here, or detached)."""
-    from core.jobs import JobError, create_job, launch, run_job
+    from core.jobs import JobError, create_job
     from core.prediction import JOB_KIND, predict_params, select_images
     from db.engine import session_scope
-    from db.models import Job, JobStatus, ModelVersion
+    from db.models import ModelVersion
 
     try:
         with session_scope(engine) as session:
@@ -360,15 +377,7 @@ def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine
             job_id = create_job(session, JOB_KIND, params, project_id=version.project_id, exclusive=True).id
     except JobError as exc:
         raise CliError(str(exc)) from exc
-    if args.detach:
-        _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
-        return 0
-    status = run_job(settings, engine, job_id)
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
-    return 0 if status is JobStatus.SUCCEEDED else 1
+    return _run_or_detach(settings, engine, job_id, args.detach)
 
 
 def _evaluate_configure(p: argparse.ArgumentParser) -> None:
@@ -383,9 +392,9 @@ def _evaluate_configure(p: argparse.ArgumentParser) -> None:
 )
 def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core.evaluation import JOB_KIND
-    from core.jobs import JobError, create_job, launch, run_job
+    from core.jobs import JobError, create_job
     from db.engine import session_scope
-    from db.models import Job, JobStatus, ModelVersion
+    from db.models import ModelVersion
 
     with session_scope(engine) as session:
         version = session.get(ModelVersion, args.model_version)
@@ -397,15 +406,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> i
             ).id
         except JobError as exc:
             raise CliError(str(exc)) from exc
-    if args.detach:
-        _emit({"job_id": job_id, "pid": launch(settings, job_id, engine)})
-        return 0
-    status = run_job(settings, engine, job_id)
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
-    return 0 if status is JobStatus.SUCCEEDED else 1
+    return _run_or_detach(settings, engine, job_id, args.detach)
 
 
 def _run_job_configure(p: argparse.ArgumentParser) -> None:
