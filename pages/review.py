@@ -55,7 +55,9 @@ ITEM_KEY = f"rev_item_{project_id}"
 QUEUE_KEY = f"rev_queue_{project_id}"
 DECIDED_KEY = f"rev_decided_{project_id}"
 QUEUE_TTL_S = 60.0
-FLASH_KEY = "rev_flash"
+# The outcome of the last action stays on screen until the next one: the canvas reruns the
+# page once it mounts, and a message shown for one run only would vanish before it is read.
+FLASH_KEY = f"rev_flash_{project_id}"
 
 versions = versions_with_names(ctx.engine, project_id)
 with st.expander("Predict with a model version", expanded=not versions):
@@ -124,7 +126,7 @@ with session_scope(ctx.engine) as session:
         st.session_state["rev_mounts"] = st.session_state.get("rev_mounts", 0) + 1
 server_ms = (time.perf_counter() - t0) * 1000
 
-flash = st.session_state.pop(FLASH_KEY, None)
+flash = st.session_state.get(FLASH_KEY)
 if flash:
     getattr(st, flash[0])(flash[1])
 if item is None:

@@ -52,11 +52,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     stop_server(srv)
 
 
-@pytest.mark.xfail(
-    reason="Flaky on a loaded 2-core machine (passed in one fresh-clone CI run, timed out waiting for "
-    "'2 accepted' in the next); issue 6 stays open until it is made reliable.",
-    strict=False,
-)
 def test_review_one_item_with_the_keyboard_only(page, server: AppServer) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{server.url}/review")
     wait_for_app(page)
