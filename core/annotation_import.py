@@ -15,6 +15,10 @@ come from and its boxes), and :func:`import_items` stores them:
   image is refused with the list of unknown labels.
 - Images with boxes become ``done``; an annotation with no objects makes the image
   ``no_objects``.
+- A split the dataset fixes (VOC's ``ImageSets/Main/{train,val,test}.txt``) is stored on
+  the image when it has none yet. A split once set is never changed (:mod:`core.splits`):
+  an image already in another split keeps it and the record says so. Images the dataset
+  puts in no split keep none; export places them later.
 """
 
 from __future__ import annotations
@@ -37,13 +41,17 @@ from core.projects import colour_for, record_activity
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Box as BoxRow
-from db.models import BoxSource, Image, ImageStatus, Label
+from db.models import BoxSource, Image, ImageStatus, Label, Split
 
 IMPORT_FORMATS: tuple[str, ...] = ("voc", "coco", "dataturks", "tfrecord")
 Outcome = Literal["imported", "updated", "duplicate", "failed", "skipped"]
 # Box coordinates of an item: pixels of the image, or normalised to [0, 1] (DataTurks, TFRecord).
 Coords = Literal["pixels", "normalised"]
 BATCH = 50
+# VOC's split lists, in the order that wins when one id is listed in several: an image that is anywhere
+# in a test list must never be trained on (that would leak it into the model it is meant to measure).
+VOC_SPLIT_LISTS: tuple[Split, ...] = (Split.TEST, Split.VAL, Split.TRAIN)
+VOC_SPLIT_SOURCE = "ImageSets/Main"
 
 
 class AnnotationImportError(ValueError):
@@ -64,6 +72,8 @@ class ImportItem:
         attributes: Image-level attributes.
         annotated: False when the record carries no annotation at all (status stays new).
         notes: What the reader noticed.
+        split: The split the dataset puts the image in (train/val/test), if it says.
+        split_from: Where that split came from, for the report (``ImageSets/Main``).
     """
 
     source: str
@@ -75,17 +85,25 @@ class ImportItem:
     attributes: dict[str, Any] = field(default_factory=dict)
     annotated: bool = True
     notes: list[str] = field(default_factory=list)
+    split: str | None = None
+    split_from: str | None = None
 
 
 @dataclass(frozen=True)
 class ImportOutcome:
-    """What happened to one record."""
+    """What happened to one record.
+
+    ``split`` is the split this import stored on the image (from the dataset's split
+    lists); None when it stored none.
+    """
 
     source: str
     outcome: Outcome
     message: str = ""
     image_id: int | None = None
     boxes: int = 0
+    split: str | None = None
+    split_from: str | None = None
 
 
 @dataclass
@@ -99,12 +117,27 @@ class ImportReport:
         """How many records had ``outcome``."""
         return sum(1 for o in self.outcomes if o.outcome == outcome)
 
+    def splits_from_file(self) -> dict[str, int]:
+        """How many images got their split from the dataset's split lists, per split."""
+        return {s.value: sum(1 for o in self.outcomes if o.split == s.value) for s in Split}
+
+    def splits_message(self) -> str:
+        """``splits from ImageSets/Main: 804 train, 200 test``; empty when no image got a split."""
+        counts = self.splits_from_file()
+        if not any(counts.values()):
+            return ""
+        sources = sorted({o.split_from for o in self.outcomes if o.split and o.split_from})
+        per_split = ", ".join(f"{n} {split}" for split, n in counts.items() if n)
+        return f"splits from {', '.join(sources) or 'the dataset'}: {per_split}"
+
     def summary(self) -> dict[str, Any]:
-        """Counts per outcome, boxes added and labels added."""
+        """Counts per outcome, boxes added, labels added and splits taken from the dataset."""
         return {
             **{k: self.count(k) for k in ("imported", "updated", "duplicate", "failed", "skipped")},
             "boxes": sum(o.boxes for o in self.outcomes),
             "labels_added": list(self.labels_added),
+            "splits_from_file": self.splits_from_file(),
+            "splits_message": self.splits_message(),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -207,7 +240,8 @@ def import_items(
                 project_id,
                 "import",
                 f"annotations imported: {s['imported']} new images, {s['updated']} annotated, {s['boxes']} boxes, "
-                f"{s['duplicate']} already present, {s['failed']} failed",
+                f"{s['duplicate']} already present, {s['failed']} failed"
+                + (f"; {s['splits_message']}" if s["splits_message"] else ""),
                 who,
             )
     return report
@@ -251,14 +285,21 @@ def _store_one(
             f"the annotation says {item.declared_size[0]}x{item.declared_size[1]} but the image is "
             f"{image.width}x{image.height}; boxes kept in pixels"
         )
+    split_notes: list[str] = []
+    split_set = _apply_split(image, item, split_notes)
     existing = session.scalar(select(func.count()).select_from(BoxRow).where(BoxRow.image_id == image.id))
     is_new = ingested.outcome == "imported"
     if not is_new and (existing or image.status in (ImageStatus.DONE, ImageStatus.NO_OBJECTS)):
-        # Same picture, already annotated: importing again must add nothing.
+        # Same picture, already annotated: importing again must add nothing (a split it lacked is the exception:
+        # that only fills in what the dataset fixes and changes no annotation).
+        message = f"{ingested.message or 'already in the project'}; its boxes are left as they are"
+        if split_set:
+            split_notes.append(f"its split was not set yet: {split_set} from {item.split_from or 'the dataset'}")
         return ImportOutcome(
-            item.source, "duplicate", f"{ingested.message or 'already in the project'}; its boxes are left as they are",
-            image.id,
+            item.source, "duplicate", "; ".join([message, *split_notes]), image.id,
+            split=split_set, split_from=item.split_from if split_set else None,
         )  # fmt: skip
+    notes.extend(split_notes)
     objects = _pixel_objects(item, image.width, image.height, notes)
     for label, _b in objects:
         if label not in labels:
@@ -289,7 +330,30 @@ def _store_one(
         image.revision = (image.revision or 0) + 1
         image.updated_by = who
     session.flush()
-    return ImportOutcome(item.source, "imported" if is_new else "updated", "; ".join(notes), image.id, len(objects))
+    return ImportOutcome(
+        item.source, "imported" if is_new else "updated", "; ".join(notes), image.id, len(objects),
+        split=split_set, split_from=item.split_from if split_set else None,
+    )  # fmt: skip
+
+
+def _apply_split(image: Image, item: ImportItem, notes: list[str]) -> str | None:
+    """Stores the item's split on an image that has none; returns the split stored, or None.
+
+    A split already set is never changed, as in :mod:`core.splits`: moving an image that may
+    already have been trained on, or tested, would mix the sets. A disagreement is noted.
+    """
+    if not item.split:
+        return None
+    wanted = Split(item.split)
+    if image.split is None:
+        image.split = wanted
+        return wanted.value
+    if image.split != wanted:
+        notes.append(
+            f"{item.split_from or 'the dataset'} puts it in {wanted.value}, but it is already in "
+            f"{Split(image.split).value}; kept {Split(image.split).value} (a split never changes once set)"
+        )
+    return None
 
 
 # --- reading files from a folder or a zip ------------------------------------------------------------------------
@@ -367,11 +431,101 @@ class _Files:
         return sorted(candidates, key=lambda r: ("jpegimages" not in r.lower(), r))[0]
 
 
+@dataclass
+class _VocSplitLists:
+    """The ``ImageSets/Main/{train,val,test}.txt`` lists of one VOC dataset root.
+
+    Attributes:
+        listed: Image id -> the splits it is listed in, in :data:`VOC_SPLIT_LISTS` order.
+        folded: Case-folded id -> id, for datasets whose lists and file names differ in case.
+        used: Ids matched to an annotation so far.
+        files: The list files found, by split.
+    """
+
+    listed: dict[str, list[Split]] = field(default_factory=dict)
+    folded: dict[str, str] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)
+    files: dict[Split, str] = field(default_factory=dict)
+
+    def lookup(self, *stems: str) -> str | None:
+        """The listed id among ``stems`` (exact first, then ignoring case)."""
+        for stem in stems:
+            if stem in self.listed:
+                return stem
+        for stem in stems:
+            if (hit := self.folded.get(stem.casefold())) is not None:
+                return hit
+        return None
+
+
+def _voc_root(xml_rel: str) -> str:
+    """The dataset root of an annotation: the folder holding its ``Annotations`` folder.
+
+    ``VOC2012/Annotations/a.xml`` -> ``VOC2012``; an XML outside any ``Annotations`` folder
+    counts its own folder as the root.
+    """
+    parts = xml_rel.split("/")[:-1]
+    for i in range(len(parts) - 1, -1, -1):
+        if parts[i].lower() == "annotations":
+            return "/".join(parts[:i])
+    return "/".join(parts)
+
+
+def _read_voc_split_lists(files: _Files, root: str, problems: list[ImportOutcome]) -> _VocSplitLists:
+    """Reads ``<root>/ImageSets/Main/{train,val,test}.txt`` (any of them; names compared ignoring case).
+
+    Only these three lists count: VOC's per-class lists (``dog_train.txt``, "id 1/-1" lines)
+    and ``trainval.txt`` (the union of two lists) say nothing new. Lines are image ids (the
+    XML/image stem); surrounding whitespace and blank lines are ignored. A list that cannot
+    be read is reported in ``problems`` and left out.
+    """
+    lists = _VocSplitLists()
+    prefix = f"{root}/" if root else ""
+    wanted = {f"{prefix}{VOC_SPLIT_SOURCE}/{s.value}.txt".lower(): s for s in VOC_SPLIT_LISTS}
+    for rel in files.members:
+        split = wanted.get(rel.lower())
+        if split is not None:
+            lists.files[split] = rel
+    for split in VOC_SPLIT_LISTS:  # precedence order, so each id's list of splits is in that order too
+        rel = lists.files.get(split)
+        if rel is None:
+            continue
+        try:
+            text = files.read(rel).decode("utf-8-sig")
+        except (OSError, IngestError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
+            problems.append(ImportOutcome(rel, "failed", f"split list not readable ({exc}); its images get no split"))
+            del lists.files[split]
+            continue
+        for line in text.splitlines():
+            image_id = line.strip()
+            if not image_id:
+                continue
+            splits = lists.listed.setdefault(image_id, [])
+            if split not in splits:
+                splits.append(split)
+            lists.folded.setdefault(image_id.casefold(), image_id)
+    return lists
+
+
+def _unmatched_ids(lists: _VocSplitLists) -> Iterator[ImportOutcome]:
+    """One ``skipped`` record per split list naming ids that no annotation matched."""
+    for split, rel in lists.files.items():
+        missing = sorted(i for i, splits in lists.listed.items() if split in splits and i not in lists.used)
+        if missing:
+            shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
+            yield ImportOutcome(
+                rel, "skipped", f"{len(missing)} listed image ids have no annotation XML, so nothing was imported "
+                f"for them: {shown}",
+            )  # fmt: skip
+
+
 def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
     """Items of a Pascal VOC folder or zip (``Annotations/*.xml`` and the images beside them).
 
     Images are found by the base name in ``<filename>`` (or ``<path>``), preferring
-    ``JPEGImages/``, else by the XML's stem with an image extension.
+    ``JPEGImages/``, else by the XML's stem with an image extension. The split of an image
+    comes from ``ImageSets/Main/{train,val,test}.txt`` beside the ``Annotations`` folder
+    its XML is in (see :func:`_read_voc_split_lists`), matched by the XML's or the image's stem.
     """
     from core.formats.voc import VocError, parse_voc_xml
 
@@ -380,7 +534,17 @@ def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
     xmls = [rel for rel in files.members if rel.lower().endswith(".xml")]
     if not xmls:
         raise AnnotationImportError(f"{path.name}: no .xml annotation files found")
+    split_lists: dict[str, _VocSplitLists] = {}
     for rel in xmls:
+        root = _voc_root(rel)
+        if root not in split_lists:
+            problems: list[ImportOutcome] = []
+            split_lists[root] = _read_voc_split_lists(files, root, problems)
+            yield from problems
+        lists = split_lists[root]
+        xml_stem = posixpath.splitext(posixpath.basename(rel))[0]
+        if (listed_id := lists.lookup(xml_stem)) is not None:
+            lists.used.add(listed_id)  # has an annotation, even if it turns out unusable (reported on its own)
         try:
             ann = parse_voc_xml(files.read(rel), rel)
         except (VocError, IngestError, OSError) as exc:
@@ -390,6 +554,18 @@ def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
         if image_rel is None:
             yield ImportOutcome(rel, "failed", f"image {ann.filename!r} not found in {path.name}")
             continue
+        notes = list(ann.notes)
+        split: Split | None = None
+        image_id = lists.lookup(xml_stem, posixpath.splitext(posixpath.basename(image_rel))[0])
+        if image_id is not None:
+            lists.used.add(image_id)
+            splits = lists.listed[image_id]
+            split = splits[0]
+            if len(splits) > 1:
+                notes.append(
+                    f"listed in {' and '.join(f'{s.value}.txt' for s in splits)} of {VOC_SPLIT_SOURCE}; "
+                    f"taken as {split.value} (an image listed for testing must never be trained on)"
+                )
         yield ImportItem(
             source=rel,
             image_name=posixpath.basename(image_rel),
@@ -397,8 +573,12 @@ def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
             objects=[(o.name, o.box) for o in ann.objects],
             declared_size=(ann.width, ann.height) if ann.width and ann.height else None,
             attributes=dict(ann.attributes),
-            notes=list(ann.notes),
+            notes=notes,
+            split=split.value if split else None,
+            split_from=VOC_SPLIT_SOURCE if split else None,
         )
+    for lists in split_lists.values():
+        yield from _unmatched_ids(lists)
 
 
 def coco_items(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:

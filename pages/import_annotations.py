@@ -28,8 +28,9 @@ if project_id is None:
 JOB_KEY = f"import_annotations_job_{project_id}"
 st.caption(
     "Images come in with their boxes. The same file twice adds nothing; a bad record is reported and the rest "
-    "import; boxes past the image edge are clipped and reported. URLs in DataTurks files are never downloaded: "
-    "the images are found by file name in the zip you give."
+    "import; boxes past the image edge are clipped and reported. A VOC dataset's fixed split "
+    "(ImageSets/Main/train.txt, val.txt, test.txt) is kept; an image already in a split stays there. URLs in "
+    "DataTurks files are never downloaded: the images are found by file name in the zip you give."
 )
 
 
@@ -108,6 +109,7 @@ def import_result_ui(status: JobStatus, result: dict | None, error: str | None) 
             f"({result['boxes']} boxes); {result['duplicate']} already present (nothing added); "
             f"{result['failed']} failed; {result['skipped']} skipped."
             + (f" Labels added: {', '.join(result['labels_added'])}." if result["labels_added"] else "")
+            + (f" {splits[:1].upper()}{splits[1:]}." if (splits := result.get("splits_message")) else "")
         )
         notes = [r for r in result["records"] if r["outcome"] not in ("imported", "updated") or r["message"]]
         if notes:

@@ -62,3 +62,31 @@ def test_import_page_renders_and_asks_for_files(app: AppTest) -> None:
     assert not app.exception
     assert any("does not exist on the server" in e.value for e in app.error)
     assert any(c.label == "Add labels the project does not have yet" for c in app.checkbox)
+
+
+def test_import_page_report_shows_the_splits_from_the_dataset(app: AppTest, engine, settings, tmp_path: Path) -> None:
+    from sqlalchemy import select
+
+    from core.jobs import create_job, run_job
+    from db.models import Project
+    from tests.core.dataset_factory import jpeg_bytes
+
+    root = tmp_path / "voc"
+    for n, i in enumerate(["a", "b", "c"]):
+        (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+        (root / "Annotations").mkdir(exist_ok=True)
+        (root / "JPEGImages" / f"{i}.jpg").write_bytes(jpeg_bytes(64, 48, 900 + n))
+        (root / "Annotations" / f"{i}.xml").write_text(f"<annotation><filename>{i}.jpg</filename></annotation>")
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\nb\n")
+    (root / "ImageSets" / "Main" / "test.txt").write_text("c\n")
+    with session_scope(engine) as session:
+        pid = session.scalar(select(Project.id).where(Project.name == "Pages"))
+        params = {"project_id": pid, "format": "voc", "path": str(root), "add_labels": True, "who": "apptest"}
+        job_id = create_job(session, "import-annotations", params, project_id=pid).id
+    run_job(settings, engine, job_id)  # the real job handler, in this process
+    app.switch_page("pages/import_annotations.py")
+    app.session_state[f"import_annotations_job_{pid}"] = job_id
+    app.run()
+    assert not app.exception
+    assert "Splits from ImageSets/Main: 2 train, 1 test." in app.success[0].value
