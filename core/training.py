@@ -79,9 +79,19 @@ class TrainingError(JobError):
 
 
 def train_params(project_id: int, **overrides: Any) -> dict[str, Any]:
-    """Job parameters: :data:`DEFAULTS` with ``overrides`` (None values ignored)."""
+    """Job parameters: :data:`DEFAULTS` with ``overrides`` (None values ignored).
+
+    None means "the default" here, so switching the budget or early stopping off needs a
+    value of its own: ``budget_minutes <= 0`` trains for ``epochs`` epochs with no time
+    limit, and ``patience <= 0`` never stops early (both stored as None, which is what
+    :class:`core.detector.train.TrainConfig` reads as "off"; a patience of 0 taken
+    literally would stop after the first evaluation).
+    """
     params = dict(DEFAULTS, project_id=project_id)
     params.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("budget_minutes", "patience"):
+        if params.get(key) is not None and params[key] <= 0:
+            params[key] = None
     return params
 
 
