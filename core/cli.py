@@ -241,7 +241,7 @@ def _train_configure(p: argparse.ArgumentParser) -> None:
         "already downloaded, else none), imagenet-offline (after `weights prepare`), imagenet (Keras downloads "
         "them; needs internet), none, or a weights file (default auto)",
     )
-    p.add_argument("--batch-size", type=int, help=f"batch size (default {DEFAULTS['batch_size']})")
+    p.add_argument("--batch-size", type=int, help="batch size (default auto: 8 on CPU, 32 per GPU)")
     p.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {DEFAULTS['learning_rate']})")
     p.add_argument(
         "--eval-every", type=int, help="validate every N epochs (default auto: about every 400 training images)"

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
-from core.training import AUTO, DEFAULTS, EVAL_EVERY_IMAGES, resolve_weights
+from core.training import AUTO, CPU_BATCH, DEFAULTS, EVAL_EVERY_IMAGES, GPU_BATCH_PER_DEVICE, resolve_weights
 from db.models import Image, Job, JobStatus, ModelVersion, Split
 from ui.jobs import job_snapshot, start_job
 
@@ -240,7 +240,7 @@ def prepare_weights_ui(session: Session, offline_ready: bool) -> None:
 
 
 def advanced_ui() -> dict[str, Any]:
-    """Max epochs, early-stopping patience (0 = off, returned as 0), batch size and learning rate."""
+    """Max epochs, early-stopping patience (0 = off, returned as 0), batch size (None = auto) and learning rate."""
     with st.expander("Advanced"):
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input(
@@ -252,12 +252,20 @@ def advanced_ui() -> dict[str, Any]:
             help="Stop after this many evaluations without a better validation mAP, keeping the best epoch "
             f"(evaluations come about every {EVAL_EVERY_IMAGES} training images). 0: never stop early.",
         )  # fmt: skip
-        batch = c3.number_input("Batch size", min_value=1, max_value=512, value=int(DEFAULTS["batch_size"]), step=1)
+        batch = c3.number_input(
+            "Batch size", min_value=1, max_value=512, value=None, step=1, placeholder="auto",
+            help=f"Empty: auto ({CPU_BATCH} on CPU, {GPU_BATCH_PER_DEVICE} per GPU).",
+        )  # fmt: skip
         lr = c4.number_input(
             "Learning rate", min_value=1e-6, max_value=1.0, value=float(DEFAULTS["learning_rate"]), format="%g",
             step=1e-4, help="Peak learning rate (Adam), after a warm-up; it decays over the budget.",
         )  # fmt: skip
-    return {"epochs": int(epochs), "patience": int(patience), "batch_size": int(batch), "learning_rate": float(lr)}
+    return {
+        "epochs": int(epochs),
+        "patience": int(patience),
+        "batch_size": int(batch) if batch is not None else None,  # None: the default, "auto"
+        "learning_rate": float(lr),
+    }
 
 
 def _epochs(n: int) -> str:

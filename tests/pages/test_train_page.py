@@ -119,6 +119,7 @@ def test_start_passes_budget_patience_and_auto_params(make_app: Callable[[], App
         params = dict(job.params)
     assert params["budget_minutes"] == 5.0 and params["patience"] is None
     assert params["weights"] == "auto" and params["image_width"] == "auto" and params["epochs"] == DEFAULTS["epochs"]
+    assert params["batch_size"] == DEFAULTS["batch_size"] == "auto"
 
 
 def test_second_training_is_refused_with_a_message(make_app: Callable[[], AppTest]) -> None:
