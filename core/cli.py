@@ -202,32 +202,88 @@ def _export(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
     return 0
 
 
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"give minutes >= 0 (0: no time budget), not {text!r}")
+    return value
+
+
 def _train_configure(p: argparse.ArgumentParser) -> None:
     from core.training import DEFAULTS
 
-    p.add_argument("--epochs", type=int, help=f"passes over the train split (default {DEFAULTS['epochs']})")
     p.add_argument(
-        "--size", help=f"model input WIDTHxHEIGHT, images are letterboxed (default {DEFAULTS['image_width']}x{DEFAULTS['image_height']})"
-    )
+        "--minutes", type=_minutes,
+        help=f"time budget for the whole run, evaluations included (default {DEFAULTS['budget_minutes']:g}); "
+        "0: no budget, train for --epochs epochs",
+    )  # fmt: skip
+    p.add_argument(
+        "--epochs", type=int,
+        help=f"upper bound on passes over the train split (default {DEFAULTS['epochs']}; the budget ends the run "
+        "first); with --minutes 0 the number of epochs to train",
+    )  # fmt: skip
+    p.add_argument(
+        "--patience", type=int,
+        help=f"stop after N evaluations without a better validation mAP, keeping the best (default "
+        f"{DEFAULTS['patience']}; 0: never stop early)",
+    )  # fmt: skip
+    p.add_argument(
+        "--size", help="model input WIDTHxHEIGHT (images are letterboxed), or auto: fitted to the project's boxes "
+        "(default auto)",
+    )  # fmt: skip
     p.add_argument("--alpha", type=float, help=f"MobileNetV2 width multiplier (default {DEFAULTS['alpha']})")
     p.add_argument(
-        "--weights", help="initial backbone weights: imagenet (needs internet once), none, or a weights file (default none)"
+        "--weights",
+        help="initial backbone weights: auto (imagenet-offline when prepared, else Keras' ImageNet weights when "
+        "already downloaded, else none), imagenet-offline (after `weights prepare`), imagenet (Keras downloads "
+        "them; needs internet), none, or a weights file (default auto)",
     )
-    p.add_argument("--batch-size", type=int, help=f"batch size (default {DEFAULTS['batch_size']})")
+    p.add_argument("--batch-size", type=int, help="batch size (default auto: 8 on CPU, 32 per GPU)")
     p.add_argument("--learning-rate", type=float, help=f"peak learning rate (default {DEFAULTS['learning_rate']})")
-    p.add_argument("--eval-every", type=int, help=f"validate every N epochs (default {DEFAULTS['eval_every']})")
+    p.add_argument(
+        "--eval-every", type=int, help="validate every N epochs (default auto: about every 400 training images)"
+    )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     p.add_argument("--name", help="model version name")
     p.add_argument("--resume", type=int, metavar="JOB_ID", help="resume a failed or cancelled training job")
     p.add_argument("--detach", action="store_true", help="start a background worker and print its job id")
 
 
+def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[str, Any]:
+    """The train job's parameters for ``python -m core train`` arguments (options left out keep their defaults).
+
+    Raises:
+        CliError: A malformed ``--size``, or ``--minutes 0`` without ``--epochs`` (it would
+            train for the 500-epoch upper bound).
+    """
+    from core.training import AUTO, train_params
+
+    size: dict[str, Any] = {}
+    if args.size and args.size.strip().lower() != AUTO:
+        try:
+            w, h = (int(v) for v in args.size.lower().split("x"))
+        except ValueError as exc:
+            raise CliError(f"--size must look like 256x192 or be auto, not {args.size!r}") from exc
+        if w < 32 or h < 32 or w % 32 or h % 32:
+            raise CliError(f"--size needs multiples of 32 (at least 32), not {args.size!r}")
+        size = {"image_width": w, "image_height": h}
+    if args.minutes == 0 and args.epochs is None:
+        raise CliError("--minutes 0 trains without a time budget: say how long with --epochs N.")
+    return train_params(
+        project_id, budget_minutes=args.minutes, epochs=args.epochs, patience=args.patience, alpha=args.alpha,
+        weights=args.weights, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        eval_every=args.eval_every, seed=args.seed, name=args.name, **size,
+    )  # fmt: skip
+
+
 @command("train", "train a detector on a project's exported TFRecords and register a model version", _train_configure)
 def _train(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.jobs import JobError, create_job, launch, run_job
-    from core.training import JOB_KIND, resume_params, train_params
+    from core.jobs import JobError, create_job
+    from core.training import JOB_KIND, resume_params
     from db.engine import session_scope
-    from db.models import Job, JobStatus
 
     try:
         if args.resume is not None:
@@ -235,32 +291,13 @@ def _train(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
                 params = resume_params(session, args.resume)
             project_id = int(params["project_id"])
         else:
-            project_id = _project_id(engine, args)
-            size = {}
-            if args.size:
-                try:
-                    w, h = (int(v) for v in args.size.lower().split("x"))
-                except ValueError as exc:
-                    raise CliError(f"--size must look like 256x192, not {args.size!r}") from exc
-                size = {"image_width": w, "image_height": h}
-            params = train_params(
-                project_id, epochs=args.epochs, alpha=args.alpha, weights=args.weights, batch_size=args.batch_size,
-                learning_rate=args.learning_rate, eval_every=args.eval_every, seed=args.seed, name=args.name, **size,
-            )  # fmt: skip
+            params = train_params_from_args(args, _project_id(engine, args))
+            project_id = int(params["project_id"])
         with session_scope(engine) as session:
             job_id = create_job(session, JOB_KIND, params, project_id=project_id, exclusive=True).id
     except JobError as exc:
         raise CliError(str(exc)) from exc
-    if args.detach:
-        pid = launch(settings, job_id, engine)
-        _emit({"job_id": job_id, "pid": pid})
-        return 0
-    status = run_job(settings, engine, job_id)
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        assert job is not None
-        _emit({"job_id": job_id, "status": job.status.value, "result": job.result, "error": job.error})
-    return 0 if status is JobStatus.SUCCEEDED else 1
+    return _run_or_detach(settings, engine, job_id, args.detach)
 
 
 def _predict_configure(p: argparse.ArgumentParser) -> None:

@@ -50,6 +50,7 @@ HANDLERS: dict[str, str] = {
     "train": "core.training:train_job",
     "predict": "core.prediction:predict_job",
     "evaluate": "core.evaluation:evaluate_job",
+    "prepare-weights": "core.pretrained.offline_weights:prepare_weights_job",
 }
 
 

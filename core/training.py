@@ -31,31 +31,51 @@ from db.models import Job, ModelVersion, Project
 
 JOB_KIND = "train"
 
-# Defaults sized for a 2-core CPU machine: the demo project (200 labelled 512x384 scenes,
-# ~160 for training) trains in under 15 minutes. Measured in docs/benchmarks.md:
-# - 256x192 keeps the scenes' 4:3 aspect (letterbox, no padding) at half their size;
-# - heads from pyramid level 4 (stride 16) with anchors of 3 strides (48 px and up):
-#   the RetinaNet heads, not the MobileNet, cost most of the time, and level 3 holds 3/4
-#   of their positions; 2.5x the images/s at the same mAP per epoch on the demo scenes.
-#   Real photos with small objects want level 3 back (issue 9 fits anchors to the data).
+# Defaults sized for a 2-core CPU machine and measured in docs/benchmarks.md ("Train" and
+# "Accuracy on real photos"):
+# - a budget in minutes, not epochs: the run stops when the time is spent (the learning
+#   rate decays over it), keeping the epoch with the best validation mAP, and stops
+#   earlier when validation mAP has not improved for ``patience`` evaluations;
+# - "auto" input size and anchors, fitted to the project's labelled boxes
+#   (core.detector.input_fit): letterboxed to the images' aspect, long side large enough
+#   for the small boxes; heads from level 4 when the anchors there still cover 95 % of
+#   the boxes (2.5x faster than level 3 on the demo scenes), else level 3;
+# - "auto" weights: the offline ImageNet weights when they are prepared, else Keras'
+#   ImageNet weights when already downloaded, else random (see :func:`resolve_weights`);
+# - with pretrained weights, frozen batch norm and the first stages frozen;
+# - "auto" batch: 8 on CPU; on GPUs 32 per GPU (a GPU step costs about the same for 8 or
+#   32 images at these sizes, so the same minutes buy about 4x the epochs; docs/gpu.md).
+AUTO = "auto"
 DEFAULTS: dict[str, Any] = {
-    "image_height": 192,
-    "image_width": 256,
+    "budget_minutes": 15.0,
+    "epochs": 500,  # an upper bound: the budget ends the run
+    "patience": 8,
+    "image_height": AUTO,
+    "image_width": AUTO,
+    "min_level": AUTO,
+    "anchor_size": AUTO,
     "alpha": 1.0,
-    "weights": "none",
-    "min_level": 4,
-    "anchor_size": 3.0,
-    "epochs": 80,
-    "batch_size": 8,
+    "weights": AUTO,
+    "frozen_stages": 4,
+    "batch_size": AUTO,
     "learning_rate": 1e-3,
-    "eval_every": 5,
+    "eval_every": AUTO,
+    "val_holdout": 0.1,
     "seed": 0,
 }
 SPEC_KEYS = (
     "image_height", "image_width", "alpha", "weights", "freeze_batch_norm", "head_convs", "fpn_batch_norm",
-    "head_group_norm", "score_threshold", "min_level", "anchor_size",
+    "head_group_norm", "score_threshold", "min_level", "anchor_size", "frozen_stages",
 )  # fmt: skip
-CONFIG_KEYS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "eval_every", "seed")
+CONFIG_KEYS = (
+    "epochs", "budget_minutes", "patience", "batch_size", "learning_rate", "warmup_epochs", "eval_every", "seed",
+)  # fmt: skip
+FIT_KEYS = ("image_height", "image_width", "min_level", "anchor_size")
+CPU_BATCH = 8
+GPU_BATCH_PER_DEVICE = 32
+# Evaluate about every this many training images (an epoch of a small project is short,
+# and evaluating it every epoch would spend the budget on evaluation).
+EVAL_EVERY_IMAGES = 400
 
 
 class TrainingError(JobError):
@@ -63,10 +83,67 @@ class TrainingError(JobError):
 
 
 def train_params(project_id: int, **overrides: Any) -> dict[str, Any]:
-    """Job parameters: :data:`DEFAULTS` with ``overrides`` (None values ignored)."""
+    """Job parameters: :data:`DEFAULTS` with ``overrides`` (None values ignored).
+
+    None means "the default" here, so switching the budget or early stopping off needs a
+    value of its own: ``budget_minutes <= 0`` trains for ``epochs`` epochs with no time
+    limit, and ``patience <= 0`` never stops early (both stored as None, which is what
+    :class:`core.detector.train.TrainConfig` reads as "off"; a patience of 0 taken
+    literally would stop after the first evaluation).
+    """
     params = dict(DEFAULTS, project_id=project_id)
     params.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("budget_minutes", "patience"):
+        if params.get(key) is not None and params[key] <= 0:
+            params[key] = None
     return params
+
+
+def resolve_weights(settings: Settings, weights: str, alpha: float = 1.0) -> str:
+    """Turns ``"auto"`` into the best initial weights this machine has without a download.
+
+    Offline ImageNet weights when prepared (``python -m core weights prepare`` or the
+    Train page's button), else Keras' ImageNet weights when Keras already has them, else
+    random weights. Any other choice is returned unchanged.
+    """
+    if weights != AUTO:
+        return weights
+    from core.detector.model import OFFLINE_IMAGENET
+    from core.pretrained.offline_weights import cache_dir_for, is_prepared
+
+    if alpha == 1.0 and is_prepared(cache_dir_for(settings.data_dir)):
+        return OFFLINE_IMAGENET
+    if keras_imagenet_cached(alpha):
+        return "imagenet"
+    return "none"
+
+
+def keras_imagenet_cached(alpha: float) -> bool:
+    """Whether Keras already has the ImageNet MobileNetV2 weights for ``alpha`` (no download needed)."""
+    import os
+
+    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_224_no_top.h5"
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return (keras_home / "models" / name).exists()
+
+
+def fit_geometry(session: Session, project_id: int) -> Any:
+    """Input size and anchors fitted to the project's finished images in the train split.
+
+    Falls back to all finished images when none has a split yet.
+    """
+    from core.detector.input_fit import fit_input
+    from core.splits import EXPORTABLE_STATUSES
+    from db.models import Box, Image, Split
+
+    cond = [Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES)]
+    rows = session.execute(select(Image.id, Image.width, Image.height, Image.split).where(*cond)).all()
+    train = [r for r in rows if r.split == Split.TRAIN] or list(rows)
+    index = {r.id: i for i, r in enumerate(train)}
+    boxes = session.execute(
+        select(Box.image_id, Box.x_max - Box.x_min, Box.y_max - Box.y_min).join(Image).where(*cond)
+    ).all()
+    return fit_input([(r.width, r.height) for r in train], [(index[i], w, h) for i, w, h in boxes if i in index])
 
 
 def start_training(engine: Engine, settings: Settings, project_id: int, params: dict[str, Any]) -> int:
@@ -142,6 +219,41 @@ def _export(ctx: JobContext, project_id: int, data_dir: Path) -> dict[str, Any]:
     return summary
 
 
+def _resolve_auto(ctx: JobContext, params: dict[str, Any], project_id: int, counts: dict[str, int]) -> dict[str, Any]:
+    """Replaces "auto" parameters by their values for this project and machine.
+
+    The resolved values are written back to the job's parameters (a resume reuses them,
+    so it builds the same model) and logged.
+    """
+    resolved = dict(params)
+    resolved["weights"] = resolve_weights(ctx.settings, params.get("weights", AUTO), float(params.get("alpha", 1.0)))
+    if any(params.get(k, AUTO) == AUTO for k in FIT_KEYS):
+        with session_scope(ctx.engine) as session:
+            fit = fit_geometry(session, project_id)
+        for k, v in fit.params().items():
+            if params.get(k, AUTO) == AUTO:
+                resolved[k] = v
+        ctx.log(
+            f"fitted to {fit.boxes} boxes: input {resolved['image_width']}x{resolved['image_height']}, "
+            f"heads from level {resolved['min_level']}, anchor size {resolved['anchor_size']} "
+            f"(anchors cover {fit.coverage:.0%} of the boxes; small boxes {fit.small_side_px:.0f} px)"
+        )
+    if params.get("batch_size", AUTO) == AUTO:
+        import tensorflow as tf
+
+        gpus = len(tf.config.list_physical_devices("GPU"))
+        resolved["batch_size"] = CPU_BATCH if not gpus else GPU_BATCH_PER_DEVICE * gpus
+    if params.get("eval_every", AUTO) == AUTO:
+        resolved["eval_every"] = max(1, -(-EVAL_EVERY_IMAGES // max(counts["train"], 1)))
+    ctx.log(f"initial weights: {resolved['weights']}")
+    if resolved != params:
+        with session_scope(ctx.engine) as session:
+            job = session.get(Job, ctx.job_id)
+            assert job is not None
+            job.params = {**job.params, **{k: v for k, v in resolved.items() if k in params or k == "weights"}}
+    return resolved
+
+
 def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """The ``train`` job handler (registered in :data:`core.jobs.HANDLERS`)."""
     from core.detector.data import count_records, read_class_names, tfrecord_dataset, tfrecord_files
@@ -171,9 +283,26 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     if counts["train"] == 0:
         raise TrainingError("The project has no finished images in the train split; label some images first.")
 
+    params = _resolve_auto(ctx, params, project_id, counts)
     spec = DetectorSpec(class_names=tuple(class_names), **{k: params[k] for k in SPEC_KEYS if k in params})
     config = TrainConfig.from_dict({k: params[k] for k in CONFIG_KEYS if k in params})
-    val = EvalSet(tfrecord_dataset(files["val"]), counts["val"]) if counts["val"] else None
+    train_examples, train_count = tfrecord_dataset(files["train"]), counts["train"]
+    val: EvalSet | None = None
+    holdout = 0
+    if counts["val"]:
+        val = EvalSet(tfrecord_dataset(files["val"]), counts["val"])
+    elif params.get("val_holdout") and train_count >= 50:
+        # No validation split (a dataset imported with train/test only): hold out every
+        # k-th training image for model selection and early stopping, as YOLO-style tools
+        # do, rather than choose the model on the test split or not at all. The records'
+        # order is the export's (fixed), so the held-out set is the same on a resume.
+        k = max(2, round(1 / float(params["val_holdout"])))
+        holdout = -(-train_count // k)
+        indexed = train_examples.enumerate()
+        val = EvalSet(indexed.filter(lambda i, _: i % k == 0).map(lambda _, x: x), holdout)
+        train_examples = indexed.filter(lambda i, _: i % k != 0).map(lambda _, x: x)
+        train_count -= holdout
+        ctx.log(f"no validation split: holding out {holdout} of the training images (every {k}th) for model selection")
 
     last: dict[str, Any] = {}
 
@@ -186,15 +315,19 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         )
         ctx.progress(p["step"], p["steps"], message, **p)
 
+    from core.pretrained.offline_weights import cache_dir_for
+
     result = train(
-        spec, config, tfrecord_dataset(files["train"]), counts["train"], work_dir, val=val, on_progress=on_progress
-    )
+        spec, config, train_examples, train_count, work_dir, val=val, on_progress=on_progress,
+        weights_dir=cache_dir_for(ctx.settings.data_dir),
+    )  # fmt: skip
     # Keep the curves and history in the progress the page shows after the run.
     ctx.progress(last.get("step", 0), last.get("steps"), "evaluating the best model", **{**last, "phase": "final"})
     detector = Detector.load(result.best_dir, batch_size=config.batch_size)
     metrics: dict[str, Any] = {}
     if val is not None:
         metrics["val"] = evaluate_detector(detector, val.examples).to_dict()
+        metrics["val_held_out_from_train"] = holdout
     if counts["test"]:
         metrics["test"] = evaluate_detector(detector, tfrecord_dataset(files["test"])).to_dict()
     headline = metrics.get("val") or metrics.get("test") or {}
@@ -206,6 +339,8 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
             "best_epoch": result.best_epoch,
             "history": result.history,
             "images_per_s": round(result.images_per_s, 2),
+            "stopped": result.stopped,
+            "train_seconds": round(result.seconds, 1),
         }
     )
     with session_scope(ctx.engine) as session:
@@ -245,6 +380,8 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         "test_map50": (metrics.get("test") or {}).get("map50"),
         "best_epoch": result.best_epoch,
         "images_per_s": round(result.images_per_s, 2),
+        "stopped": result.stopped,
+        "epochs_done": len(result.history),
         "resumed_from_epoch": result.resumed_from_epoch,
         "dataset_hash": summary["dataset_hash"],
         "images": counts,

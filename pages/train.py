@@ -6,18 +6,38 @@ restarting the server does not stop it; this page only reads the job table.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
 from core.jobs import JobError, cancel, reap_stale
-from core.training import DEFAULTS, JOB_KIND, TrainingError, resume_params, start_training, train_params
+from core.pretrained.offline_weights import cache_dir_for, is_prepared
+from core.training import (
+    DEFAULTS,
+    JOB_KIND,
+    TrainingError,
+    fit_geometry,
+    resume_params,
+    start_training,
+    train_params,
+)
 from db.engine import session_scope
 from db.models import Job, JobStatus, ModelVersion
 from db.queries import images_by_split
 from ui.context import current_project_id, current_user, get_context
+from ui.train_panels import (
+    ALPHAS,
+    OFFLINE_IMAGENET,
+    advanced_ui,
+    budget_ui,
+    estimate_text,
+    geometry_ui,
+    minutes_text,
+    prepare_weights_ui,
+    stopped_text,
+    training_data,
+    weights_ui,
+)
 
 ctx = get_context()
 st.title("Train")
@@ -26,22 +46,6 @@ if project_id is None:
     st.info("Create a project on the Home page first.")
     st.stop()
 
-SIZES = {
-    "256x192 (default)": (256, 192), "384x288": (384, 288), "512x384": (512, 384), "128x96 (quick check)": (128, 96),
-}  # fmt: skip  (4:3, multiples of 32)
-ALPHAS = [1.0, 0.75, 0.5, 0.35]
-WEIGHTS = {
-    "none": "Random initial weights (works offline; fine for the demo scenes, poor on real photos)",
-    "imagenet": "ImageNet (Keras downloads them once; needs internet on this machine)",
-    "file": "A local weights file",
-}
-
-
-def imagenet_cached(alpha: float) -> bool:
-    """Whether Keras already has the ImageNet MobileNetV2 weights for ``alpha`` (no download needed)."""
-    name = f"mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{float(alpha)}_224_no_top.h5"
-    return (Path.home() / ".keras" / "models" / name).exists()
-
 
 def active_job() -> tuple[int, JobStatus] | None:
     """The project's queued or running training job, if any (after reaping stale ones)."""
@@ -49,33 +53,46 @@ def active_job() -> tuple[int, JobStatus] | None:
         reap_stale(session)
         job = session.scalar(
             select(Job)
-            .where(Job.project_id == project_id, Job.kind == JOB_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)))
+            .where(
+                Job.project_id == project_id,
+                Job.kind == JOB_KIND,
+                Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+            )
             .order_by(Job.id.desc())
         )
         return (job.id, job.status) if job else None
 
 
 def start_form_ui() -> None:
-    """The 'new training' form; launches the job and remembers its id."""
+    """The 'new training' form; launches the job and remembers its id.
+
+    Plain widgets, not an st.form: the budget's estimate and what "auto" resolves to
+    follow the user's choices as they make them.
+    """
+    offline_ready = is_prepared(cache_dir_for(ctx.settings.data_dir))
     with session_scope(ctx.engine) as session:
         splits = images_by_split(session, project_id)
+        data = training_data(session, project_id)
+        fit = fit_geometry(session, project_id)
     st.caption(
         "Training uses the project's finished images (done / no objects), exported as TFRecords exactly like "
         f"the Export page does. Images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."
     )
-    with st.form("train_form"):
-        c1, c2, c3 = st.columns(3)
-        epochs = c1.number_input("Epochs", min_value=1, max_value=1000, value=int(DEFAULTS["epochs"]), step=1)
-        size_name = c2.selectbox("Input size (letterboxed)", list(SIZES))
-        alpha = c3.selectbox("Backbone width (MobileNetV2 alpha)", ALPHAS, index=ALPHAS.index(DEFAULTS["alpha"]))
-        default_weights = "imagenet" if imagenet_cached(float(alpha)) else "none"
-        weights_choice = st.radio(
-            "Initial backbone weights", list(WEIGHTS), format_func=WEIGHTS.__getitem__,
-            index=list(WEIGHTS).index(default_weights),
-        )  # fmt: skip
-        weights_file = st.text_input("Weights file (for 'A local weights file')", placeholder="/path/to/mobilenet_v2.weights.h5")
-        submitted = st.form_submit_button("Start training", type="primary")
-    if not submitted:
+    c1, c2, c3 = st.columns(3)
+    budget = budget_ui(c1)
+    estimate = c1.empty()
+    size = geometry_ui(c2, fit)
+    alpha = c3.selectbox("Backbone width (MobileNetV2 alpha)", ALPHAS, index=ALPHAS.index(DEFAULTS["alpha"]))
+    weights_choice, weights_file = weights_ui(ctx.settings, float(alpha), offline_ready)
+    with session_scope(ctx.engine) as session:
+        prepare_weights_ui(session, offline_ready)
+    advanced = advanced_ui()
+    if budget:
+        estimate.caption(estimate_text(budget, data, advanced["epochs"]))
+    if not st.button("Start training", type="primary"):
+        return
+    if not budget:
+        st.error("Give a time budget in minutes.")
         return
     weights = weights_choice
     if weights_choice == "file":
@@ -83,10 +100,16 @@ def start_form_ui() -> None:
             st.error("Give the path of a weights file, or choose another initial weights option.")
             return
         weights = weights_file.strip()
-    width, height = SIZES[size_name]
+    elif weights_choice == OFFLINE_IMAGENET and not offline_ready:
+        st.error("The offline ImageNet weights are not prepared yet: prepare them first, or choose another option.")
+        return
+    elif weights_choice == OFFLINE_IMAGENET and float(alpha) != 1.0:
+        st.error("The offline ImageNet weights exist for backbone width 1.0 only.")
+        return
+    geometry = {"image_width": size[0], "image_height": size[1]} if size else {}
     params = train_params(
-        project_id, epochs=int(epochs), image_width=width, image_height=height, alpha=float(alpha),
-        weights=weights, who=current_user(),
+        project_id, budget_minutes=float(budget), alpha=float(alpha), weights=weights, who=current_user(),
+        **advanced, **geometry,
     )  # fmt: skip
     try:
         job_id = start_training(ctx.engine, ctx.settings, project_id, params)
@@ -132,17 +155,28 @@ def job_ui() -> None:
         if job is None:
             return
         job_id, status, progress, result, error = job.id, job.status, dict(job.progress or {}), job.result, job.error
+        params = dict(job.params or {})
     st.subheader(f"Training job #{job_id}: {status.value}")
     if not status.is_final:
+        budget_s = progress.get("budget_s")
         done, total = progress.get("done") or 0, progress.get("total") or 0
-        st.progress(min(done / total, 1.0) if total else 0.0, text=progress.get("message") or "starting…")
+        if budget_s and progress.get("elapsed_s") is not None:
+            # Under a budget the step count is an estimate; the time spent is the honest bar.
+            fraction = min(progress["elapsed_s"] / budget_s, 1.0)
+        else:
+            fraction = min(done / total, 1.0) if total else 0.0
+        st.progress(fraction, text=progress.get("message") or "starting…")
         c = st.columns(5)
-        c[0].metric("Epoch", f"{progress.get('epoch', '–')}/{progress.get('epochs', '–')}")
-        c[1].metric("Step", f"{progress.get('step', 0)}/{progress.get('steps', '–')}")
+        approx = "≈" if budget_s else ""
+        c[0].metric("Epoch", f"{progress.get('epoch', '–')}/{approx}{progress.get('epochs', '–')}")
+        c[1].metric("Step", f"{progress.get('step', 0)}/{approx}{progress.get('steps', '–')}")
         loss = progress.get("loss")
         c[2].metric("Loss", f"{loss:.3f}" if isinstance(loss, (int, float)) else "–")
         c[3].metric("Images/s", f"{progress.get('images_per_s', 0):.1f}")
-        c[4].metric("ETA", _fmt_eta(progress.get("eta_s")))
+        if budget_s:
+            c[4].metric("Time", f"{minutes_text(progress.get('elapsed_s'))} of {minutes_text(budget_s)} min")
+        else:
+            c[4].metric("ETA", _fmt_eta(progress.get("eta_s")))
         if st.button("Cancel training", key=f"cancel_{job_id}"):
             with session_scope(ctx.engine) as session:
                 try:
@@ -154,6 +188,7 @@ def job_ui() -> None:
         st.success(
             f"Finished: model version #{result['model_version_id']} · mAP@0.5 "
             + (f"{result['map50']:.3f}" if result.get("map50") is not None else "not measured (no validation images)")
+            + (f". {why}" if (why := stopped_text(result, params)) else "")
         )
         if st.session_state.get(f"shown_{job_id}") is None:  # refresh the model list once, outside the fragment
             st.session_state[f"shown_{job_id}"] = True
@@ -172,11 +207,16 @@ def job_ui() -> None:
     curves_ui(progress)
 
 
+STOPPED = {"budget": "budget spent", "early": "early stopping", None: "all epochs"}
+
+
 def versions_ui() -> None:
     """The project's model versions with their validation metrics and per-class AP."""
     with session_scope(ctx.engine) as session:
         versions = list(
-            session.scalars(select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id.desc()))
+            session.scalars(
+                select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id.desc())
+            )
         )
         rows = [
             {
@@ -186,7 +226,13 @@ def versions_ui() -> None:
                 "mAP@0.5 (val)": (v.metrics.get("val") or {}).get("map50"),
                 "mAP@0.5 (test)": (v.metrics.get("test") or {}).get("map50"),
                 "best epoch": v.metrics.get("best_epoch"),
-                "epochs": v.params.get("epochs"),
+                "epochs run": len(v.metrics["history"]) if "history" in v.metrics else None,
+                "stopped": STOPPED.get(v.metrics["stopped"], v.metrics["stopped"]) if "stopped" in v.metrics else None,
+                "budget (min)": v.params.get("budget_minutes"),
+                "train time (min)": round(v.metrics["train_seconds"] / 60, 1)
+                if v.metrics.get("train_seconds")
+                else None,
+                "max epochs": v.params.get("epochs"),
                 "input": f"{v.params.get('image_width')}x{v.params.get('image_height')}",
                 "weights": v.params.get("weights"),
                 "train images": (v.params.get("images") or {}).get("train"),
@@ -200,7 +246,11 @@ def versions_ui() -> None:
         st.caption("No model yet: start a training above.")
         return
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    chosen = st.selectbox("Per-class AP@0.5 of", [r["id"] for r in rows], format_func=lambda i: next(r["name"] for r in rows if r["id"] == i))
+    chosen = st.selectbox(
+        "Per-class AP@0.5 of",
+        [r["id"] for r in rows],
+        format_func=lambda i: next(r["name"] for r in rows if r["id"] == i),
+    )
     ap = per_class.get(chosen) or {}
     if ap:
         df = pd.DataFrame([{"class": k, "AP@0.5": v} for k, v in ap.items()])

