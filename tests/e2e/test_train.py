@@ -22,9 +22,14 @@ def test_start_tiny_training_watch_progress_and_see_model_version(app_server: Ap
     page.goto(f"{app_server.url}/train")
     wait_for_app(page, timeout=180_000)
     page.get_by_text("Start training").wait_for()
-    page.get_by_label("Epochs").fill("1")
-    _pick(page, "Input size (letterboxed)", "128x96 (quick check)")
+    page.get_by_text("Time budget (minutes)").wait_for()
+    page.get_by_text("Now: 256x192 letterboxed").wait_for()  # the fit to the demo boxes, before any training
+    _pick(page, "Input size", "128x96 (quick check)")
     _pick(page, "Backbone width (MobileNetV2 alpha)", "0.35")
+    page.get_by_text("Advanced").click()
+    page.get_by_label("Max epochs").fill("1")
+    page.get_by_label("Max epochs").press("Enter")  # a number input commits on Enter or blur
+    wait_for_app(page)
     page.get_by_role("button", name="Start training").click()
 
     # Progress: the job shows up, then its epoch/step/loss/ETA while training.
