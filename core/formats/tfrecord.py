@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -242,6 +243,25 @@ def _wire_size(width: int, height: int) -> bytes:
     return _wire_ints("image/height", [height]) + _wire_ints("image/width", [width])
 
 
+@functools.lru_cache(maxsize=4096)
+def _bytes_head(key: str, length: int) -> bytes:
+    """Everything of a one-value bytes entry before its ``length`` value bytes (built once per key and length)."""
+    whole = _wire_bytes(key, [bytes(length)])
+    return whole[: len(whole) - length]
+
+
+@functools.lru_cache(maxsize=256)
+def _floats_head(key: str, count: int) -> bytes:
+    """Everything of a packed float entry before its ``4 * count`` value bytes."""
+    whole = _wire_floats(key, [0.0] * count)
+    return whole[: len(whole) - 4 * count]
+
+
+@functools.lru_cache(maxsize=256)
+def _pack_floats(count: int) -> Callable[..., bytes]:
+    return struct.Struct(f"<{count}f").pack
+
+
 @functools.lru_cache(maxsize=8192)
 def _wire_objects_meta(
     texts: tuple[str, ...],
@@ -261,6 +281,89 @@ def _wire_objects_meta(
     )
 
 
+def example_head(
+    encoded_len: int,
+    fmt: str,
+    width: int,
+    height: int,
+    filename: str,
+    source_id: str,
+    sha256: str,
+    corners: Sequence[tuple[float, float, float, float]],
+    texts: tuple[str, ...],
+    labels: tuple[int, ...],
+    difficult: tuple[int, ...],
+    truncated: tuple[int, ...],
+    views: tuple[str, ...],
+    attributes: Mapping[str, Any] | None = None,
+) -> bytes:
+    """The serialized Example up to, not including, the ``encoded_len`` image bytes that end it.
+
+    ``example_head(...) + encoded`` is :func:`serialize_example`'s record; the exporter hands
+    the two parts to :class:`RecordWriter` as they are, so the image bytes are never copied
+    into a joined record.
+
+    Args:
+        encoded_len: Length of the image file's bytes.
+        fmt: ``jpeg`` or ``png`` (:func:`image_format`).
+        width: Image width in pixels.
+        height: Image height in pixels.
+        filename: The image's file name.
+        source_id: A unique id of the image within the dataset.
+        sha256: Hex SHA-256 of the image bytes.
+        corners: Per box ``(x_min, y_min, x_max, y_max)`` in original-image pixels; written
+            normalised to [0, 1] and clamped, as :func:`box_to_normalised` does.
+        texts: Per box class name.
+        labels: Per box 1-based label map id.
+        difficult: Per box VOC difficult flag.
+        truncated: Per box VOC truncated flag.
+        views: Per box VOC pose.
+        attributes: Image-level attributes, written as ``image/attr/<name>`` text.
+    """
+    n = len(corners)
+    pack = _pack_floats(n)
+    xmin = pack(*[min(max(c[0] / width, 0.0), 1.0) for c in corners])
+    ymin = pack(*[min(max(c[1] / height, 0.0), 1.0) for c in corners])
+    xmax = pack(*[min(max(c[2] / width, 0.0), 1.0) for c in corners])
+    ymax = pack(*[min(max(c[3] / height, 0.0), 1.0) for c in corners])
+    fname = filename.encode("utf-8")
+    sid = source_id.encode("utf-8")
+    sha = sha256.encode("ascii")
+    small = [
+        _wire_size(width, height),
+        _bytes_head("image/filename", len(fname)),
+        fname,
+        _bytes_head("image/source_id", len(sid)),
+        sid,
+        _bytes_head("image/key/sha256", len(sha)),
+        sha,
+        _wire_const("image/format", fmt.encode("ascii")),
+        _floats_head("image/object/bbox/xmin", n),
+        xmin,
+        _floats_head("image/object/bbox/xmax", n),
+        xmax,
+        _floats_head("image/object/bbox/ymin", n),
+        ymin,
+        _floats_head("image/object/bbox/ymax", n),
+        ymax,
+        _wire_objects_meta(texts, labels, difficult, truncated, views),
+    ]
+    if attributes:
+        for key, value in attributes.items():
+            if value is not None:
+                small.append(_wire_const(ATTR_PREFIX + str(key), str(value).encode("utf-8")))
+    # The image entry's heads, sized for bytes that follow the returned head.
+    bytes_list_head = b"\x0a" + _varint(encoded_len)  # BytesList.value
+    bl_len = len(bytes_list_head) + encoded_len
+    feature_head = b"\x0a" + _varint(bl_len)  # Feature.bytes_list
+    f_len = len(feature_head) + bl_len
+    entry_head = _key_head("image/encoded") + b"\x12" + _varint(f_len)  # entry.key, entry.value
+    e_len = len(entry_head) + f_len
+    map_head = b"\x0a" + _varint(e_len)  # Features.feature
+    body_len = sum(map(len, small)) + len(map_head) + e_len
+    return b"".join([b"\x0a", _varint(body_len), *small, map_head, entry_head, feature_head, bytes_list_head])
+
+
 def serialize_example(
     encoded: bytes,
     width: int,
@@ -275,45 +378,116 @@ def serialize_example(
 
     Same arguments as :func:`build_example`.
     """
-    boxes = [o.box for o in objects]
-    xmin = [min(max(b.x_min / width, 0.0), 1.0) for b in boxes]
-    ymin = [min(max(b.y_min / height, 0.0), 1.0) for b in boxes]
-    xmax = [min(max(b.x_max / width, 0.0), 1.0) for b in boxes]
-    ymax = [min(max(b.y_max / height, 0.0), 1.0) for b in boxes]
-    small = [
-        _wire_size(width, height),
-        _wire_bytes("image/filename", [filename.encode("utf-8")]),
-        _wire_bytes("image/source_id", [source_id.encode("utf-8")]),
-        _wire_bytes("image/key/sha256", [(sha256 or hashlib.sha256(encoded).hexdigest()).encode("ascii")]),
-        _wire_const("image/format", image_format(encoded).encode("ascii")),
-        _wire_floats("image/object/bbox/xmin", xmin),
-        _wire_floats("image/object/bbox/xmax", xmax),
-        _wire_floats("image/object/bbox/ymin", ymin),
-        _wire_floats("image/object/bbox/ymax", ymax),
-        _wire_objects_meta(
-            tuple([o.text for o in objects]),
-            tuple([o.label for o in objects]),
-            tuple([o.difficult for o in objects]),
-            tuple([o.truncated for o in objects]),
-            tuple([o.view for o in objects]),
-        ),
-    ]
-    for key, value in (attributes or {}).items():
-        if value is not None:
-            small.append(_wire_const(ATTR_PREFIX + str(key), str(value).encode("utf-8")))
-    # The image entry, built around the bytes so that they are copied only by the final join.
-    n = len(encoded)
-    bytes_list_head = b"\x0a" + _varint(n)  # BytesList.value
-    bl_len = len(bytes_list_head) + n
-    feature_head = b"\x0a" + _varint(bl_len)  # Feature.bytes_list
-    f_len = len(feature_head) + bl_len
-    entry_head = _key_head("image/encoded") + b"\x12" + _varint(f_len)  # entry.key, entry.value
-    e_len = len(entry_head) + f_len
-    map_head = b"\x0a" + _varint(e_len)  # Features.feature
-    body_len = sum(map(len, small)) + len(map_head) + e_len
-    return b"".join(
-        [b"\x0a", _varint(body_len), *small, map_head, entry_head, feature_head, bytes_list_head, encoded]
+    head = example_head(
+        len(encoded),
+        image_format(encoded),
+        width,
+        height,
+        filename,
+        source_id,
+        sha256 or hashlib.sha256(encoded).hexdigest(),
+        [(o.box.x_min, o.box.y_min, o.box.x_max, o.box.y_max) for o in objects],
+        tuple([o.text for o in objects]),
+        tuple([o.label for o in objects]),
+        tuple([o.difficult for o in objects]),
+        tuple([o.truncated for o in objects]),
+        tuple([o.view for o in objects]),
+        attributes,
     )
+    return head + encoded
+
+
+# --- record framing ---------------------------------------------------------------------------------------------
+# A TFRecord file is a sequence of records: uint64 length (little endian), masked CRC32C of
+# those 8 bytes, the data, masked CRC32C of the data (tensorflow/core/lib/io/record_writer.cc).
+# tf.io.TFRecordWriter needs each record as one bytes object (one more copy of every image)
+# and cost 1.7x a plain write of the same bytes here (benchmarks/export.py); RecordWriter
+# frames the parts itself, checksums them with google-crc32c (Google's hardware-accelerated
+# CRC32C, the one the Cloud Storage clients use) and hands them to the kernel in one
+# os.writev per record. Its files are byte for byte what tf.io.TFRecordWriter writes
+# (tests/core/formats/test_tfrecord.py). Where google-crc32c has only its pure-Python
+# fallback, or os.writev is missing (Windows), open_record_writer uses TensorFlow's writer.
+
+_U64 = struct.Struct("<Q").pack
+_U32 = struct.Struct("<I").pack
+
+
+def _masked(crc: int) -> int:
+    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+@functools.cache
+def fast_framing_available() -> bool:
+    """Whether :class:`RecordWriter` can run at native speed here."""
+    try:
+        import google_crc32c
+    except ImportError:
+        return False
+    return google_crc32c.implementation == "c" and hasattr(os, "writev")
+
+
+class RecordWriter:
+    """Writes an uncompressed TFRecord file, each record given as parts that are written as they are."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Creates (or truncates) the file."""
+        import google_crc32c
+
+        self._value = google_crc32c.value
+        self._extend = google_crc32c.extend
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o666)
+
+    def write(self, *parts: bytes) -> None:
+        """Appends one record whose data is the concatenation of ``parts``."""
+        if self._fd is None:
+            raise ValueError("write to a closed RecordWriter")
+        extend = self._extend
+        crc = 0
+        size = 0
+        for part in parts:
+            crc = extend(crc, part)
+            size += len(part)
+        length = _U64(size)
+        buffers = [length, _U32(_masked(self._value(length))), *parts, _U32(_masked(crc))]
+        total = size + 16
+        written = os.writev(self._fd, buffers)
+        if written != total:  # a short write (signal, quota): write the rest plainly
+            rest = memoryview(b"".join(buffers))[written:]
+            while rest:
+                rest = rest[os.write(self._fd, rest) :]
+
+    def flush(self) -> None:
+        """Nothing is buffered: every record is in the kernel once write returns."""
+
+    def close(self) -> None:
+        """Closes the file."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> RecordWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _TFWriter:
+    """tf.io.TFRecordWriter behind :class:`RecordWriter`'s interface (the fallback)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._writer = tf.io.TFRecordWriter(os.fspath(path))
+
+    def write(self, *parts: bytes) -> None:
+        self._writer.write(parts[0] if len(parts) == 1 else b"".join(parts))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def open_record_writer(path: str | os.PathLike[str]) -> RecordWriter | _TFWriter:
+    """A TFRecord writer for ``path``: :class:`RecordWriter`, or TensorFlow's where that is not fast here."""
+    return RecordWriter(path) if fast_framing_available() else _TFWriter(path)
 
 
 class ParsedExample(TypedDict):
