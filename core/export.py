@@ -146,12 +146,12 @@ def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[I
             return
         ids = [r[0] for r in rows]
         boxes: dict[int, list[tuple[int, float, float, float, float]]] = {i: [] for i in ids}
-        for image_id, *box in conn.execute(
+        for row in conn.execute(
             select(BoxRow.image_id, BoxRow.label_id, BoxRow.x_min, BoxRow.y_min, BoxRow.x_max, BoxRow.y_max)
             .where(BoxRow.image_id.in_(ids))
             .order_by(BoxRow.image_id, BoxRow.id)
-        ):
-            boxes[image_id].append(tuple(box))
+        ).all():  # all() at once: iterating the result fetches row by row
+            boxes[row[0]].append(row[1:])
         for image_id, original, sha, stored, w, h, attrs in rows:
             yield image_id, original, sha, stored, w, h, attrs, boxes[image_id]
         last = ids[-1]
