@@ -189,6 +189,13 @@ _ONE_BYTE = [bytes((i,)) for i in range(128)]
 def _varint(n: int) -> bytes:
     if 0 <= n < 128:
         return _ONE_BYTE[n]
+    # Lengths of image entries take 2 to 4 bytes: spelled out, as this runs a few times per record.
+    if 0 < n < 1 << 14:
+        return bytes((n & 0x7F | 0x80, n >> 7))
+    if 0 < n < 1 << 21:
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, n >> 14))
+    if 0 < n < 1 << 28:
+        return bytes((n & 0x7F | 0x80, (n >> 7) & 0x7F | 0x80, (n >> 14) & 0x7F | 0x80, n >> 21))
     if n < 0:
         n += 1 << 64  # int64 two's complement, as protobuf encodes negative int64
     out = bytearray()
@@ -322,10 +329,11 @@ def example_head(
     """
     n = len(corners)
     pack = _pack_floats(n)
-    xmin = pack(*[min(max(c[0] / width, 0.0), 1.0) for c in corners])
-    ymin = pack(*[min(max(c[1] / height, 0.0), 1.0) for c in corners])
-    xmax = pack(*[min(max(c[2] / width, 0.0), 1.0) for c in corners])
-    ymax = pack(*[min(max(c[3] / height, 0.0), 1.0) for c in corners])
+    # Clamped to [0, 1] with comparisons, which cost less than min(max()) for the usual in-range value.
+    xmin = pack(*[v if 0.0 <= v <= 1.0 else float(v > 0.0) for v in [c[0] / width for c in corners]])
+    ymin = pack(*[v if 0.0 <= v <= 1.0 else float(v > 0.0) for v in [c[1] / height for c in corners]])
+    xmax = pack(*[v if 0.0 <= v <= 1.0 else float(v > 0.0) for v in [c[2] / width for c in corners]])
+    ymax = pack(*[v if 0.0 <= v <= 1.0 else float(v > 0.0) for v in [c[3] / height for c in corners]])
     fname = filename.encode("utf-8")
     sid = source_id.encode("utf-8")
     sha = sha256.encode("ascii")
