@@ -84,8 +84,13 @@ def export_file_name(original_name: str, stored_path: str) -> str:
     flat = original_name.replace("\\", "/").strip("/").replace("/", "__") or "image"
     stem, ext = posixpath.splitext(flat)
     stored_ext = _ext_of_stored(stored_path)
-    same = {".jpg": {".jpg", ".jpeg"}, ".png": {".png"}}.get(stored_ext, {stored_ext})
-    return flat if ext.lower() in same else f"{flat if not ext else stem}{stored_ext}"
+    if ext.lower() in _SAME_EXT.get(stored_ext, (stored_ext,)):
+        return flat
+    return f"{flat if not ext else stem}{stored_ext}"
+
+
+# Original extensions kept as they are for a stored format (.jpeg stays .jpeg for a JPEG).
+_SAME_EXT = {".jpg": (".jpg", ".jpeg"), ".png": (".png",)}
 
 
 def _unique_names(session: Session, project_id: int) -> dict[int, str]:
