@@ -65,3 +65,19 @@ def test_cli_export(engine, settings, project_id, tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert bad.returncode == 1 and "not empty" in bad.stderr
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "coco"])
+def test_chunked_reading_changes_nothing(engine, settings, project_id, tmp_path: Path, monkeypatch, fmt: str) -> None:
+    """Images and boxes are read CHUNK images at a time (keyset pages): tiny pages give the same files."""
+    import core.export
+
+    make_dataset(engine, settings, project_id, n=12)
+    whole = export_dataset(engine, settings, project_id, fmt, tmp_path / "whole")
+    monkeypatch.setattr(core.export, "CHUNK", 2)
+    paged = export_dataset(engine, settings, project_id, fmt, tmp_path / "paged")
+    assert paged["images"] == whole["images"] == 10 and paged["boxes"] == whole["boxes"] > 0
+    files = sorted(p.relative_to(tmp_path / "whole") for p in (tmp_path / "whole").rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "paged") for p in (tmp_path / "paged").rglob("*") if p.is_file())
+    for rel in files:
+        assert (tmp_path / "paged" / rel).read_bytes() == (tmp_path / "whole" / rel).read_bytes(), rel
