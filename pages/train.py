@@ -88,7 +88,8 @@ def start_form_ui() -> None:
         prepare_weights_ui(session, offline_ready)
     advanced = advanced_ui()
     if budget:
-        estimate.caption(estimate_text(budget, data, advanced["epochs"]))
+        chosen = (*(size or (fit.image_width, fit.image_height)), float(alpha))
+        estimate.caption(estimate_text(budget, data, advanced["epochs"], chosen))
     if not st.button("Start training", type="primary"):
         return
     if not budget:

@@ -54,6 +54,7 @@ class TrainingData:
     train: int
     val: int
     images_per_s: float | None
+    speed_model: tuple[int, int, float] | None = None  # (width, height, alpha) the speed was measured on
 
     @property
     def held_out(self) -> int:
@@ -79,20 +80,32 @@ def training_data(session: Session, project_id: int) -> TrainingData:
     unassigned = counts.get(None, 0)
     train = counts.get(Split.TRAIN, 0) + round(unassigned * DEFAULT_FRACTIONS[0])
     val = counts.get(Split.VAL, 0) + round(unassigned * DEFAULT_FRACTIONS[1])
-    speed = None
-    for metrics in session.scalars(
-        select(ModelVersion.metrics).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id.desc())
+    speed, model = None, None
+    for metrics, params in session.execute(
+        select(ModelVersion.metrics, ModelVersion.params)
+        .where(ModelVersion.project_id == project_id)
+        .order_by(ModelVersion.id.desc())
     ):
         if (metrics or {}).get("images_per_s"):
             speed = float(metrics["images_per_s"])
+            p = params or {}
+            if p.get("image_width") and p.get("image_height"):
+                model = (int(p["image_width"]), int(p["image_height"]), float(p.get("alpha", 1.0)))
             break
-    return TrainingData(train, val, speed)
+    return TrainingData(train, val, speed, model)
 
 
-def estimate_text(budget_minutes: float, data: TrainingData, max_epochs: int | None = None) -> str:
+def estimate_text(
+    budget_minutes: float,
+    data: TrainingData,
+    max_epochs: int | None = None,
+    model: tuple[int, int, float] | None = None,
+) -> str:
     """What a budget buys: epochs over the training images at the last measured speed.
 
     The budget includes the evaluations, so this is what training alone would reach.
+    ``model`` is the (width, height, alpha) about to be trained: when the speed was
+    measured on another one, the text says so (speed grows about with the pixels).
     """
     images = data.train - data.held_out
     if images <= 0:
@@ -109,6 +122,12 @@ def estimate_text(budget_minutes: float, data: TrainingData, max_epochs: int | N
         f"≈ {shown} epochs over {images} training images{held} at {data.images_per_s:.1f} img/s "
         "(speed of the last training of this project; evaluation time included in the budget)."
     )
+    if model is not None and data.speed_model is not None and model != data.speed_model:
+        w, h, a = data.speed_model
+        text += (
+            f" That speed was measured on a {w}x{h} model (width {a:g}); the one chosen now is {model[0]}x{model[1]} "
+            f"(width {model[2]:g}), so expect a different speed."
+        )
     if max_epochs is not None and epochs > max_epochs:
         text += f" The run stops earlier, at the upper bound of {max_epochs} epochs (Advanced)."
     if epochs < 1:

@@ -27,8 +27,8 @@ def test_start_tiny_training_watch_progress_and_see_model_version(app_server: Ap
     _pick(page, "Input size", "128x96 (quick check)")
     _pick(page, "Backbone width (MobileNetV2 alpha)", "0.35")
     page.get_by_text("Advanced").click()
-    page.get_by_label("Max epochs").fill("1")
-    page.get_by_label("Max epochs").press("Enter")  # a number input commits on Enter or blur
+    page.get_by_role("spinbutton", name="Max epochs").fill("1")
+    page.get_by_role("spinbutton", name="Max epochs").press("Enter")  # a number input commits on Enter or blur
     wait_for_app(page)
     page.get_by_role("button", name="Start training").click()
 

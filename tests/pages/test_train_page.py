@@ -95,6 +95,9 @@ def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: 
     epochs = 15 * 60 * 6.1 / train
     shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
     assert f"≈ {shown} epochs over {train} training images at 6.1 img/s" in _captions(at)
+    assert "expect a different speed" not in _captions(at)  # same 256x192, width 1.0 model as measured
+    next(s for s in at.selectbox if s.label == "Input size").set_value("512x384").run()
+    assert "measured on a 256x192 model (width 1); the one chosen now is 512x384" in _captions(at)
     next(n for n in at.number_input if n.label == "Time budget (minutes)").set_value(30.0).run()
     epochs = 30 * 60 * 6.1 / train
     shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
