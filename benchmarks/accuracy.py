@@ -23,6 +23,7 @@ into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -113,7 +114,8 @@ def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str
     with session_scope(engine) as session:
         job_id = create_job(session, JOB_KIND, params, project_id).id
     t0 = time.perf_counter()
-    run_job(settings, engine, job_id)
+    with contextlib.redirect_stdout(sys.stderr):  # the job's log lines; stdout is the JSON report
+        run_job(settings, engine, job_id)
     wall = time.perf_counter() - t0
     with session_scope(engine) as session:
         job = session.get(Job, job_id)

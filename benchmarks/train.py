@@ -22,6 +22,7 @@ Prints a JSON report; copy the figures into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -45,7 +46,8 @@ def _run_train_job(engine, settings, project_id: int, **overrides) -> tuple[dict
     with session_scope(engine) as session:
         job_id = create_job(session, JOB_KIND, train_params(project_id, **overrides), project_id).id
     t0 = time.perf_counter()
-    run_job(settings, engine, job_id)
+    with contextlib.redirect_stdout(sys.stderr):  # the job's log lines; stdout is the JSON report
+        run_job(settings, engine, job_id)
     wall = time.perf_counter() - t0
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
