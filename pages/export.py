@@ -116,6 +116,9 @@ def export_result_ui(job_id: int, status: JobStatus, result: dict | None, error:
                 type="primary",
                 icon=":material/download:",
                 key=f"download_{job_id}",
+                # No rerun on click: a rerun redraws the button while the browser asks the
+                # server for the file (seen as a download that never started under load).
+                on_click="ignore",
             )
         else:
             st.info(

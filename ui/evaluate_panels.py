@@ -14,7 +14,7 @@ def table_ui(df: pd.DataFrame, name: str, key: str, **kwargs: Any) -> None:
     st.dataframe(df, hide_index=True, width="stretch", **kwargs)
     st.download_button(
         f"Download {name} (CSV)", df.to_csv(index=False).encode(), file_name=f"{key}.csv", mime="text/csv",
-        key=f"csv_{key}", icon=":material/download:",
+        key=f"csv_{key}", icon=":material/download:", on_click="ignore",  # a download changes nothing to rerun
     )  # fmt: skip
 
 

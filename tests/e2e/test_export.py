@@ -22,6 +22,7 @@ def test_export_voc_and_download(app_server: AppServer, page, tmp_path) -> None:
     button.wait_for(timeout=120_000)
     page.get_by_text("Exported 200 images", exact=False).wait_for()
     screenshot(page, "export-done")
+    wait_for_app(page)  # the page reran once when the job ended: click the button of the settled page
     with page.expect_download(timeout=60_000) as info:
         button.click()
     # The split table above now shows the splits this export gave (its cells are hidden grid cells).
