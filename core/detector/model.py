@@ -63,10 +63,10 @@ class DetectorSpec:
             random weights, so ``None`` means "freeze when pretrained".
         frozen_stages: With pretrained weights, keep this many leading stages of
             MobileNetV2 fixed (0 = train everything; 1 = the stem; 1 + k = the stem and
-            block_1..block_k; ignored with random weights). Their generic edge and texture filters need no tuning, and no
-            gradient flows through the high-resolution early layers, which saves a large
-            share of a CPU step (measured in docs/benchmarks.md), as Detectron2's
-            ``FREEZE_AT`` does for ResNets.
+            block_1..block_k; ignored with random weights). Their generic edge and texture
+            filters need no tuning on a few hundred photos (as Detectron2's ``FREEZE_AT``
+            for ResNets), and no gradient flows through the high-resolution early layers:
+            1.09x the training speed at 448x288 (docs/benchmarks.md; the heads cost most).
         head_convs: Conv layers before the logits in each RetinaNet head (keras-hub
             default 4; 2 is ~40 % faster on CPU at little cost on our data).
         min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
