@@ -23,7 +23,6 @@ into docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import platform
@@ -40,12 +39,12 @@ from sqlalchemy import func, select  # noqa: E402
 from core.annotation_import import import_annotations  # noqa: E402
 from core.database import open_database  # noqa: E402
 from core.evaluation import evaluate_model_version  # noqa: E402
-from core.jobs import create_job, run_job  # noqa: E402
 from core.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.training import DEFAULTS, JOB_KIND, train_params  # noqa: E402
+from benchmarks.train import run_train_job  # noqa: E402
+from core.training import DEFAULTS  # noqa: E402
 from db.engine import session_scope  # noqa: E402
-from db.models import Image, Job, ModelVersion  # noqa: E402
+from db.models import Image, ModelVersion  # noqa: E402
 
 DATASET = ROOT.parent / "shared" / "data" / "ccp-detection"
 WHEEL_DIR = ROOT / ".cache" / "weights"
@@ -110,25 +109,16 @@ def anchor_fit_table(engine, project_id: int) -> dict:
 
 def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str, minutes: float) -> dict:
     """One ``train`` job with the defaults and the given start and budget, then ``evaluate`` on test."""
-    params = train_params(project_id, weights=weights, budget_minutes=minutes, name=f"ccp {weights} {minutes:g} min")
-    with session_scope(engine) as session:
-        job_id = create_job(session, JOB_KIND, params, project_id).id
-    t0 = time.perf_counter()
-    with contextlib.redirect_stdout(sys.stderr):  # the job's log lines; stdout is the JSON report
-        run_job(settings, engine, job_id)
-    wall = time.perf_counter() - t0
-    with session_scope(engine) as session:
-        job = session.get(Job, job_id)
-        if job.result is None:
-            raise RuntimeError(f"train job failed: {job.error}")
-        result, resolved = dict(job.result), dict(job.params)
+    result, wall = run_train_job(
+        engine, settings, project_id, weights=weights, budget_minutes=minutes, name=f"ccp {weights} {minutes:g} min"
+    )
+    resolved = result["params"]
     t1 = time.perf_counter()
     evaluate_model_version(engine, settings, result["model_version_id"])
     eval_s = time.perf_counter() - t1
     with session_scope(engine) as session:
-        version = session.get(ModelVersion, result["model_version_id"])
-        coco = version.metrics["test"]["coco"]
-        train_metrics = version.metrics
+        train_metrics = session.get(ModelVersion, result["model_version_id"]).metrics
+        coco = train_metrics["test"]["coco"]
     return {
         "weights": weights,
         "budget_minutes": minutes,

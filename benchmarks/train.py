@@ -42,7 +42,8 @@ from db.engine import session_scope  # noqa: E402
 from db.models import Job, ModelVersion  # noqa: E402
 
 
-def _run_train_job(engine, settings, project_id: int, **overrides) -> tuple[dict, float]:
+def run_train_job(engine, settings, project_id: int, **overrides) -> tuple[dict, float]:
+    """Runs one ``train`` job in-process; its result with the version's metrics, work folder, resolved params; wall s."""
     with session_scope(engine) as session:
         job_id = create_job(session, JOB_KIND, train_params(project_id, **overrides), project_id).id
     t0 = time.perf_counter()
@@ -133,7 +134,7 @@ def main() -> int:
     }
     if args.part in ("throughput", "all"):
         # No evaluation inside the timed epochs; the meter skips time between epochs anyway.
-        job, wall = _run_train_job(engine, settings, project_id, epochs=args.epochs, eval_every=10_000)
+        job, wall = run_train_job(engine, settings, project_id, epochs=args.epochs, eval_every=10_000)
         bare = bare_fit_images_per_s(settings, Path(job["work_dir"]), args.epochs, job["params"])
         report["throughput"] = {
             "epochs": args.epochs,
@@ -150,7 +151,7 @@ def main() -> int:
             prepare_weights(settings, args.weights_from)
         report["accuracy"] = []
         for weights in args.starts:
-            job, wall = _run_train_job(engine, settings, project_id, weights=weights)
+            job, wall = run_train_job(engine, settings, project_id, weights=weights)
             m = job["metrics"]
             run = {
                 "weights": weights,

@@ -99,6 +99,21 @@ def train_params(project_id: int, **overrides: Any) -> dict[str, Any]:
     return params
 
 
+HOLDOUT_MIN_TRAIN = 50  # fewer training images: no holdout (too few left to learn from)
+
+
+def holdout_every(train_count: int, val_count: int, fraction: float | None) -> int | None:
+    """Every how many training images one is held out for validation, or None for no holdout.
+
+    With no validation split (a dataset imported with train/test only) the job holds out
+    every k-th training image for model selection and early stopping, as YOLO-style tools
+    do, rather than choose the model on the test split or not at all.
+    """
+    if val_count or not fraction or train_count < HOLDOUT_MIN_TRAIN:
+        return None
+    return max(2, round(1 / float(fraction)))
+
+
 def resolve_weights(settings: Settings, weights: str, alpha: float = 1.0) -> str:
     """Turns ``"auto"`` into the best initial weights this machine has without a download.
 
@@ -291,12 +306,8 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     holdout = 0
     if counts["val"]:
         val = EvalSet(tfrecord_dataset(files["val"]), counts["val"])
-    elif params.get("val_holdout") and train_count >= 50:
-        # No validation split (a dataset imported with train/test only): hold out every
-        # k-th training image for model selection and early stopping, as YOLO-style tools
-        # do, rather than choose the model on the test split or not at all. The records'
-        # order is the export's (fixed), so the held-out set is the same on a resume.
-        k = max(2, round(1 / float(params["val_holdout"])))
+    elif (k := holdout_every(train_count, counts["val"], params.get("val_holdout"))) is not None:
+        # The records' order is the export's (fixed), so the held-out set is the same on a resume.
         holdout = -(-train_count // k)
         indexed = train_examples.enumerate()
         val = EvalSet(indexed.filter(lambda i, _: i % k == 0).map(lambda _, x: x), holdout)

@@ -15,7 +15,15 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.settings import Settings
-from core.training import AUTO, CPU_BATCH, DEFAULTS, EVAL_EVERY_IMAGES, GPU_BATCH_PER_DEVICE, resolve_weights
+from core.training import (
+    AUTO,
+    CPU_BATCH,
+    DEFAULTS,
+    EVAL_EVERY_IMAGES,
+    GPU_BATCH_PER_DEVICE,
+    holdout_every,
+    resolve_weights,
+)
 from db.models import Image, Job, JobStatus, ModelVersion, Split
 from ui.jobs import job_snapshot, start_job
 
@@ -42,9 +50,6 @@ _RESOLVED = {
     "none": "random weights: no pretrained weights are on this server yet. Prepare the offline ImageNet weights "
     "below; on real photos they make a far better model in the same time",
 }
-# The same holdout as core.training.train_job: with no validation split and at least this
-# many training images, every 10th one is held out for model selection.
-_HOLDOUT_MIN_TRAIN = 50
 
 
 @dataclass(frozen=True)
@@ -59,10 +64,8 @@ class TrainingData:
     @property
     def held_out(self) -> int:
         """Training images the job holds out for validation (no val split; see core.training.train_job)."""
-        if self.val or self.train < _HOLDOUT_MIN_TRAIN:
-            return 0
-        k = max(2, round(1 / float(DEFAULTS["val_holdout"])))
-        return -(-self.train // k)
+        k = holdout_every(self.train, self.val, DEFAULTS["val_holdout"])
+        return -(-self.train // k) if k else 0
 
 
 def training_data(session: Session, project_id: int) -> TrainingData:
