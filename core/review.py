@@ -68,6 +68,16 @@ class ReviewError(ValueError):
     """A review action that cannot be done; nothing was changed."""
 
 
+class NothingShownError(ReviewError):
+    """Accept or save of an item that had nothing on the canvas and still has nothing.
+
+    Saving it would mark the image "no garments", and it is ground truth from then on.
+    The least-confident-first queue puts exactly such items first (every prediction under
+    the threshold, hidden), so one key press would teach the next model that the garment
+    is background. It takes the explicit "no garments" action instead.
+    """
+
+
 @dataclass(frozen=True)
 class QueueItem:
     """One image in the review queue, with the uncertainty figures it is ordered by.
@@ -164,7 +174,7 @@ def review_queue(
         raise ReviewError(f"Unknown order {order!r}; use one of: {', '.join(ORDERS)}.")
     params = {"threshold": threshold, "version": model_version_id, "project": project_id}
     rows = session.execute(text(_QUEUE_SQL), params).all()
-    names = dict(session.execute(select(Label.id, Label.name).where(Label.project_id == project_id)).tuples().all())
+    names = dict(session.execute(select(Label.id, Label.name).where(Label.project_id == project_id)).all())
     audit = set(
         session.scalars(
             select(ReviewDecision.image_id).where(
@@ -283,8 +293,18 @@ def _decision(
 
 
 def accept(session: Session, item: ReviewItem, who: str, *, auto: bool = False) -> ReviewResult:
-    """Accept as is: every shown prediction becomes a model box with its score."""
+    """Accept as is: every shown prediction becomes a model box with its score.
+
+    Raises:
+        NothingShownError: No prediction was shown (all under the threshold) and the image
+            has no boxes: use :func:`no_garments` to say so explicitly.
+    """
     return correct(session, item, [(p.label, p.box) for p in item.predictions], who, tolerance=0.0, auto=auto)
+
+
+def no_garments(session: Session, item: ReviewItem, who: str) -> ReviewResult:
+    """The reviewer's explicit "no garments in this image": every prediction shown is recorded deleted."""
+    return correct(session, item, [], who, tolerance=0.0, allow_empty=True)
 
 
 def match_predictions(
@@ -319,6 +339,7 @@ def correct(
     *,
     tolerance: float,
     auto: bool = False,
+    allow_empty: bool = False,
 ) -> ReviewResult:
     """Saves the reviewer's boxes (what the canvas holds) and records a decision per prediction.
 
@@ -333,11 +354,24 @@ def correct(
         who: The reviewer.
         tolerance: Per-edge difference in original pixels that still counts as unchanged.
         auto: Recorded as ``auto_accepted`` (auto-accept) instead of the reviewer's decisions.
+        allow_empty: Save "no garments" even when nothing was shown and nothing drawn.
 
     Raises:
         core.annotations.StaleRevisionError: The image was saved by someone after it was loaded.
         core.annotations.AnnotationError: Invalid boxes or labels (nothing saved).
+        NothingShownError: Nothing was on the canvas, nothing is, and ``allow_empty`` is False.
     """
+    if not allow_empty and not edited and not item.predictions and not item.state.boxes:
+        hidden = (
+            f"{item.hidden} prediction(s) are under the threshold {item.threshold:.2f}: lower it to see them, "
+            if item.hidden
+            else ""
+        )
+        raise NothingShownError(
+            f"{item.state.name}: nothing on the canvas, so saving would mark it as having no garments. "
+            f"{hidden}draw the garments, press X to send it back to Annotate, or choose 'No garments' "
+            "if it really has none."
+        )
     drafts = match_predictions(item.predictions, edited, tolerance)
     by_id = {p.id: p for p in item.predictions}
     new_drafts = []

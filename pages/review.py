@@ -4,7 +4,9 @@ The queue (core.review.review_queue) lists the new images with predictions of on
 version, most uncertain first. Each item opens with the predicted boxes at or above the
 threshold on the canvas (the Annotate page's canvas, labels with scores); the reviewer
 moves, resizes, relabels, deletes or adds boxes and then accepts as is (A), saves the
-corrections (S) or rejects the image (X). Saving goes through core.annotations.save_boxes,
+corrections (S), rejects the image (X) or says it has no garments (N). An item with
+nothing on the canvas (every prediction under the threshold) is not saved by A or S:
+that would record "no garments" by accident. Saving goes through core.annotations.save_boxes,
 so a second tab's stale save is refused, and the next item appears at once.
 """
 
@@ -18,6 +20,7 @@ from core.annotations import AnnotationError, StaleRevisionError, project_labels
 from core.imagestore import ImageStore
 from core.review import (
     MACHINE_ATTRIBUTE_PREFIX,
+    NothingShownError,
     ReviewError,
     ReviewItem,
     accept,
@@ -26,6 +29,7 @@ from core.review import (
     first_open,
     latest_version_with_predictions,
     load_review_item,
+    no_garments,
     match_predictions,
     reject,
     review_queue,
@@ -159,7 +163,11 @@ with right:
     c3, c4 = st.columns(2)
     do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
     do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
-    st.caption("Keys: A accept · S save corrections · X reject · K skip · 1–9 label for new boxes.")
+    do_none = st.button(
+        "No garments in this image", shortcut="N", width="stretch",
+        help="Done with no boxes: every prediction is recorded as a false positive",
+    )  # fmt: skip
+    st.caption("Keys: A accept · S save corrections · X reject · K skip · N no garments · 1–9 label for new boxes.")
     tags = {
         k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v
         for k, v in state.attributes.items()
@@ -212,15 +220,19 @@ def finish(message: str) -> None:
     st.rerun()
 
 
-if do_accept or do_save or do_reject:
+if do_accept or do_save or do_reject or do_none:
     try:
         with session_scope(ctx.engine) as session:
             if do_accept:
                 res = accept(session, item, who)
             elif do_save:
                 res = correct(session, item, edited, who, tolerance=geometry.unchanged_tolerance)
+            elif do_none:
+                res = no_garments(session, item, who)
             else:
                 res = reject(session, item, who)
+    except NothingShownError as exc:  # the same item stays, nothing was saved
+        st.warning(str(exc))
     except (StaleRevisionError, ReviewError) as exc:
         st.session_state[FLASH_KEY] = ("error", str(exc))
         st.session_state.pop(ITEM_KEY, None)

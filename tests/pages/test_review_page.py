@@ -56,3 +56,33 @@ def test_review_page_without_predictions_then_accept_one_item(make_app: Callable
     assert not at.exception, at.exception
     # The inserted version is older than the review: one reviewed image is new since it.
     assert any("1 reviewed image(s) are new since the last model" in i.value for i in at.info)
+
+
+def test_accept_with_nothing_on_the_canvas_is_refused_until_no_garments_is_said(
+    make_app: Callable[[], AppTest],
+) -> None:
+    """Every prediction under the threshold: A and S save nothing; "No garments" marks it done, empty."""
+    from ui.context import get_context
+
+    at = make_app().run()
+    at.switch_page("pages/review.py").run()
+    (image_id,) = _insert_predictions(limit=1)  # one Jeans box at 0.90
+    at.run()
+    next(s for s in at.slider if s.label == "Confidence threshold").set_value(0.95).run()
+    assert not at.exception, at.exception
+    assert any("1 to review · top score 0.90" in m.value for m in at.markdown)
+    for name in ("Accept as is", "Save corrections"):
+        next(b for b in at.button if b.label == name).click().run()
+        assert not at.exception, at.exception
+        assert any("saving would mark it as having no garments" in w.value and "1 prediction(s) are under" in w.value
+                   for w in at.warning), name  # fmt: skip
+        assert any("1 to review" in m.value for m in at.markdown)  # the same item stays
+    with session_scope(get_context().engine) as session:
+        image = session.get(Image, image_id)
+        assert image.status is ImageStatus.NEW and image.revision == 0
+        assert not session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == image_id)).all()
+    next(b for b in at.button if b.label == "No garments in this image").click().run()
+    assert not at.exception, at.exception
+    with session_scope(get_context().engine) as session:
+        image = session.get(Image, image_id)
+        assert image.status is ImageStatus.NO_OBJECTS and image.revision == 1
