@@ -83,7 +83,7 @@ def classic_pipeline(engine, settings, project_id: int, out: Path) -> None:
 
     from core.formats.voc import VocObject, format_voc_xml
     from db.engine import session_scope
-    from db.models import Box, Image, ImageStatus, Label
+    from db.models import Image, ImageStatus, Label
 
     xml_dir, img_dir = out / "Annotations", settings.data_dir
     xml_dir.mkdir(parents=True)
@@ -137,7 +137,7 @@ def classic_pipeline(engine, settings, project_id: int, out: Path) -> None:
         }
         writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
-    current, objs, enc, size = None, [], b"", (0, 0)
+    current, objs, enc, prev_size = None, [], b"", (0, 0)
     for row in df.itertuples(index=False):
         with tf.io.gfile.GFile(str(img_dir / row.filename), "rb") as fid:
             encoded = fid.read()

@@ -283,6 +283,9 @@ def test_cli_import(engine, settings, project_id, tmp_path: Path) -> None:
     assert summary["imported"] + summary["skipped"] == 4
     if summary["skipped"]:
         assert "labels not in the project" in proc.stderr
+    with session_scope(engine) as session:  # into the project named on the command line
+        landed = session.scalars(select(Image).where(Image.project_id == target)).all()
+    assert len(landed) == summary["imported"]
 
 
 def test_tfrecord_with_numeric_labels_needs_the_label_map(engine, settings, project_id, tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_attributes_are_validated_and_stored(engine: Engine, image_id: int) -> N
 
 def test_copy_boxes_scales_to_the_target_size(engine: Engine, settings: Settings, project_id: int) -> None:
     small = add_image(engine, settings, project_id, "small.jpg", (400, 300))
-    big = add_image(engine, settings, project_id, "big.jpg", (800, 900))
+    add_image(engine, settings, project_id, "big.jpg", (800, 900))  # the target image of that size
     save(engine, small, 0, [DraftBox("Shirts", Box(100, 30, 200, 150))])
     with session_scope(engine) as session:
         (copied,) = copy_boxes(session, small, 800, 900)

@@ -107,9 +107,7 @@ def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db, caps
     assert predict_images(engine, settings, v2, unlabelled[:2], batch_size=4) > 0
     with session_scope(engine) as session:
         per_version = dict(
-            session.execute(select(Prediction.model_version_id, func.count()).group_by(Prediction.model_version_id))
-            .tuples()
-            .all()
+            session.execute(select(Prediction.model_version_id, func.count()).group_by(Prediction.model_version_id)).all()
         )
         first_two = session.scalar(
             select(func.count()).where(
