@@ -248,10 +248,15 @@ def _resolve_auto(ctx: JobContext, params: dict[str, Any], project_id: int, coun
         for k, v in fit.params().items():
             if params.get(k, AUTO) == AUTO:
                 resolved[k] = v
+        chosen = {k: resolved[k] for k in FIT_KEYS}
+        if chosen == fit.params():
+            coverage = f"anchors cover {fit.coverage:.0%} of the boxes"
+        else:  # some were set by hand: the fit's own figure would describe other anchors
+            coverage = f"some set by hand; the fit alone would be {fit.params()}"
         ctx.log(
             f"fitted to {fit.boxes} boxes: input {resolved['image_width']}x{resolved['image_height']}, "
             f"heads from level {resolved['min_level']}, anchor size {resolved['anchor_size']} "
-            f"(anchors cover {fit.coverage:.0%} of the boxes; small boxes {fit.small_side_px:.0f} px)"
+            f"({coverage}; small boxes {fit.small_side_px:.0f} px)"
         )
     if params.get("batch_size", AUTO) == AUTO:
         import tensorflow as tf
