@@ -1,4 +1,9 @@
-"""Shared fixtures: a real SQLite file in a temporary data folder, migrated to head."""
+"""Shared fixtures: a real database (a SQLite file, or PostgreSQL for tests marked so), migrated to head.
+
+A test module or test marked ``both_databases`` runs twice: on a SQLite file and on a
+fresh database of a throwaway PostgreSQL server (:mod:`tests.postgres_server`; skipped
+with the reason when PostgreSQL is not installed, which ``.ci/run`` installs).
+"""
 
 from __future__ import annotations
 
@@ -12,14 +17,41 @@ from core.database import open_database
 from core.projects import create_project
 from core.settings import Settings
 from db.engine import session_scope
+from tests.postgres_server import PostgresServer, start_server
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_databases") and "settings" in metafunc.fixturenames:
+        metafunc.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run; each test gets its own database on it."""
+    try:
+        server = start_server()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    """Settings pointing at a fresh data folder with a SQLite file inside."""
-    return Settings.resolve(db_url=f"sqlite:///{tmp_path / 'tagrack.db'}", data_dir=tmp_path / "data")
+def database(request: pytest.FixtureRequest) -> str:
+    """Which database the ``settings`` fixture uses: "sqlite" unless the test is marked ``both_databases``."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database: str, request: pytest.FixtureRequest) -> Settings:
+    """Settings pointing at a fresh data folder and a fresh database (a SQLite file inside, or PostgreSQL)."""
+    if database == "postgresql":
+        url = request.getfixturevalue("postgres_server").new_database()
+    else:
+        url = f"sqlite:///{tmp_path / 'tagrack.db'}"
+    return Settings.resolve(db_url=url, data_dir=tmp_path / "data")
 
 
 @pytest.fixture

@@ -18,6 +18,8 @@ from db.engine import session_scope
 from db.models import Box, Image, ImageStatus, Label
 from tests.core.dataset_factory import jpeg_bytes, make_dataset
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -59,8 +61,13 @@ def _close(a: dict[str, tuple], b: dict[str, tuple], tol: float) -> None:
             assert x[1:] == pytest.approx(y[1:], abs=tol)
 
 
-@pytest.mark.parametrize(("fmt", "tol", "archive"), [("voc", 0.5, False), ("voc", 0.5, True), ("tfrecord", 1e-3, False), ("coco", 1e-9, False)])
-def test_export_then_import_is_lossless(engine, settings, project_id, tmp_path: Path, fmt: str, tol: float, archive: bool) -> None:
+@pytest.mark.parametrize(
+    ("fmt", "tol", "archive"),
+    [("voc", 0.5, False), ("voc", 0.5, True), ("tfrecord", 1e-3, False), ("coco", 1e-9, False)],
+)
+def test_export_then_import_is_lossless(
+    engine, settings, project_id, tmp_path: Path, fmt: str, tol: float, archive: bool
+) -> None:
     make_dataset(engine, settings, project_id, n=12)
     out = tmp_path / ("export.zip" if archive else "export")
     export_dataset(engine, settings, project_id, fmt, out, archive=archive)
@@ -74,7 +81,10 @@ def test_export_then_import_is_lossless(engine, settings, project_id, tmp_path: 
     # VOC keeps integer pixels: lossless up to the half pixel of rounding; TFRecord keeps float32.
     _close(_ground_truth(engine, project_id), _content(engine, target), tol)
     with session_scope(engine) as session:
-        src = [lab.name for lab in session.scalars(select(Label).where(Label.project_id == project_id).order_by(Label.order))]
+        src = [
+            lab.name
+            for lab in session.scalars(select(Label).where(Label.project_id == project_id).order_by(Label.order))
+        ]
         got = {lab.name for lab in session.scalars(select(Label).where(Label.project_id == target))}
     assert got <= set(src)
 
@@ -101,7 +111,9 @@ def _voc_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
     return root
 
 
-def _xml(filename: str, objects: str, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>") -> bytes:
+def _xml(
+    filename: str, objects: str, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>"
+) -> bytes:
     return f"<annotation><folder>x</folder><filename>{filename}</filename>{size}{objects}</annotation>".encode()
 
 
@@ -153,7 +165,10 @@ def test_voc_quirks_each_reported(engine, settings, project_id, tmp_path: Path) 
     assert by["Annotations/d.xml"].outcome == "failed"
     assert "refused: the XML declares entities" in by["Annotations/d.xml"].message
     assert by["Annotations/e.xml"].outcome == "failed" and "malformed XML" in by["Annotations/e.xml"].message
-    assert by["Annotations/f.xml"].outcome == "failed" and "image 'missing.jpg' not found" in by["Annotations/f.xml"].message
+    assert (
+        by["Annotations/f.xml"].outcome == "failed"
+        and "image 'missing.jpg' not found" in by["Annotations/f.xml"].message
+    )
     assert report.summary()["labels_added"] == ["Ponchos"]
     with session_scope(engine) as session:
         a = session.scalar(select(Image).where(Image.original_name == "a.jpg"))
@@ -197,7 +212,10 @@ def test_voc_zip_with_hostile_entries(engine, settings, project_id, tmp_path: Pa
     assert by["../evil.xml"].outcome == "failed" and "leaves the archive" in by["../evil.xml"].message
     assert by["ds/Annotations/a.xml"].outcome == "imported"
     assert by["ds/Annotations/corrupt.xml"].outcome == "failed"
-    assert "not an image" in by["ds/Annotations/corrupt.xml"].message or "corrupt" in by["ds/Annotations/corrupt.xml"].message
+    assert (
+        "not an image" in by["ds/Annotations/corrupt.xml"].message
+        or "corrupt" in by["ds/Annotations/corrupt.xml"].message
+    )
 
 
 def test_dataturks(engine, settings, project_id, tmp_path: Path) -> None:
@@ -238,7 +256,11 @@ def test_tfrecord_bad_records_reported(engine, settings, project_id, tmp_path: P
 
     path = tmp_path / "in.record"
     with tf.io.TFRecordWriter(str(path)) as w:
-        w.write(build_example(jpeg_bytes(40, 40, 21), 40, 40, "ok.jpg", "1", [ExampleObject(CBox(4, 4, 20, 20), "Shirts", 3)]).SerializeToString())
+        w.write(
+            build_example(
+                jpeg_bytes(40, 40, 21), 40, 40, "ok.jpg", "1", [ExampleObject(CBox(4, 4, 20, 20), "Shirts", 3)]
+            ).SerializeToString()
+        )
         w.write(b"garbage that is not an Example")
         w.write(build_example(jpeg_bytes(40, 40, 22), 40, 40, "ok2.jpg", "2", []).SerializeToString())
     report = import_annotations(engine, settings, project_id, "tfrecord", path)
@@ -323,7 +345,9 @@ def test_coco_with_images_in_a_zip(engine, settings, project_id, tmp_path: Path)
         "categories": [{"id": 3, "name": "Shirts"}],
     }  # fmt: skip
     (tmp_path / "c.json").write_text(json.dumps(doc))
-    report = import_annotations(engine, settings, project_id, "coco", tmp_path / "c.json", images=tmp_path / "images.zip")
+    report = import_annotations(
+        engine, settings, project_id, "coco", tmp_path / "c.json", images=tmp_path / "images.zip"
+    )
     first, second = report.outcomes
     assert first.outcome == "imported" and first.boxes == 1
     assert "unknown category_id 99" in first.message and "went past the 50x40 image edge" in first.message

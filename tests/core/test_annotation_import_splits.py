@@ -8,6 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core.annotation_import import import_annotations
@@ -18,6 +19,8 @@ from db.engine import session_scope
 from db.models import Image, ImageStatus, Split
 from tests.conftest import shared_data
 from tests.core.dataset_factory import jpeg_bytes, make_dataset
+
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -213,7 +216,9 @@ def test_unannotated_image_gets_the_split_with_its_boxes(engine, settings, proje
     from core.ingest import ingest_one
 
     with session_scope(engine) as session:  # the picture was uploaded earlier, without boxes or split
-        ingest_one(session, ImageStore(settings.data_dir), project_id, "a.jpg", (root / "JPEGImages/a.jpg").read_bytes())
+        ingest_one(
+            session, ImageStore(settings.data_dir), project_id, "a.jpg", (root / "JPEGImages/a.jpg").read_bytes()
+        )
     report = import_annotations(engine, settings, project_id, "voc", root)
     assert [o.outcome for o in report.outcomes] == ["updated"]
     assert report.outcomes[0].split == "val"
@@ -236,7 +241,9 @@ def test_cli_prints_the_splits(engine, settings, project_id, tmp_path: Path) -> 
 def test_real_ccp_dataset_keeps_its_804_200_split(engine, settings, project_id) -> None:
     root = shared_data("ccp-detection")
     listed = {
-        split: {line.strip() for line in (root / "ImageSets/Main" / f"{split}.txt").read_text().splitlines() if line.strip()}
+        split: {
+            line.strip() for line in (root / "ImageSets/Main" / f"{split}.txt").read_text().splitlines() if line.strip()
+        }
         for split in ("train", "test")
     }
     assert (len(listed["train"]), len(listed["test"])) == (804, 200)

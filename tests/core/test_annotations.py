@@ -40,6 +40,8 @@ from db.engine import session_scope
 from db.models import Box as BoxRow
 from db.models import BoxChange, BoxSource, Image, ImageStatus, Split, utcnow
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 
 def _jpeg(width: int, height: int, colour: tuple[int, int, int] = (120, 80, 40)) -> bytes:
     buf = io.BytesIO()

@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import Engine, select
 
 from core.dataset_health import dataset_health
 from db.engine import session_scope
 from db.models import Box, Image, ImageStatus, Label, Split
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
 
-def add_image(session, project_id: int, n: int, status: ImageStatus, split: Split | None, boxes: list[tuple[int, str]]) -> None:
+
+def add_image(
+    session, project_id: int, n: int, status: ImageStatus, split: Split | None, boxes: list[tuple[int, str]]
+) -> None:
     labels = {lab.name: lab.id for lab in session.scalars(select(Label).where(Label.project_id == project_id))}
     image = Image(
-        project_id=project_id, sha256=f"{n:064d}", stored_path="x", display_path="x", width=400, height=200,
-        original_name=f"{n}.jpg", status=status, split=split,
+        project_id=project_id,
+        sha256=f"{n:064d}",
+        stored_path="x",
+        display_path="x",
+        width=400,
+        height=200,
+        original_name=f"{n}.jpg",
+        status=status,
+        split=split,
     )
     session.add(image)
     session.flush()
     for w, name in boxes:
-        session.add(Box(image_id=image.id, label_id=labels[name], x_min=0, y_min=0, x_max=w, y_max=50, created_by="ann"))
+        session.add(
+            Box(image_id=image.id, label_id=labels[name], x_min=0, y_min=0, x_max=w, y_max=50, created_by="ann")
+        )
 
 
 def test_counts_geometry_throughput_and_warnings(engine: Engine, project_id: int) -> None:

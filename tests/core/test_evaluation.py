@@ -23,6 +23,8 @@ from db.models import Label, ModelVersion
 from tests.core.dataset_factory import make_dataset
 from tests.core.evaluation_factory import fake_model_version
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 
 @pytest.fixture
 def evaluated(engine: Engine, settings: Settings, project_id: int) -> tuple[int, int]:
@@ -67,7 +69,9 @@ def test_stored_results_match_coco_metrics(engine: Engine, settings: Settings, e
     assert scores == sorted(scores, reverse=True)
 
 
-def test_train_metrics_are_kept_beside_the_coco_results(engine: Engine, settings: Settings, evaluated: tuple[int, int]) -> None:
+def test_train_metrics_are_kept_beside_the_coco_results(
+    engine: Engine, settings: Settings, evaluated: tuple[int, int]
+) -> None:
     _, version_id = evaluated
     with session_scope(engine) as session:
         session.get(ModelVersion, version_id).metrics = {"map50": 0.4, "test": {"map50": 0.41}}
@@ -94,7 +98,9 @@ def test_no_test_images_is_a_clear_error(engine: Engine, settings: Settings, pro
         evaluate_model_version(engine, settings, 999)
 
 
-def test_cli_evaluate(engine: Engine, settings: Settings, evaluated: tuple[int, int], capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_evaluate(
+    engine: Engine, settings: Settings, evaluated: tuple[int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
     import json
 
     from core.cli import main
@@ -103,6 +109,6 @@ def test_cli_evaluate(engine: Engine, settings: Settings, evaluated: tuple[int, 
     args = ["--db", settings.db_url, "--data-dir", str(settings.data_dir)]
     assert main(["evaluate", *args, "--model-version", str(version_id)]) == 0
     text = capsys.readouterr().out
-    out = json.loads(text[text.index('{\n  "job_id"'):])  # the worker may log lines first
+    out = json.loads(text[text.index('{\n  "job_id"') :])  # the worker may log lines first
     assert out["status"] == "succeeded" and out["result"]["model_version_id"] == version_id
     assert main(["evaluate", *args, "--model-version", "999"]) == 1

@@ -15,6 +15,8 @@ from db.engine import session_scope
 from db.models import Job, JobStatus
 from tests.core.dataset_factory import make_dataset
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -17,6 +17,8 @@ from core.settings import Settings
 from db.engine import session_scope
 from db.models import Image as ImageRow
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 
 def jpeg(size: tuple[int, int] = (64, 48), colour: tuple[int, int, int] = (200, 30, 30), **save: object) -> bytes:
     buf = io.BytesIO()

@@ -13,6 +13,8 @@ from core.settings import Settings
 from db.engine import session_scope
 from db.models import Job, JobStatus, utcnow
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 
 def wait_for(engine: Engine, job_id: int, predicate, timeout: float = 60.0) -> Job:
     deadline = time.monotonic() + timeout

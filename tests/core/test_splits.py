@@ -10,6 +10,8 @@ from db.engine import session_scope
 from db.models import Box, Image, ImageStatus, Label
 from tests.core.dataset_factory import jpeg_bytes
 
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
 
 def _populate(engine, settings, project_id, n: int, rare_every: int = 10) -> None:
     from core.imagestore import ImageStore
@@ -28,7 +30,9 @@ def _populate(engine, settings, project_id, n: int, rare_every: int = 10) -> Non
 
 def _splits(engine, project_id) -> dict[int, str]:
     with session_scope(engine) as session:
-        return {i: s.value for i, s in session.execute(select(Image.id, Image.split).where(Image.project_id == project_id))}
+        return {
+            i: s.value for i, s in session.execute(select(Image.id, Image.split).where(Image.project_id == project_id))
+        }
 
 
 def test_fractions_checked() -> None:
