@@ -231,8 +231,9 @@ if do_accept or do_save or do_reject or do_none:
                 res = no_garments(session, item, who)
             else:
                 res = reject(session, item, who)
-    except NothingShownError as exc:  # the same item stays, nothing was saved
-        st.warning(str(exc))
+    except NothingShownError as exc:  # nothing was saved; the same item stays, the message above it
+        st.session_state[FLASH_KEY] = ("warning", str(exc))
+        st.rerun()
     except (StaleRevisionError, ReviewError) as exc:
         st.session_state[FLASH_KEY] = ("error", str(exc))
         st.session_state.pop(ITEM_KEY, None)
