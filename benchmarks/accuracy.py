@@ -44,7 +44,7 @@ from core.evaluation import evaluate_model_version  # noqa: E402
 from core.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from benchmarks.train import run_train_job  # noqa: E402
-from core.training import DEFAULTS  # noqa: E402
+from core.training import CONFIG_KEYS, DEFAULTS, SPEC_KEYS  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Image, ModelVersion  # noqa: E402
 
@@ -157,8 +157,6 @@ def train_and_evaluate(
 
 def _override(text: str) -> tuple[str, object]:
     """``KEY=VALUE`` with a JSON value (a bare word stays a string)."""
-    from core.training import CONFIG_KEYS, SPEC_KEYS
-
     known = sorted({*DEFAULTS, *SPEC_KEYS, *CONFIG_KEYS})
     key, sep, value = text.partition("=")
     if not sep or key not in known:

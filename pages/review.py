@@ -29,8 +29,8 @@ from core.review import (
     first_open,
     latest_version_with_predictions,
     load_review_item,
-    no_garments,
     match_predictions,
+    no_garments,
     reject,
     review_queue,
 )
@@ -249,6 +249,7 @@ elif do_skip:
     with session_scope(ctx.engine) as session:
         st.session_state[ITEM_KEY] = load_review_item(session, nxt, controls.model_version_id, controls.threshold)
     st.session_state["rev_mounts"] = st.session_state.get("rev_mounts", 0) + 1
+    st.session_state.pop(FLASH_KEY, None)  # it was about the image left behind, not the next one
     st.rerun()
 
 if st.toggle("Show decision summary (per class and model version)", key="rev_show_summary"):

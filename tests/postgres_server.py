@@ -46,10 +46,6 @@ class PostgresServer:
     bin_dir: Path
     _ids: count = field(default_factory=lambda: count(1))
 
-    @property
-    def admin_url(self) -> str:
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
-
     def new_database(self) -> str:
         """Creates an empty database and returns its SQLAlchemy URL."""
         import psycopg
