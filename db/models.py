@@ -163,6 +163,9 @@ class Image(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     updated_by: Mapped[str | None] = mapped_column(String(100), default=None)
+    # Why an annotation import could not take (all of) the image's boxes from its file: the
+    # image is left to annotate and Annotate shows this. None for images no import refused.
+    import_note: Mapped[str | None] = mapped_column(Text, default=None)
 
     boxes: Mapped[list[Box]] = relationship(back_populates="image", cascade="all, delete-orphan")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, text
@@ -95,3 +96,39 @@ def test_downgrade_and_upgrade_again(tmp_path: Path) -> None:
     assert "image" not in inspect(engine).get_table_names()
     upgrade(engine)
     assert current_revision(engine) == head_revision(engine)
+
+
+@pytest.mark.both_databases
+def test_import_note_added_and_removed_keeping_images(settings: Settings) -> None:
+    """0005 adds images.import_note (NULL for existing images) and its downgrade drops it, on both databases."""
+    from alembic import command
+
+    from db.migrate import alembic_config
+
+    engine = make_engine(settings.db_url)
+    upgrade(engine, "0004_review")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO project (id, name, description, attribute_schema, created_at) "
+                "VALUES (1, 'Old', '', '{}', '2026-01-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO image (id, project_id, sha256, stored_path, display_path, width, height, original_name, "
+                "status, split, revision, attributes, created_at, updated_at) VALUES "
+                "(1, 1, 'abc', 'a.jpg', 'a.jpg', 640, 480, 'a.jpg', 'new', NULL, 0, '{}', "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+            )
+        )
+    upgrade(engine)
+    with engine.begin() as conn:
+        assert conn.execute(text("SELECT import_note FROM image WHERE id = 1")).scalar() is None
+        conn.execute(text("UPDATE image SET import_note = 'box 1 (Shirts) left out' WHERE id = 1"))
+    command.downgrade(alembic_config(engine), "0004_review")
+    columns = {c["name"] for c in inspect(engine).get_columns("image")}
+    assert "import_note" not in columns
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT original_name, status FROM image WHERE id = 1")).one() == ("a.jpg", "new")
+    engine.dispose()
