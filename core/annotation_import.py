@@ -7,14 +7,22 @@ come from and its boxes), and :func:`import_items` stores them:
   deduplicated by content hash like uploads.
 - Idempotent: an image already in the project that already has boxes gets nothing added
   (its boxes are left as they are and the item is reported as a duplicate), so importing
-  the same file twice adds nothing.
+  the same file twice adds nothing; an image left to annotate because all its boxes were
+  refused is a duplicate too when the file refuses them again for the same reasons.
 - Per image transactional: each image and its boxes are written in one savepoint; a bad
   record is reported with its reason and the rest import.
-- Boxes past the image edge are clipped and reported; empty or non-finite ones are left
-  out and reported. Labels the project lacks are added, or (``add_labels=False``) the
-  image is refused with the list of unknown labels.
-- Images with boxes become ``done``; an annotation with no objects makes the image
-  ``no_objects``.
+- Boxes past the image edge are clipped and reported; empty, inverted, non-finite or
+  unreadable ones, and ones lying wholly outside the image, are refused (left out) and
+  reported by the source's own numbering (VOC ``object 2``, COCO ``annotation 17``).
+- Labels are matched to the project's ignoring case and surrounding spaces and stored in
+  the project's spelling (the report lists each such match). Labels the project lacks
+  are added, or (``add_labels=False``) the image is refused with the list of unknown labels.
+- Images whose boxes were all kept become ``done``; an annotation with no objects at all
+  makes the image ``no_objects``. A refusal is never turned into data: an image whose
+  boxes were all refused stays ``new`` (to annotate), and one that kept some boxes and
+  lost others keeps the kept ones as ``in_progress`` (it needs a look before it is ground
+  truth: exported or trained on as done, the refused object would be background). Both
+  carry the reasons in :attr:`db.models.Image.import_note`, which Annotate shows.
 - A split the dataset fixes (VOC's ``ImageSets/Main/{train,val,test}.txt``) is stored on
   the image when it has none yet. A split once set is never changed (:mod:`core.splits`):
   an image already in another split keeps it and the record says so. Images the dataset
@@ -72,6 +80,9 @@ class ImportItem:
         attributes: Image-level attributes.
         annotated: False when the record carries no annotation at all (status stays new).
         notes: What the reader noticed.
+        refs: How the source names each of ``objects`` (``object 3``, ``annotation 17``), for
+            messages; None numbers them ``box 1..n``.
+        left_out: Why each box the reader could not read was left out (refusals, counted as such).
         split: The split the dataset puts the image in (train/val/test), if it says.
         split_from: Where that split came from, for the report (``ImageSets/Main``).
     """
@@ -87,6 +98,8 @@ class ImportItem:
     notes: list[str] = field(default_factory=list)
     split: str | None = None
     split_from: str | None = None
+    refs: list[str] | None = None
+    left_out: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -94,7 +107,8 @@ class ImportOutcome:
     """What happened to one record.
 
     ``split`` is the split this import stored on the image (from the dataset's split
-    lists); None when it stored none.
+    lists); None when it stored none. ``boxes_refused`` counts the record's boxes that
+    were left out (the message says why); with ``boxes`` 0 the image was left to annotate.
     """
 
     source: str
@@ -104,14 +118,53 @@ class ImportOutcome:
     boxes: int = 0
     split: str | None = None
     split_from: str | None = None
+    boxes_refused: int = 0
 
 
 @dataclass
 class ImportReport:
-    """Outcomes in input order, plus labels added."""
+    """Outcomes in input order, labels added, and dataset label spellings matched to the project's."""
 
     outcomes: list[ImportOutcome] = field(default_factory=list)
     labels_added: list[str] = field(default_factory=list)
+    labels_matched: dict[str, str] = field(default_factory=dict)
+
+    def _stored(self) -> list[ImportOutcome]:
+        return [o for o in self.outcomes if o.outcome in ("imported", "updated")]
+
+    def left_to_annotate(self) -> int:
+        """Images stored without boxes because every box of theirs was refused (status new)."""
+        return sum(1 for o in self._stored() if o.boxes_refused and not o.boxes)
+
+    def partly_refused(self) -> int:
+        """Images that kept some boxes and lost others (status in progress)."""
+        return sum(1 for o in self._stored() if o.boxes_refused and o.boxes)
+
+    def refusals_message(self) -> str:
+        """``25 images had all their boxes refused ...``; empty when no box was refused."""
+        refused = sum(o.boxes_refused for o in self.outcomes)
+        if not refused:
+            return ""
+        parts = []
+        if n := self.left_to_annotate():
+            parts.append(
+                f"{n} image{'s' if n != 1 else ''} had all their boxes refused and {'are' if n != 1 else 'is'} "
+                "left to annotate (status new, not 'no garments')"
+            )
+        if n := self.partly_refused():
+            parts.append(
+                f"{n} image{'s' if n != 1 else ''} kept some boxes and lost others and {'are' if n != 1 else 'is'} "
+                "in progress for a look"
+            )
+        parts.append(f"{refused} box{'es' if refused != 1 else ''} refused in all; Annotate shows each image's reasons")
+        return "; ".join(parts)
+
+    def labels_message(self) -> str:
+        """``labels matched to the project's spelling: 'sunglasses' as the project's 'Sunglasses'``; or empty."""
+        if not self.labels_matched:
+            return ""
+        pairs = ", ".join(f"{src!r} as the project's {dst!r}" for src, dst in sorted(self.labels_matched.items()))
+        return f"labels matched ignoring case and spaces, kept in the project's spelling: {pairs}"
 
     def count(self, outcome: Outcome) -> int:
         """How many records had ``outcome``."""
@@ -138,6 +191,12 @@ class ImportReport:
             "labels_added": list(self.labels_added),
             "splits_from_file": self.splits_from_file(),
             "splits_message": self.splits_message(),
+            "boxes_refused": sum(o.boxes_refused for o in self.outcomes),
+            "left_to_annotate": self.left_to_annotate(),
+            "partly_refused": self.partly_refused(),
+            "refusals_message": self.refusals_message(),
+            "labels_matched": dict(sorted(self.labels_matched.items())),
+            "labels_message": self.labels_message(),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -148,23 +207,60 @@ class ImportReport:
 # --- storing ---------------------------------------------------------------------------------------------------
 
 
-def _pixel_objects(item: ImportItem, width: int, height: int, notes: list[str]) -> list[tuple[str, Box]]:
-    """The item's boxes in pixels of the stored image, clipped; bad ones reported and left out."""
+def _plural(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _pixel_objects(
+    item: ImportItem, width: int, height: int, notes: list[str], refusals: list[str]
+) -> list[tuple[str, Box]]:
+    """The item's boxes in pixels of the stored image, clipped; each refused one goes to ``refusals`` with why."""
     out = []
-    for n, (label, box) in enumerate(item.objects, start=1):
+    refs = item.refs or [f"box {n}" for n in range(1, len(item.objects) + 1)]
+    for ref, (label, box) in zip(refs, item.objects, strict=True):
         px = box.scaled(width, height) if item.coords == "normalised" else box
         try:
             clipped, changed = px.validated(width, height)
         except InvalidBoxError as exc:
-            notes.append(f"box {n} ({label}) left out: {exc}")
+            refusals.append(f"{ref} ({label.strip()}) left out: {exc}")
             continue
         if changed:
             notes.append(
-                f"box {n} ({label}) went past the {width}x{height} image edge and was clipped "
+                f"{ref} ({label.strip()}) went past the {width}x{height} image edge and was clipped "
                 f"(x {px.x_min:g}..{px.x_max:g}, y {px.y_min:g}..{px.y_max:g})"
             )
         out.append((label, clipped))
     return out
+
+
+def _label_key(name: str) -> str:
+    """How label names are compared: ``' sunglasses '`` and ``'Sunglasses'`` are one label."""
+    return name.strip().casefold()
+
+
+class _Labels:
+    """The project's labels, found by a dataset's spelling (exact first, then ignoring case and spaces)."""
+
+    def __init__(self, session: Any, project_id: int) -> None:
+        rows = session.execute(
+            select(Label.name, Label.id).where(Label.project_id == project_id).order_by(Label.order, Label.id)
+        ).all()
+        self.ids: dict[str, int] = {name: i for name, i in rows}
+        self.by_key: dict[str, str] = {}
+        for name, _i in rows:
+            self.by_key.setdefault(_label_key(name), name)  # two labels differing only in case: the first wins
+
+    def find(self, name: str) -> str | None:
+        """The project's spelling of ``name``, or None when the project has no such label."""
+        if name in self.ids:
+            return name
+        if name.strip() in self.ids:
+            return name.strip()
+        return self.by_key.get(_label_key(name))
+
+    def add(self, name: str, label_id: int) -> None:
+        self.ids[name] = label_id
+        self.by_key.setdefault(_label_key(name), name)
 
 
 def import_items(
@@ -196,25 +292,26 @@ def import_items(
     taken: set[str] = set()
     pending: list[ImportItem] = []
 
-    def label_ids(session: Any) -> dict[str, int]:
-        return {lab.name: lab.id for lab in session.scalars(select(Label).where(Label.project_id == project_id))}
-
     with session_scope(engine) as session:
-        before = set(label_ids(session))
+        before = set(_Labels(session, project_id).ids)
 
     def flush() -> None:
         with session_scope(engine) as session:
-            labels = label_ids(session)
+            labels = _Labels(session, project_id)
             for item in pending:
+                matched: dict[str, str] = {}
                 try:
                     with session.begin_nested():
-                        outcome = _store_one(session, store, project_id, item, labels, add_labels, taken, who)
+                        outcome = _store_one(
+                            session, store, project_id, item, labels, add_labels, taken, who, matched
+                        )
                     report.outcomes.append(outcome)
+                    report.labels_matched.update(matched)
                 except _Refused as exc:
                     report.outcomes.append(ImportOutcome(item.source, exc.outcome, str(exc)))
                 except Exception as exc:  # noqa: BLE001 - one bad record is reported; the rest import
                     report.outcomes.append(ImportOutcome(item.source, "failed", f"could not be stored: {exc}"))
-                    labels = label_ids(session)  # a label added inside the failed savepoint is gone again
+                    labels = _Labels(session, project_id)  # a label added inside the failed savepoint is gone again
                 if progress:
                     progress(len(report.outcomes), item.source)
         pending.clear()
@@ -231,7 +328,7 @@ def import_items(
     if pending:
         flush()
     with session_scope(engine) as session:
-        report.labels_added = sorted(set(label_ids(session)) - before)
+        report.labels_added = sorted(set(_Labels(session, project_id).ids) - before)
     s = report.summary()
     if s["imported"] or s["updated"] or s["failed"]:
         with session_scope(engine) as session:
@@ -241,6 +338,7 @@ def import_items(
                 "import",
                 f"annotations imported: {s['imported']} new images, {s['updated']} annotated, {s['boxes']} boxes, "
                 f"{s['duplicate']} already present, {s['failed']} failed"
+                + (f"; {s['refusals_message']}" if s["refusals_message"] else "")
                 + (f"; {s['splits_message']}" if s["splits_message"] else ""),
                 who,
             )
@@ -253,19 +351,32 @@ class _Refused(Exception):
         self.outcome = outcome
 
 
+def _import_note(item: ImportItem, refusals: list[str], kept: int) -> str:
+    """The reason kept on an image whose boxes were (partly) refused; Annotate shows it."""
+    total = kept + len(refusals)
+    head = (
+        f"{len(refusals)} of {_plural(total, 'box', 'boxes')} in {item.source} "
+        f"{'was' if len(refusals) == 1 else 'were'} refused by the import: {'; '.join(refusals)}."
+    )
+    if kept:
+        return f"{head} The other {kept} {'was' if kept == 1 else 'were'} imported; check the image and save it."
+    return f"{head} Draw the boxes by hand, or mark it 'No garments' if there are none."
+
+
 def _store_one(
     session: Any,
     store: ImageStore,
     project_id: int,
     item: ImportItem,
-    labels: dict[str, int],
+    labels: _Labels,
     add_labels: bool,
     taken: set[str],
     who: str | None,
+    matched: dict[str, str],
 ) -> ImportOutcome:
     notes = list(item.notes)
     if not add_labels:
-        unknown = sorted({label for label, _b in item.objects if label not in labels})
+        unknown = sorted({label.strip() for label, _b in item.objects if labels.find(label) is None})
         if unknown:
             raise _Refused(
                 "skipped",
@@ -289,31 +400,46 @@ def _store_one(
     split_set = _apply_split(image, item, split_notes)
     existing = session.scalar(select(func.count()).select_from(BoxRow).where(BoxRow.image_id == image.id))
     is_new = ingested.outcome == "imported"
-    if not is_new and (existing or image.status in (ImageStatus.DONE, ImageStatus.NO_OBJECTS)):
-        # Same picture, already annotated: importing again must add nothing (a split it lacked is the exception:
-        # that only fills in what the dataset fixes and changes no annotation).
-        message = f"{ingested.message or 'already in the project'}; its boxes are left as they are"
+
+    def duplicate(message: str) -> ImportOutcome:
         if split_set:
             split_notes.append(f"its split was not set yet: {split_set} from {item.split_from or 'the dataset'}")
         return ImportOutcome(
             item.source, "duplicate", "; ".join([message, *split_notes]), image.id,
             split=split_set, split_from=item.split_from if split_set else None,
         )  # fmt: skip
+
+    if not is_new and (existing or image.status in (ImageStatus.DONE, ImageStatus.NO_OBJECTS)):
+        # Same picture, already annotated: importing again must add nothing (a split it lacked is the exception:
+        # that only fills in what the dataset fixes and changes no annotation).
+        return duplicate(f"{ingested.message or 'already in the project'}; its boxes are left as they are")
+    refusals = list(item.left_out)
+    objects = _pixel_objects(item, image.width, image.height, notes, refusals)
+    note = _import_note(item, refusals, len(objects)) if refusals else None
+    if (
+        not is_new and item.annotated and not objects and note is not None
+        and image.status is ImageStatus.NEW and image.import_note == note
+    ):  # fmt: skip
+        # Left to annotate by an earlier import of the same file, which refuses the same boxes again.
+        return duplicate(f"{ingested.message or 'already in the project'}; still left to annotate: {note}")
     notes.extend(split_notes)
-    objects = _pixel_objects(item, image.width, image.height, notes)
     for label, _b in objects:
-        if label not in labels:
+        name = labels.find(label)
+        if name is None:
+            name = label.strip()
             order = (session.scalar(select(func.max(Label.order)).where(Label.project_id == project_id)) or 0) + 1
-            lab = Label(project_id=project_id, name=label, colour=colour_for(order), order=order)
+            lab = Label(project_id=project_id, name=name, colour=colour_for(order), order=order)
             session.add(lab)
             session.flush()
-            labels[label] = lab.id
-            notes.append(f"label {label!r} added to the project")
+            labels.add(name, lab.id)
+            notes.append(f"label {name!r} added to the project")
+        if name != label:
+            matched[label] = name
     for label, b in objects:
         session.add(
             BoxRow(
                 image_id=image.id,
-                label_id=labels[label],
+                label_id=labels.ids[labels.find(label) or label],
                 x_min=b.x_min,
                 y_min=b.y_min,
                 x_max=b.x_max,
@@ -325,14 +451,29 @@ def _store_one(
         )
     if item.attributes:
         image.attributes = {**(image.attributes or {}), **{str(k): v for k, v in item.attributes.items()}}
+    notes.extend(refusals)
     if item.annotated:
-        image.status = ImageStatus.DONE if objects else ImageStatus.NO_OBJECTS
+        if not refusals:
+            image.status = ImageStatus.DONE if objects else ImageStatus.NO_OBJECTS
+        elif objects:
+            image.status = ImageStatus.IN_PROGRESS
+            notes.append(
+                f"{len(refusals)} of {len(refusals) + len(objects)} boxes refused: the image is left in progress "
+                "for a look (its kept boxes are stored)"
+            )
+        else:
+            image.status = ImageStatus.NEW
+            notes.append(
+                f"all {_plural(len(refusals), 'box', 'boxes')} refused: the image is left to annotate "
+                "(status new), not marked 'no garments'"
+            )
+        image.import_note = note
         image.revision = (image.revision or 0) + 1
         image.updated_by = who
     session.flush()
     return ImportOutcome(
         item.source, "imported" if is_new else "updated", "; ".join(notes), image.id, len(objects),
-        split=split_set, split_from=item.split_from if split_set else None,
+        split=split_set, split_from=item.split_from if split_set else None, boxes_refused=len(refusals),
     )  # fmt: skip
 
 
@@ -574,6 +715,8 @@ def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
             declared_size=(ann.width, ann.height) if ann.width and ann.height else None,
             attributes=dict(ann.attributes),
             notes=notes,
+            refs=[f"object {o.number}" for o in ann.objects],
+            left_out=list(ann.left_out),
             split=split.value if split else None,
             split_from=VOC_SPLIT_SOURCE if split else None,
         )
@@ -581,11 +724,26 @@ def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
         yield from _unmatched_ids(lists)
 
 
+def _ann_ref(ann: dict[str, Any], position: int) -> str:
+    """How a report names a COCO annotation: by its ``id``, else by its place in the file's list."""
+    return f"annotation {ann['id']}" if ann.get("id") is not None else f"annotation #{position} (no id)"
+
+
+def _refs_list(refs: list[str]) -> str:
+    """``annotations 20, 21`` from ``['annotation 20', 'annotation 21']`` (at most 10 named)."""
+    if len(refs) == 1:
+        return refs[0]
+    names = [r.removeprefix("annotation ") for r in refs]
+    return "annotations " + ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+
+
 def coco_items(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
     """Items of a COCO detection JSON; images are looked up by ``file_name`` in ``images``.
 
     ``images`` defaults to the JSON's folder's parent (the ``annotations/`` + ``images/``
-    layout) searched recursively by base name.
+    layout) searched recursively by base name. Every annotation that cannot be imported is
+    reported by its ``id``: those naming an ``image_id`` that is not in ``images`` (or none),
+    and those of an image entry that fails, as well as refused boxes.
     """
     from core.formats.coco import box_from_coco
 
@@ -596,33 +754,49 @@ def coco_items(json_path: Path, images: Path | None = None) -> Iterator[ImportIt
     if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
         raise AnnotationImportError(f"{json_path.name}: not a COCO file (no 'images' list)")
     categories = {c.get("id"): str(c.get("name")) for c in doc.get("categories") or [] if isinstance(c, dict)}
-    by_image: dict[Any, list[dict[str, Any]]] = defaultdict(list)
-    for ann in doc.get("annotations") or []:
-        if isinstance(ann, dict):
-            by_image[ann.get("image_id")].append(ann)
+    image_ids = {e.get("id") for e in doc["images"] if isinstance(e, dict)}
+    by_image: dict[Any, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
+    orphans: dict[Any, list[str]] = defaultdict(list)
+    without_image: list[str] = []
+    for position, ann in enumerate(doc.get("annotations") or [], start=1):
+        if not isinstance(ann, dict):
+            without_image.append(f"annotation #{position} (not an object)")
+            continue
+        ref = _ann_ref(ann, position)
+        image_id = ann.get("image_id")
+        if image_id is None:
+            without_image.append(ref)
+        elif image_id in image_ids:
+            by_image[image_id].append((ref, ann))
+        else:
+            orphans[image_id].append(ref)
     root = images or (json_path.parent.parent if json_path.parent.name == "annotations" else json_path.parent)
     files = _Files(root)
     for entry in doc["images"]:
+        lost = [ref for ref, _a in by_image.get(entry.get("id"), [])] if isinstance(entry, dict) else []
+        also = f"; its {_refs_list(lost)} not imported" if lost else ""
         if not isinstance(entry, dict) or not entry.get("file_name"):
-            yield ImportOutcome(json_path.name, "failed", f"image entry without file_name: {str(entry)[:80]}")
+            yield ImportOutcome(json_path.name, "failed", f"image entry without file_name: {str(entry)[:80]}{also}")
             continue
         name = posixpath.basename(str(entry["file_name"]).replace("\\", "/"))
         source = f"{json_path.name}#{entry.get('id')}"
         rel = files.find_image(name)
         if rel is None:
-            yield ImportOutcome(source, "failed", f"image {name!r} not found in {root}")
+            yield ImportOutcome(source, "failed", f"image {name!r} not found in {root}{also}")
             continue
-        notes: list[str] = []
         objects: list[tuple[str, Box]] = []
-        for ann in by_image.get(entry.get("id"), []):
+        refs: list[str] = []
+        left_out: list[str] = []
+        for ref, ann in by_image.get(entry.get("id"), []):
             label = categories.get(ann.get("category_id"))
             if label is None:
-                notes.append(f"annotation {ann.get('id')}: unknown category_id {ann.get('category_id')}; left out")
+                left_out.append(f"{ref}: unknown category_id {ann.get('category_id')}; left out")
                 continue
             try:
                 objects.append((label, box_from_coco(ann.get("bbox") or [])))
+                refs.append(ref)
             except (TypeError, ValueError) as exc:
-                notes.append(f"annotation {ann.get('id')} ({label}): bad bbox ({exc}); left out")
+                left_out.append(f"{ref} ({label}): bad bbox ({exc}); left out")
         w, h = entry.get("width"), entry.get("height")
         attrs = entry.get("attributes") if isinstance(entry.get("attributes"), dict) else {}
         yield ImportItem(
@@ -632,8 +806,19 @@ def coco_items(json_path: Path, images: Path | None = None) -> Iterator[ImportIt
             objects=objects,
             declared_size=(int(w), int(h)) if isinstance(w, int) and isinstance(h, int) else None,
             attributes=attrs,
-            notes=notes,
+            refs=refs,
+            left_out=left_out,
         )
+    for image_id, refs in orphans.items():
+        yield ImportOutcome(
+            f"{json_path.name} image_id {image_id}", "skipped",
+            f"{_refs_list(refs)} name image_id {image_id!r}, which is not in the file's images; left out",
+        )  # fmt: skip
+    if without_image:
+        yield ImportOutcome(
+            f"{json_path.name} annotations", "skipped",
+            f"{_refs_list(without_image)}: no image_id; left out",
+        )  # fmt: skip
 
 
 def dataturks_items(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
@@ -670,6 +855,8 @@ def dataturks_items(json_path: Path, images: Path | None = None) -> Iterator[Imp
             coords="normalised",
             annotated=raw.get("annotation") is not None,
             notes=item.notes,
+            refs=[f"box {n}" for n in item.numbers],
+            left_out=list(item.left_out),
         )
 
 

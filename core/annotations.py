@@ -125,6 +125,7 @@ class ImageState:
     updated_by: str | None
     updated_at: datetime | None
     boxes: tuple[StoredBox, ...]
+    import_note: str | None = None  # why an annotation import refused (some of) its boxes
 
 
 @dataclass
@@ -199,6 +200,7 @@ def load_image(session: Session, image_id: int) -> ImageState:
         updated_by=image.updated_by,
         updated_at=image.updated_at,
         boxes=boxes,
+        import_note=image.import_note,
     )
 
 

@@ -32,13 +32,19 @@ class DataturksError(ValueError):
 
 @dataclass
 class DataturksItem:
-    """One parsed line: the image's candidate file names and its boxes (normalised)."""
+    """One parsed line: the image's candidate file names and its boxes (normalised).
+
+    ``numbers`` gives each object's place in the line's ``annotation`` list (1-based, for
+    messages); ``left_out`` says why each annotation that could not be read was left out.
+    """
 
     content: str
     names: list[str]
     objects: list[tuple[str, tuple[float, float, float, float]]]
     size: tuple[int, int] | None = None
     notes: list[str] = field(default_factory=list)
+    numbers: list[int] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
 
 
 def box_from_points(points: Sequence[tuple[float, float]], width: int, height: int) -> Box:
@@ -86,17 +92,18 @@ def parse_line(line: str) -> DataturksItem:
         labels = ann.get("label")
         label = labels[0] if isinstance(labels, list) and labels else labels
         if not isinstance(label, str) or not label.strip():
-            item.notes.append(f"box {n}: no label; left out")
+            item.left_out.append(f"box {n}: no label; left out")
             continue
         try:
             points = [_point(p) for p in ann.get("points") or []]
             if len(points) < 2:
                 raise ValueError("fewer than two points")
         except (KeyError, TypeError, ValueError) as exc:
-            item.notes.append(f"box {n} ({label}): unreadable points ({exc}); left out")
+            item.left_out.append(f"box {n} ({label}): unreadable points ({exc}); left out")
             continue
         xs, ys = [p[0] for p in points], [p[1] for p in points]
         item.objects.append((label.strip(), (min(xs), min(ys), max(xs), max(ys))))
+        item.numbers.append(n)
         w, h = ann.get("imageWidth"), ann.get("imageHeight")
         if isinstance(w, int | float) and isinstance(h, int | float) and w > 0 and h > 0:
             item.size = (int(w), int(h))

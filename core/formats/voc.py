@@ -46,6 +46,7 @@ class VocObject:
     pose: str = "Unspecified"
     truncated: int = 0
     difficult: int = 0
+    number: int = 0  # its place among the file's <object>s (1-based), for messages; 0 when not read from a file
 
 
 @dataclass
@@ -60,6 +61,7 @@ class VocAnnotation:
         objects: The boxes, in pixels (not clipped here).
         attributes: Tagrack's image-level attributes (``<attributes>``), if any.
         notes: What was odd but recoverable.
+        left_out: Why each ``<object>`` that could not be read was left out (``object 2 (Jeans): ...``).
     """
 
     filename: str
@@ -69,6 +71,7 @@ class VocAnnotation:
     objects: list[VocObject]
     attributes: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
 
 
 def box_to_voc(box: Box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -160,7 +163,7 @@ def parse_voc_xml(data: bytes, source: str = "annotation") -> VocAnnotation:
         source: Its name, for messages.
 
     Returns:
-        The annotation; objects whose box is unreadable are left out with a note.
+        The annotation; objects whose box is unreadable are left out, each with its reason in ``left_out``.
 
     Raises:
         VocError: Too large, malformed XML, forbidden entities or DTD tricks, not an
@@ -193,15 +196,16 @@ def parse_voc_xml(data: bytes, source: str = "annotation") -> VocAnnotation:
     if width is None:
         notes.append("no usable <size>: read from the image")
     objects: list[VocObject] = []
+    left_out: list[str] = []
     for n, obj in enumerate(root.iter("object"), start=1):
         label = (_child_text(obj, "name") or "").strip()
         bb = obj.find("bndbox")
         coords = [_number(_child_text(bb, t)) if bb is not None else None for t in ("xmin", "ymin", "xmax", "ymax")]
         if not label:
-            notes.append(f"object {n}: no <name>; left out")
+            left_out.append(f"object {n}: no <name>; left out")
             continue
         if any(c is None for c in coords):
-            notes.append(f"object {n} ({label}): <bndbox> lacks a number; left out")
+            left_out.append(f"object {n} ({label}): <bndbox> lacks a number; left out")
             continue
         xmin, ymin, xmax, ymax = coords  # type: ignore[misc]
         flags = {t: int(_number(_child_text(obj, t)) or 0) for t in ("truncated", "difficult")}
@@ -212,6 +216,7 @@ def parse_voc_xml(data: bytes, source: str = "annotation") -> VocAnnotation:
                 pose=(_child_text(obj, "pose") or "Unspecified").strip() or "Unspecified",
                 truncated=flags["truncated"],
                 difficult=flags["difficult"],
+                number=n,
             )
         )
     attributes = {
@@ -219,4 +224,4 @@ def parse_voc_xml(data: bytes, source: str = "annotation") -> VocAnnotation:
         for a in root.findall("attributes/attribute")
         if a.get("name")
     }
-    return VocAnnotation(name, path_text, width, height, objects, attributes, notes)
+    return VocAnnotation(name, path_text, width, height, objects, attributes, notes, left_out)

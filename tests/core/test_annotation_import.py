@@ -159,9 +159,9 @@ def test_voc_quirks_each_reported(engine, settings, project_id, tmp_path: Path) 
     assert "went past" not in by["Annotations/a.xml"].message
     assert by["Annotations/b.xml"].outcome == "imported"
     assert "no usable <size>: read from the image" in by["Annotations/b.xml"].message
-    assert "box 1 (Jeans) went past the 64x48 image edge and was clipped" in by["Annotations/b.xml"].message
+    assert "object 1 (Jeans) went past the 64x48 image edge and was clipped" in by["Annotations/b.xml"].message
     assert "label 'Ponchos' added to the project" in by["Annotations/c.xml"].message
-    assert "box 2 (Shirts) left out: box has zero or negative area" in by["Annotations/c.xml"].message
+    assert "object 2 (Shirts) left out: box has zero or negative area" in by["Annotations/c.xml"].message
     assert by["Annotations/d.xml"].outcome == "failed"
     assert "refused: the XML declares entities" in by["Annotations/d.xml"].message
     assert by["Annotations/e.xml"].outcome == "failed" and "malformed XML" in by["Annotations/e.xml"].message

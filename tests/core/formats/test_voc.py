@@ -115,7 +115,7 @@ def test_quirks_read() -> None:
     assert ann.filename == "shot 1.jpg"
     assert ann.width is None and ann.height is None
     assert "no usable <size>: read from the image" in ann.notes
-    assert "object 2 (Jeans): <bndbox> lacks a number; left out" in ann.notes
+    assert "object 2 (Jeans): <bndbox> lacks a number; left out" in ann.left_out
     assert [(o.name, o.box, o.difficult) for o in ann.objects] == [("Shirts", Box(9.2, 4.0, 30.0, 40.7), 0)]
     posix = parse_voc_xml(b"<annotation><path>/home/u/data/x.png</path><filename></filename></annotation>")
     assert posix.filename == "x.png"
