@@ -393,8 +393,9 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
     for o in report.outcomes:
         if o.outcome in ("failed", "skipped") or o.message:
             print(f"{o.outcome}: {o.source}: {o.message}", file=sys.stderr)
-    if message := report.splits_message():
-        print(message, file=sys.stderr)
+    for message in (report.splits_message(), report.refusals_message(), report.labels_message()):
+        if message:
+            print(message, file=sys.stderr)
     _emit(report.summary())
     return 0
 

@@ -40,6 +40,7 @@ from ui.annotate_panels import (
     box_table_ui,
     canvas_width_ui,
     history_ui,
+    import_note_ui,
     label_picker_ui,
     queue_filter_ui,
 )
@@ -149,6 +150,7 @@ st.markdown(
     f"**{state.name}** · image {pos + 1} of {len(entries)} · {state.width}×{state.height} px · "
     f"status `{fresh.status.value}` · revision {loaded.revision}"
 )
+import_note_ui(fresh)
 if fresh.revision != loaded.revision:
     st.warning(
         f"{fresh.updated_by or 'Someone'} saved this image (revision {fresh.revision}) after you opened it. "

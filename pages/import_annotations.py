@@ -111,6 +111,10 @@ def import_result_ui(status: JobStatus, result: dict | None, error: str | None) 
             + (f" Labels added: {', '.join(result['labels_added'])}." if result["labels_added"] else "")
             + (f" {splits[:1].upper()}{splits[1:]}." if (splits := result.get("splits_message")) else "")
         )
+        if refusals := result.get("refusals_message"):
+            st.warning(f"{refusals[:1].upper()}{refusals[1:]}.")
+        if matched := result.get("labels_message"):
+            st.info(f"{matched[:1].upper()}{matched[1:]}.")
         notes = [r for r in result["records"] if r["outcome"] not in ("imported", "updated") or r["message"]]
         if notes:
             st.dataframe(pd.DataFrame(notes)[["source", "outcome", "message"]], hide_index=True, width="stretch")

@@ -149,3 +149,21 @@ def canvas_width_ui() -> int:
             "Canvas width (px)", [480, 560, 640, 720, 800, 960, 1120, 1280], value=640, key="ann_canvas_width"
         )
     )
+
+
+def import_note_ui(state: ImageState) -> None:
+    """One warning line saying why an import left this image to annotate (its boxes were refused).
+
+    Shown only while the image is still to do: once saved, the annotator has dealt with it.
+    Long notes are cut to one line; the full text is in the line's help. The note quotes
+    file contents (``<bndbox>``, ``(Shirts)``), so Markdown characters are escaped.
+    """
+    if not state.import_note or state.status not in (ImageStatus.NEW, ImageStatus.IN_PROGRESS):
+        return
+    note = state.import_note
+    short = note if len(note) <= 160 else note[:157] + "…"
+    st.caption(f":orange[⚠ {_escape_markdown(short)}]", help=_escape_markdown(note) if short != note else None)
+
+
+def _escape_markdown(text: str) -> str:
+    return "".join(f"\\{c}" if c in "\\`*_{}[]<>()#+-.!|~:$" else c for c in text)

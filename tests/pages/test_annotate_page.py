@@ -164,3 +164,15 @@ def test_attributes_are_saved_with_the_image(make_app: Callable[[], AppTest], ap
     engine.dispose()
     assert state.attributes["type"] == "bottom wear" and state.attributes["pattern"] == "solid"
     assert state.status is ImageStatus.IN_PROGRESS  # attributes alone do not finish an image
+
+
+def test_an_image_left_by_the_import_says_why(make_app: Callable[[], AppTest], app_env: Path) -> None:
+    image_id, _ = _first_new(app_env)
+    note = "1 of 1 box in train.record#2 was refused by the import: box 1 (Shirts) left out: box has zero or negative area"
+    engine = _engine(app_env)
+    with session_scope(engine) as session:
+        session.get(Image, image_id).import_note = note
+    engine.dispose()
+    at = _open(make_app)
+    shown = [c.value for c in at.caption if "refused by the import" in c.value]
+    assert len(shown) == 1 and "box 1 \\(Shirts\\) left out" in shown[0]  # escaped: shown as written

@@ -90,3 +90,35 @@ def test_import_page_report_shows_the_splits_from_the_dataset(app: AppTest, engi
     app.run()
     assert not app.exception
     assert "Splits from ImageSets/Main: 2 train, 1 test." in app.success[0].value
+
+
+def test_import_page_report_shows_refused_boxes_and_matched_labels(
+    app: AppTest, engine, settings, tmp_path: Path
+) -> None:
+    from sqlalchemy import select
+
+    from core.jobs import create_job, run_job
+    from db.models import Project
+    from tests.core.dataset_factory import jpeg_bytes
+
+    root = tmp_path / "voc"
+    (root / "JPEGImages").mkdir(parents=True)
+    (root / "Annotations").mkdir()
+    box = "<object><name>{}</name><bndbox><xmin>{}</xmin><ymin>2</ymin><xmax>{}</xmax><ymax>20</ymax></bndbox></object>"
+    for n, (name, label, x0, x1) in enumerate([("a", "shirts", 2, 30), ("b", "Shirts", 30, 2)]):
+        (root / "JPEGImages" / f"{name}.jpg").write_bytes(jpeg_bytes(64, 48, 950 + n))
+        (root / "Annotations" / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.jpg</filename>{box.format(label, x0, x1)}</annotation>"
+        )
+    with session_scope(engine) as session:
+        pid = session.scalar(select(Project.id).where(Project.name == "Pages"))
+        params = {"project_id": pid, "format": "voc", "path": str(root), "add_labels": True, "who": "apptest"}
+        job_id = create_job(session, "import-annotations", params, project_id=pid).id
+    run_job(settings, engine, job_id)
+    app.switch_page("pages/import_annotations.py")
+    app.session_state[f"import_annotations_job_{pid}"] = job_id
+    app.run()
+    assert not app.exception
+    warnings = " ".join(w.value for w in app.warning)
+    assert "1 image had all their boxes refused and is left to annotate" in warnings
+    assert "'shirts' as the project's 'Shirts'" in " ".join(i.value for i in app.info)
