@@ -376,12 +376,28 @@ def _import_configure(p: argparse.ArgumentParser) -> None:
         "--refuse-unknown-labels", action="store_true",
         help="refuse images whose labels the project lacks (default: add the labels)",
     )  # fmt: skip
+    p.add_argument(
+        "--create", action="store_true",
+        help="create the project when it does not exist, with no labels but the dataset's own",
+    )  # fmt: skip
 
 
 @command("import", "import annotated images (VOC, COCO, DataTurks, TFRecord) into a project", _import_configure)
 def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core.annotation_import import AnnotationImportError, import_annotations
+    from core.projects import ProjectError, create_project, delete_empty_project, get_project
+    from db.engine import session_scope
 
+    created = False
+    if args.create and args.project:
+        with session_scope(engine) as session:
+            try:
+                get_project(session, args.project)
+            except ProjectError:
+                # The dataset brings its labels; the clothing defaults would be labels it never uses
+                # (and training would build heads for them).
+                create_project(session, args.project, labels=())
+                created = True
     project_id = _project_id(engine, args)
     try:
         report = import_annotations(
@@ -389,6 +405,9 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
             add_labels=not args.refuse_unknown_labels,
         )  # fmt: skip
     except AnnotationImportError as exc:
+        if created:  # an input refused as a whole leaves nothing behind, not an empty project
+            with session_scope(engine) as session:
+                delete_empty_project(session, project_id)
         raise CliError(str(exc)) from exc
     for o in report.outcomes:
         if o.outcome in ("failed", "skipped") or o.message:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.labels import CLOTHING_LABELS, DEFAULT_ATTRIBUTE_SCHEMA, PALETTE
-from db.models import Activity, Box, Label, Project
+from db.models import Activity, Box, Image, Label, Project
 
 
 class ProjectError(ValueError):
@@ -47,6 +47,20 @@ def create_project(
     session.flush()
     set_labels(session, project, list(labels))
     return project
+
+
+def delete_empty_project(session: Session, project_id: int) -> bool:
+    """Deletes a project that has no images (one made for an import whose input was refused as a whole).
+
+    Returns:
+        Whether it was deleted; a project holding images is left alone.
+    """
+    project = session.get(Project, project_id)
+    if project is None or session.scalar(select(Image.id).where(Image.project_id == project_id).limit(1)):
+        return False
+    session.delete(project)
+    session.flush()
+    return True
 
 
 def get_project(session: Session, name_or_id: str | int) -> Project:
