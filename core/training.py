@@ -3,7 +3,10 @@
 What a user exports is what we train on: the job calls the project's own TFRecord
 exporter (:func:`core.export.export_dataset`) into its work folder and trains from those
 files. The snapshot's hash (SHA-256 over the record files) is stored on the model version,
-so two versions trained on the same data say so.
+so two versions trained on the same data say so. The detector's classes are the export's
+labels that have a box in the train split (:func:`core.detector.data.train_classes`): a label
+with none would get a head that never sees its class; the job log and the model version's
+``classes_left_out`` name the labels left out.
 
 Folders: ``<jobs_dir>/train-<job id>/`` holds ``data/`` (the export), ``backup/`` and
 ``state.json`` (checkpoints, see :mod:`core.detector.train`) and ``best/``. A job started
@@ -276,7 +279,7 @@ def _resolve_auto(ctx: JobContext, params: dict[str, Any], project_id: int, coun
 
 def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     """The ``train`` job handler (registered in :data:`core.jobs.HANDLERS`)."""
-    from core.detector.data import count_records, read_class_names, tfrecord_dataset, tfrecord_files
+    from core.detector.data import count_records, tfrecord_dataset, tfrecord_files, train_classes
     from core.detector.model import DetectorSpec
     from core.detector.predict import Detector
     from core.detector.train import EvalSet, TrainConfig, evaluate_detector, train
@@ -296,21 +299,28 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     ctx.progress(0, None, "exporting the dataset", phase="export")
     summary = _export(ctx, project_id, work_dir / "data")
     data_dir = work_dir / "data"
-    class_names = read_class_names(data_dir / "label_map.pbtxt")
     files = {s: tfrecord_files(data_dir, s) for s in ("train", "val", "test")}
     counts = {s: count_records(f) if f else 0 for s, f in files.items()}
-    ctx.log(f"dataset {summary['dataset_hash'][:12]}: {counts} images, classes {class_names}")
+    # Only labels with a box in the train split become classes (the snapshot decides, so a resume gets the same).
+    plan = train_classes(data_dir)
+    ctx.log(f"dataset {summary['dataset_hash'][:12]}: {counts} images; {plan.message()}")
     if counts["train"] == 0:
         raise TrainingError("The project has no finished images in the train split; label some images first.")
+    if not plan.names:
+        raise TrainingError("No image in the train split has a box; draw some boxes first.")
 
     params = _resolve_auto(ctx, params, project_id, counts)
-    spec = DetectorSpec(class_names=tuple(class_names), **{k: params[k] for k in SPEC_KEYS if k in params})
+    spec = DetectorSpec(class_names=plan.names, **{k: params[k] for k in SPEC_KEYS if k in params})
     config = TrainConfig.from_dict({k: params[k] for k in CONFIG_KEYS if k in params})
-    train_examples, train_count = tfrecord_dataset(files["train"]), counts["train"]
+
+    def examples(split: str) -> Any:
+        return tfrecord_dataset(files[split], class_ids=plan.ids)
+
+    train_examples, train_count = examples("train"), counts["train"]
     val: EvalSet | None = None
     holdout = 0
     if counts["val"]:
-        val = EvalSet(tfrecord_dataset(files["val"]), counts["val"])
+        val = EvalSet(examples("val"), counts["val"])
     elif (k := holdout_every(train_count, counts["val"], params.get("val_holdout"))) is not None:
         # The records' order is the export's (fixed), so the held-out set is the same on a resume.
         holdout = -(-train_count // k)
@@ -345,7 +355,7 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         metrics["val"] = evaluate_detector(detector, val.examples).to_dict()
         metrics["val_held_out_from_train"] = holdout
     if counts["test"]:
-        metrics["test"] = evaluate_detector(detector, tfrecord_dataset(files["test"])).to_dict()
+        metrics["test"] = evaluate_detector(detector, examples("test")).to_dict()
     headline = metrics.get("val") or metrics.get("test") or {}
     metrics.update(
         {
@@ -371,6 +381,7 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
                 **config.to_dict(),
                 "device": result.device,
                 "images": counts,
+                "classes_left_out": list(plan.left_out),
                 "resumed_from_epoch": result.resumed_from_epoch,
                 "resumed_job": params.get("resume_job"),
             },
@@ -401,4 +412,5 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         "resumed_from_epoch": result.resumed_from_epoch,
         "dataset_hash": summary["dataset_hash"],
         "images": counts,
+        "classes_left_out": list(plan.left_out),
     }

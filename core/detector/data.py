@@ -177,12 +177,104 @@ def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
     return {"image": image, "boxes": tf.reshape(boxes, (-1, 4)), "labels": labels, "source_id": f["image/source_id"]}
 
 
-def tfrecord_dataset(files: Sequence[str]) -> tf.data.Dataset:
-    """Examples from TFRecord shards."""
+def tfrecord_dataset(files: Sequence[str], class_ids: Sequence[int] | None = None) -> tf.data.Dataset:
+    """Examples from TFRecord shards.
+
+    Args:
+        files: The shards.
+        class_ids: The label-map ids (1-based) the model's classes stand for, in class order
+            (:attr:`ClassPlan.ids`): labels become indices into it and boxes of any other id
+            are dropped. None keeps ``id - 1`` for every id.
+    """
     if not files:
         raise ValueError("no TFRecord files")
-    return tf.data.TFRecordDataset(list(files), num_parallel_reads=min(len(files), 4)).map(
+    ds = tf.data.TFRecordDataset(list(files), num_parallel_reads=min(len(files), 4)).map(
         parse_example, num_parallel_calls=AUTOTUNE
+    )
+    if class_ids is not None and list(class_ids) != list(range(1, len(class_ids) + 1)):
+        ds = ds.map(_keep_classes(class_ids), num_parallel_calls=AUTOTUNE)
+    return ds
+
+
+def _keep_classes(class_ids: Sequence[int]):  # type: ignore[no-untyped-def]
+    """Maps an example's 0-based label-map indices to class indices, dropping the boxes of other labels."""
+    table_np = np.full(max(class_ids), -1, np.int32)
+    for index, label_id in enumerate(class_ids):
+        table_np[label_id - 1] = index
+    table = tf.constant(table_np)
+    size = len(table_np)
+
+    def fn(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        labels = ex["labels"]
+        inside = tf.logical_and(labels >= 0, labels < size)
+        mapped = tf.where(inside, tf.gather(table, tf.clip_by_value(labels, 0, size - 1)), -1)
+        keep = mapped >= 0
+        return {**ex, "boxes": tf.boolean_mask(ex["boxes"], keep), "labels": tf.boolean_mask(mapped, keep)}
+
+    return fn
+
+
+def boxes_per_class_id(files: Sequence[str]) -> dict[int, int]:
+    """Boxes per label-map id (1-based) in TFRecord shards; reads only the class labels."""
+    from core.formats.tfrecord import FEATURE_SPEC
+
+    key = "image/object/class/label"
+    counts: dict[int, int] = {}
+    if not files:
+        return counts
+    for ids in tf.data.TFRecordDataset(list(files)).map(
+        lambda s: tf.io.parse_single_example(s, {key: FEATURE_SPEC[key]})[key].values
+    ):
+        for i in ids.numpy().tolist():
+            counts[int(i)] = counts.get(int(i), 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class ClassPlan:
+    """The classes a detector is trained on: the export's labels that have a box in the train split.
+
+    A label with no training box would get a head that only ever learns "absent"; it is left
+    out, and the model's class index ``i`` stands for label ``names[i]`` (label-map id ``ids[i]``).
+
+    Attributes:
+        names: Class names in class-index order (stored on the model version).
+        ids: Their label-map ids (1-based), for :func:`tfrecord_dataset`'s ``class_ids``.
+        left_out: The export's labels with no box in the train split.
+        not_evaluated: Boxes of left-out labels in the val and test splits (the model cannot find them).
+    """
+
+    names: tuple[str, ...]
+    ids: tuple[int, ...]
+    left_out: tuple[str, ...]
+    not_evaluated: int = 0
+
+    def message(self) -> str:
+        """One log line: the classes, and which labels were left out and why."""
+        text = f"classes: {', '.join(self.names)}"
+        if self.left_out:
+            text += f"; left out (no box in the train split): {', '.join(self.left_out)}"
+            if self.not_evaluated:
+                text += (
+                    f" ({self.not_evaluated} of their boxes in the val/test splits are not part of this job's "
+                    "validation and test figures)"
+                )
+        return text
+
+
+def train_classes(data_dir: Path) -> ClassPlan:
+    """The :class:`ClassPlan` of a TFRecord export folder (its ``label_map.pbtxt`` and shards)."""
+    data_dir = Path(data_dir)
+    all_names = read_class_names(data_dir / "label_map.pbtxt")
+    train = boxes_per_class_id(tfrecord_files(data_dir, "train"))
+    kept = [i for i in range(1, len(all_names) + 1) if train.get(i)]
+    left = [i for i in range(1, len(all_names) + 1) if not train.get(i)]
+    held_out = [boxes_per_class_id(tfrecord_files(data_dir, s)) for s in ("val", "test")]
+    return ClassPlan(
+        names=tuple(all_names[i - 1] for i in kept),
+        ids=tuple(kept),
+        left_out=tuple(all_names[i - 1] for i in left),
+        not_evaluated=sum(c.get(i, 0) for c in held_out for i in left),
     )
 
 
@@ -340,7 +432,9 @@ def ceil_div(a: int, b: int) -> int:
 
 __all__ = [
     "Augment",
+    "ClassPlan",
     "augment_layers",
+    "boxes_per_class_id",
     "ceil_div",
     "count_records",
     "detection_batches",
@@ -354,6 +448,7 @@ __all__ = [
     "steps_per_epoch",
     "tfrecord_dataset",
     "tfrecord_files",
+    "train_classes",
 ]
 
 

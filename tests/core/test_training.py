@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from core.jobs import JobError, create_job, launch, reap_stale, run_job
 from core.projects import create_project
@@ -39,8 +39,9 @@ TINY = {
 
 @pytest.fixture
 def scenes_project(engine: Engine, settings: Settings) -> int:
+    # "Unused" has no box: training must leave it out rather than build a head for a class it never saw.
     with session_scope(engine) as session:
-        pid = create_project(session, "Scenes", labels=list(CLASSES)).id
+        pid = create_project(session, "Scenes", labels=[*CLASSES, "Unused"]).id
     store_scenes(engine, settings, pid, n=30)
     return pid
 
@@ -54,7 +55,7 @@ def _job(engine: Engine, job_id: int) -> Job:
 
 
 def test_tiny_training_saves_a_model_version_that_predicts_in_original_pixels(
-    engine: Engine, settings: Settings, scenes_project: int
+    engine: Engine, settings: Settings, scenes_project: int, capsys: pytest.CaptureFixture[str]
 ) -> None:
     t0 = time.monotonic()
     with session_scope(engine) as session:
@@ -72,6 +73,8 @@ def test_tiny_training_saves_a_model_version_that_predicts_in_original_pixels(
     version = _version(engine, job.result["model_version_id"])
     assert version.job_id == job_id and len(version.dataset_hash) == 64
     assert version.params["class_names"] == list(CLASSES) and version.params["alpha"] == 0.35
+    assert version.params["classes_left_out"] == ["Unused"]
+    assert "left out (no box in the train split): Unused" in capsys.readouterr().out  # the job's log
     assert 0.0 <= version.metrics["map50"] <= 1.0
     assert set(version.metrics["ap50"]) == set(CLASSES)
     assert version.params["images"]["train"] >= 20
@@ -203,3 +206,46 @@ def test_train_params_zero_budget_or_patience_switch_them_off() -> None:
     default = train_params(3, budget_minutes=None, patience=None)
     assert default["budget_minutes"] == DEFAULTS["budget_minutes"] and default["patience"] == DEFAULTS["patience"]
     assert train_params(3, budget_minutes=2.5, patience=3)["budget_minutes"] == 2.5
+
+
+def test_classes_are_the_labels_with_boxes_in_the_train_split(engine: Engine, settings: Settings) -> None:
+    """The class list and the records' class indices, from a real export of a real database."""
+    from core.detector.data import tfrecord_dataset, tfrecord_files, train_classes
+    from core.export import export_dataset
+    from core.projects import set_labels
+    from db.models import Box, Image, Label, Project, Split
+
+    with session_scope(engine) as session:
+        pid = create_project(session, "Classes", labels=list(CLASSES)).id
+    store_scenes(engine, settings, pid, n=12)
+    with session_scope(engine) as session:
+        project = session.get(Project, pid)
+        # Kept labels after left-out ones, so class index != label-map id - 1.
+        set_labels(session, project, ["Unused", CLASSES[0], "Only in test", CLASSES[1]])
+        only_in_test = session.scalar(select(Label.id).where(Label.project_id == pid, Label.name == "Only in test"))
+        images = list(session.scalars(select(Image).where(Image.project_id == pid).order_by(Image.id)))
+        for n, image in enumerate(images):
+            image.split = Split.TRAIN if n < 8 else (Split.VAL if n < 10 else Split.TEST)
+        session.add(Box(image_id=images[-1].id, label_id=only_in_test, x_min=1, y_min=1, x_max=30, y_max=30))
+        test_boxes = {  # label name -> boxes on test images, from the database
+            name: n
+            for name, n in session.execute(
+                select(Label.name, func.count()).select_from(Box).join(Label).join(Image)
+                .where(Image.project_id == pid, Image.split == Split.TEST).group_by(Label.name)
+            )
+        }  # fmt: skip
+    out = settings.data_dir / "export"
+    export_dataset(engine, settings, pid, "tfrecord", out)
+
+    plan = train_classes(out)
+    assert plan.names == CLASSES and plan.ids == (2, 4)  # label-map ids of the kept labels
+    assert plan.left_out == ("Unused", "Only in test")
+    assert plan.not_evaluated == 1  # the "Only in test" box of the test split
+    assert "left out (no box in the train split): Unused, Only in test" in plan.message()
+
+    labels = [
+        lab
+        for ex in tfrecord_dataset(tfrecord_files(out, "test"), class_ids=plan.ids).as_numpy_iterator()
+        for lab in ex["labels"].tolist()
+    ]
+    assert sorted(labels) == sorted([0] * test_boxes.get(CLASSES[0], 0) + [1] * test_boxes.get(CLASSES[1], 0))
