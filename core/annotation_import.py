@@ -302,9 +302,7 @@ def import_items(
                 matched: dict[str, str] = {}
                 try:
                     with session.begin_nested():
-                        outcome = _store_one(
-                            session, store, project_id, item, labels, add_labels, taken, who, matched
-                        )
+                        outcome = _store_one(session, store, project_id, item, labels, add_labels, taken, who, matched)
                     report.outcomes.append(outcome)
                     report.labels_matched.update(matched)
                 except _Refused as exc:

@@ -235,7 +235,10 @@ def test_labels_matched_ignoring_case_and_spaces(engine, settings, tmp_path: Pat
     with session_scope(engine) as session:
         names = sorted(session.scalars(select(Label.name).where(Label.project_id == pid)))
     assert names == ["Ponchos", "Shirts", "Sunglasses"]  # the project's spelling; one new label, not two
-    assert _images(engine, pid)["a.jpg"][1] == [("Shirts", (4.0, 4.0, 30.0, 30.0)), ("Sunglasses", (1.0, 1.0, 20.0, 20.0))]
+    assert _images(engine, pid)["a.jpg"][1] == [
+        ("Shirts", (4.0, 4.0, 30.0, 30.0)),
+        ("Sunglasses", (1.0, 1.0, 20.0, 20.0)),
+    ]
     assert sorted(label for label, _ in _images(engine, pid)["b.jpg"][1]) == ["Ponchos", "Ponchos"]
     assert report.summary()["labels_added"] == ["Ponchos"]
     assert report.summary()["labels_matched"] == {"SHIRTS": "Shirts", "ponchos": "Ponchos", "sunglasses": "Sunglasses"}

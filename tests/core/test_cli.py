@@ -65,9 +65,13 @@ def test_import_into_a_new_project_gets_only_the_datasets_labels(tmp_path: Path)
     (root / "JPEGImages").mkdir(parents=True)
     (root / "Annotations").mkdir()
     obj = "<object><name>{}</name><bndbox><xmin>2</xmin><ymin>2</ymin><xmax>{}</xmax><ymax>20</ymax></bndbox></object>"
-    for n, (name, objects) in enumerate({"a": obj.format("Cat", 30), "b": obj.format("Dog", 30) + obj.format("cat", 1)}.items()):
+    for n, (name, objects) in enumerate(
+        {"a": obj.format("Cat", 30), "b": obj.format("Dog", 30) + obj.format("cat", 1)}.items()
+    ):
         (root / "JPEGImages" / f"{name}.jpg").write_bytes(jpeg_bytes(64, 48, 300 + n))
-        (root / "Annotations" / f"{name}.xml").write_text(f"<annotation><filename>{name}.jpg</filename>{objects}</annotation>")
+        (root / "Annotations" / f"{name}.xml").write_text(
+            f"<annotation><filename>{name}.jpg</filename>{objects}</annotation>"
+        )
     data = tmp_path / "data"
 
     missing = cli("import", "voc", str(tmp_path / "absent"), "--project", "Pets", "--create", data_dir=data)

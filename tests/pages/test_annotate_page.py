@@ -168,7 +168,9 @@ def test_attributes_are_saved_with_the_image(make_app: Callable[[], AppTest], ap
 
 def test_an_image_left_by_the_import_says_why(make_app: Callable[[], AppTest], app_env: Path) -> None:
     image_id, _ = _first_new(app_env)
-    note = "1 of 1 box in train.record#2 was refused by the import: box 1 (Shirts) left out: box has zero or negative area"
+    note = (
+        "1 of 1 box in train.record#2 was refused by the import: box 1 (Shirts) left out: box has zero or negative area"
+    )
     engine = _engine(app_env)
     with session_scope(engine) as session:
         session.get(Image, image_id).import_note = note
