@@ -121,6 +121,11 @@ def latest_version_with_predictions(session: Session, project_id: int) -> int | 
     )
 
 
+def has_predictions(session: Session, model_version_id: int) -> bool:
+    """Whether the model version has been run over any image (it has stored predictions)."""
+    return bool(session.scalar(select(exists().where(Prediction.model_version_id == model_version_id))))
+
+
 # Per image: best score per label, ranked; top, second-best class, and boxes under the threshold.
 # Window functions (SQLite >= 3.25, PostgreSQL) over the covering index ix_prediction_model_image_score.
 _QUEUE_SQL = """

@@ -27,6 +27,7 @@ from core.review import (
     auto_accept,
     correct,
     first_open,
+    has_predictions,
     latest_version_with_predictions,
     load_review_item,
     match_predictions,
@@ -64,16 +65,29 @@ QUEUE_TTL_S = 60.0
 FLASH_KEY = f"rev_flash_{project_id}"
 
 versions = versions_with_names(ctx.engine, project_id)
-with st.expander("Predict with a model version", expanded=not versions):
-    predict_panel_ui(ctx.engine, ctx.settings, project_id, versions, who)
 with session_scope(ctx.engine) as session:
     default_version = latest_version_with_predictions(session, project_id)
     labels = project_labels(session, project_id)
-if default_version is None:
-    st.info("No predictions yet: run a model version over the unlabelled images above.")
+controls = review_controls_ui(versions, default_version, labels, project_id) if default_version else None
+with session_scope(ctx.engine) as session:
+    unpredicted = controls is None or not has_predictions(session, controls.model_version_id)
+# Open while the chosen version has nothing to review: predicting is the only thing to do
+# here then, and the message below sends people to this panel.
+with st.expander("Predict with a model version", expanded=unpredicted):
+    predict_panel_ui(
+        ctx.engine, ctx.settings, project_id, versions, who, selected=controls.model_version_id if controls else None
+    )
+if controls is None:
+    if versions:  # without one, the open panel already says to train one first
+        st.info("No predictions yet: run a model version over the images in 'Predict with a model version' above.")
+    st.stop()
+if unpredicted:
+    st.info(
+        f"{versions[controls.model_version_id]} has no predictions yet: run it over the images in "
+        "'Predict with a model version' above, or choose another version in the sidebar."
+    )
     st.stop()
 
-controls = review_controls_ui(versions, default_version, labels, project_id)
 canvas_w = canvas_width_ui()
 
 with st.expander("Auto-accept confident predictions", expanded=False):

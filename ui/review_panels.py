@@ -112,8 +112,13 @@ def _predict_progress_ui(engine: Engine, project_id: int) -> None:
         st.rerun()  # the whole page: the queue has changed
 
 
-def predict_panel_ui(engine: Engine, settings: Settings, project_id: int, versions: dict[int, str], who: str) -> None:
-    """Run a model version over the project's images as a background job, with progress."""
+def predict_panel_ui(
+    engine: Engine, settings: Settings, project_id: int, versions: dict[int, str], who: str, selected: int | None = None
+) -> None:
+    """Run a model version over the project's images as a background job, with progress.
+
+    ``selected`` (the version under review) is the one offered first.
+    """
     job = _active_predict_job(engine, project_id)
     if job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         _predict_progress_ui(engine, project_id)
@@ -125,7 +130,11 @@ def predict_panel_ui(engine: Engine, settings: Settings, project_id: int, versio
         return
     with st.form("predict_form"):
         c1, c2 = st.columns(2)
-        version = c1.selectbox("Model version", list(versions), format_func=versions.__getitem__)
+        ids = list(versions)
+        version = c1.selectbox(
+            "Model version", ids, index=ids.index(selected) if selected in versions else 0,
+            format_func=versions.__getitem__,
+        )  # fmt: skip
         which = c2.selectbox(
             "Images", ["unlabelled", "all", "split:train", "split:val", "split:test"],
             help="unlabelled = status new (never annotated). Earlier versions' predictions are kept.",

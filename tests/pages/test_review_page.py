@@ -89,3 +89,35 @@ def test_accept_with_nothing_on_the_canvas_is_refused_until_no_garments_is_said(
     with session_scope(get_context().engine) as session:
         image = session.get(Image, image_id)
         assert image.status is ImageStatus.NO_OBJECTS and image.revision == 1
+
+
+def test_a_model_version_without_predictions_opens_the_predict_panel(make_app: Callable[[], AppTest]) -> None:
+    """The message points "above" to the predict panel, so the panel must be open to be seen."""
+    from ui.context import get_context
+
+    def panel_open(at: AppTest) -> bool:
+        (panel,) = [e for e in at.expander if e.label == "Predict with a model version"]
+        return panel.proto.expanded
+
+    at = make_app().run()
+    with session_scope(get_context().engine) as session:
+        pid = session.scalar(select(Project.id))
+        never_run = ModelVersion(project_id=pid, name="never run", path="models/none/model.keras")
+        session.add(never_run)
+        session.flush()
+        never_run_id = never_run.id
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert any("No predictions yet" in i.value and "'Predict with a model version' above" in i.value for i in at.info)
+    assert panel_open(at)
+    # Once a version has predictions the panel steps aside for the queue...
+    _insert_predictions(limit=1)
+    at.run()
+    assert not at.exception, at.exception
+    assert not panel_open(at) and any("1 to review" in m.value for m in at.markdown)
+    # ...and opens again, offering that version, when the one chosen for review was never run.
+    next(s for s in at.selectbox if s.label == "Model version under review").set_value(never_run_id).run()
+    assert not at.exception, at.exception
+    assert panel_open(at)
+    assert any(f"#{never_run_id} never run has no predictions yet" in i.value and "above" in i.value for i in at.info)
+    assert next(s for s in at.selectbox if s.label == "Model version").value == never_run_id
