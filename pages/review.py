@@ -4,8 +4,8 @@ The queue (core.review.review_queue) lists the new images with predictions of on
 version, most uncertain first. Each item opens with the predicted boxes at or above the
 threshold on the canvas (the Annotate page's canvas, labels with scores); the reviewer
 moves, resizes, relabels, deletes or adds boxes and then accepts as is (A), saves the
-corrections (S), rejects the image (X) or says it has no garments (N). An item with
-nothing on the canvas (every prediction under the threshold) is not saved by A or S:
+corrections (S), rejects the image (X) or says it has no garments (Shift+N, as on Annotate).
+An item with nothing on the canvas (every prediction under the threshold) is not saved by A or S:
 that would record "no garments" by accident. Saving goes through core.annotations.save_boxes,
 so a second tab's stale save is refused, and the next item appears at once.
 """
@@ -178,10 +178,12 @@ with right:
     do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
     do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
     do_none = st.button(
-        "No garments in this image", shortcut="N", width="stretch",
+        "No garments in this image", shortcut="Shift+N", width="stretch",
         help="Done with no boxes: every prediction is recorded as a false positive",
     )  # fmt: skip
-    st.caption("Keys: A accept · S save corrections · X reject · K skip · N no garments · 1–9 label for new boxes.")
+    st.caption(
+        "Keys: A accept · S save corrections · X reject · K skip · Shift+N no garments · 1–9 label for new boxes."
+    )
     tags = {
         k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v
         for k, v in state.attributes.items()

@@ -121,3 +121,39 @@ def test_a_model_version_without_predictions_opens_the_predict_panel(make_app: C
     assert panel_open(at)
     assert any(f"#{never_run_id} never run has no predictions yet" in i.value and "above" in i.value for i in at.info)
     assert next(s for s in at.selectbox if s.label == "Model version").value == never_run_id
+
+
+# Buttons that move to another image without writing anything of their own, and buttons
+# that write (a save, a decision). Annotate's moves save the annotator's own unsaved edits first.
+ANNOTATE_MOVES = {"Previous", "Next", "Next new"}
+ANNOTATE_WRITES = {"Save", "No garments"}
+REVIEW_MOVES = {"Skip"}
+REVIEW_WRITES = {"Accept as is", "Save corrections", "Reject image", "No garments in this image"}
+
+
+def test_no_key_is_a_move_on_one_page_and_a_write_on_the_other(make_app: Callable[[], AppTest]) -> None:
+    at = make_app().run()
+    at.switch_page("pages/annotate.py").run()
+    assert not at.exception, at.exception
+    annotate = {b.label: b.proto.shortcut for b in at.button if b.label in ANNOTATE_MOVES | ANNOTATE_WRITES}
+    annotate_hint = next(c.value for c in at.caption if c.value.startswith("Keys:"))
+    _insert_predictions(limit=1)
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    review = {b.label: b.proto.shortcut for b in at.button if b.label in REVIEW_MOVES | REVIEW_WRITES}
+    review_hint = next(c.value for c in at.caption if c.value.startswith("Keys:"))
+    assert set(annotate) == ANNOTATE_MOVES | ANNOTATE_WRITES and set(review) == REVIEW_MOVES | REVIEW_WRITES
+
+    def keys(page: dict[str, str], names: set[str]) -> dict[str, str]:
+        return {page[n]: n for n in names if page[n]}
+
+    for moves, writes in ((keys(annotate, ANNOTATE_MOVES), keys(review, REVIEW_WRITES)),
+                          (keys(review, REVIEW_MOVES), keys(annotate, ANNOTATE_WRITES))):  # fmt: skip
+        clash = {k: (moves[k], writes[k]) for k in moves.keys() & writes.keys()}
+        assert not clash, f"same key, a move on one page and a write on the other: {clash}"
+    # Every write of the Review page has a key, and "no garments" is the same key on both pages.
+    assert all(review[n] for n in REVIEW_WRITES)
+    assert annotate["No garments"] == review["No garments in this image"]
+    # The in-page key hints name the keys the buttons have.
+    assert "Shift+F next new" in annotate_hint and "Shift+N no garments" in annotate_hint
+    assert "Shift+N no garments" in review_hint and "K skip" in review_hint
