@@ -40,6 +40,7 @@ from ui.annotate_panels import box_table_ui, canvas_width_ui, label_picker_ui
 from ui.canvas import CanvasBox, CanvasGeometry, canvas_ui
 from ui.context import current_project_id, current_user, get_context
 from ui.review_panels import (
+    alternatives_hint,
     predict_panel_ui,
     review_controls_ui,
     scored_label,
@@ -167,6 +168,9 @@ st.markdown(
     f"margin {entry.margin:.2f} · {entry.below} box(es) under the threshold"
     + (" · :orange[audit sample]" if entry.audit else "")
 )
+hint = alternatives_hint(item)
+if hint:  # before the buttons: Accept keeps the box's shown label, not the others
+    st.markdown(f":orange[{hint}]")
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
@@ -254,8 +258,9 @@ if do_accept or do_save or do_reject or do_none:
         st.session_state[FLASH_KEY] = ("error", str(exc))
         st.session_state.pop(ITEM_KEY, None)
         st.rerun()
-    except AnnotationError as exc:
-        st.error(str(exc))
+    except AnnotationError as exc:  # nothing was saved; the item and the canvas stay, the message above them
+        st.session_state[FLASH_KEY] = ("error", str(exc))
+        st.rerun()
     else:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(res.decisions.items())) or "no boxes"
         finish(f"{counts}. {res.summary}")
