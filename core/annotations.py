@@ -35,6 +35,10 @@ DONE_STATUSES: frozenset[ImageStatus] = frozenset({ImageStatus.DONE, ImageStatus
 MACHINE_ATTRIBUTE_PREFIX = "auto_"
 # Value used in split filters for images that have no split yet.
 UNASSIGNED = "unassigned"
+# Two boxes of different labels that overlap more than this are one garment stored twice (a
+# reviewer accepting a prediction the model gave two classes, or a relabel drawn as a new box):
+# a save refuses them. A jacket over a shirt stays well below it.
+SAME_BOX_IOU = 0.95
 
 
 class AnnotationError(ValueError):
@@ -332,6 +336,21 @@ def _snapshot(label: str, box: Box, source: BoxSource, score: float | None) -> d
     }
 
 
+def _same_box_problems(boxes: Sequence[tuple[int, str, Box]]) -> list[str]:
+    """One message per pair of differently labelled boxes that are the same box (IoU above SAME_BOX_IOU)."""
+    out = []
+    for i, (n, label, box) in enumerate(boxes):
+        for m, other_label, other in boxes[i + 1 :]:
+            iou = box.iou(other)
+            if other_label != label and iou > SAME_BOX_IOU:
+                out.append(
+                    f"box {n} ({label}) and box {m} ({other_label}) are the same box (IoU {iou:.2f}), so one garment "
+                    "would be stored twice with two labels. Delete the wrong one (or move it, if they are two "
+                    "garments) and save again"
+                )
+    return out
+
+
 def save_boxes(
     session: Session,
     image_id: int,
@@ -345,8 +364,9 @@ def save_boxes(
     """Saves an image's boxes (and attributes) as one new revision.
 
     Boxes are clipped to the image; a box with zero or negative area, a non-finite
-    coordinate or a label the project does not have refuses the whole save with a
-    message (nothing is written). A stored box that is edited becomes a human box (a
+    coordinate, a label the project does not have, or two boxes of different labels on
+    the same place (IoU above :data:`SAME_BOX_IOU`) refuse the whole save with a message
+    (nothing is written). A stored box that is edited becomes a human box (a
     model box loses its score; the history keeps it). The image's status becomes
     ``done`` with boxes, ``no_objects`` when ``no_objects`` is set (only with zero
     boxes), else ``in_progress``.
@@ -390,6 +410,7 @@ def save_boxes(
     labels = project_labels(session, image.project_id)
     problems: list[str] = []
     resolved: list[tuple[DraftBox, LabelInfo, Box]] = []
+    numbered: list[tuple[int, str, Box]] = []  # the draft's number (as the page lists them), label, clipped box
     clipped = 0
     for n, draft in enumerate(drafts, start=1):
         lab = resolve_label(draft.label, labels)
@@ -406,6 +427,8 @@ def save_boxes(
             continue
         clipped += was_clipped
         resolved.append((draft, lab, box))
+        numbered.append((n, lab.name, box))
+    problems.extend(_same_box_problems(numbered))
     if no_objects and drafts:
         problems.append(f"'No garments' needs an image without boxes, but it has {len(drafts)}; delete them first")
     if problems:

@@ -17,6 +17,12 @@ error rate of the thresholds.
 
 A rejected image keeps no boxes and stays ``new``: it leaves the review queue of that
 model version and goes back to the Annotate queue.
+
+The detector's NMS is per class (core/detector/model.py), so one garment often comes back
+as near-identical boxes of two classes. A review item shows one box per object: of such a
+group only the best-scored prediction is shown, the others are kept on the item as
+alternatives (the page hints "also: Jackets 0.32"), and they leave no decision, like the
+predictions under the threshold.
 """
 
 from __future__ import annotations
@@ -49,6 +55,10 @@ ORDERS = {
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_AUDIT_FRACTION = 0.05
 AUTO_ACCEPT_USER = "auto-accept"
+# Predictions overlapping more than this are one object (class-agnostic): the reviewer sees one
+# box. Near-identical on screen (corners within about 2.5% of the box's side); a jacket over a
+# shirt stays below it. Under core.annotations.SAME_BOX_IOU, which a save refuses outright.
+SAME_OBJECT_IOU = 0.9
 
 # Image-level attributes a garment class implies, for the auto-tags (only attributes and
 # values the project's schema has are written). Flat-lay demo classes and the default
@@ -119,6 +129,11 @@ def latest_version_with_predictions(session: Session, project_id: int) -> int | 
         .order_by(ModelVersion.id.desc())
         .limit(1)
     )
+
+
+def has_predictions(session: Session, model_version_id: int) -> bool:
+    """Whether the model version has been run over any image (it has stored predictions)."""
+    return bool(session.scalar(select(exists().where(Prediction.model_version_id == model_version_id))))
 
 
 # Per image: best score per label, ranked; top, second-best class, and boxes under the threshold.
@@ -237,13 +252,21 @@ def first_open(session: Session, model_version_id: int, image_ids: Sequence[int]
 
 @dataclass(frozen=True)
 class ReviewItem:
-    """An image to review: its stored state and the predictions shown (at or above the threshold)."""
+    """An image to review: its stored state and the predictions shown (at or above the threshold).
+
+    Attributes:
+        predictions: One per object, best first.
+        hidden: Objects whose best prediction is under the threshold.
+        alternatives: Prediction id -> the other predictions of the same object (IoU above
+            :data:`SAME_OBJECT_IOU`, any label), best first; they are not shown as boxes.
+    """
 
     state: ImageState
     model_version_id: int
     threshold: float
     predictions: tuple[StoredBox, ...]
-    hidden: int  # predictions under the threshold
+    hidden: int
+    alternatives: Mapping[int, tuple[StoredBox, ...]] = field(default_factory=dict)
 
     @property
     def revision(self) -> int:
@@ -251,11 +274,34 @@ class ReviewItem:
         return self.state.revision
 
 
+def one_per_object(predictions: Sequence[StoredBox]) -> tuple[list[StoredBox], dict[int, list[StoredBox]]]:
+    """Class-agnostic suppression: keeps the best of each group of near-identical boxes.
+
+    Args:
+        predictions: Best first.
+
+    Returns:
+        The kept predictions (best first) and, per kept id, the ones it suppressed (best first).
+    """
+    kept: list[StoredBox] = []
+    others: dict[int, list[StoredBox]] = {}
+    for p in predictions:
+        same = [(k.box.iou(p.box), n) for n, k in enumerate(kept)]
+        best = max(same, default=(0.0, -1))
+        if best[0] > SAME_OBJECT_IOU:
+            others.setdefault(kept[best[1]].id, []).append(p)
+        else:
+            kept.append(p)
+    return kept, others
+
+
 def load_review_item(session: Session, image_id: int, model_version_id: int, threshold: float) -> ReviewItem:
-    """Reads an image with the version's predictions at or above ``threshold``, best first.
+    """Reads an image with the version's predictions at or above ``threshold``, one per object, best first.
 
     Predictions are returned as :class:`core.annotations.StoredBox` whose ``id`` is the
     prediction id, so :func:`core.annotations.match_boxes` can tell which one a canvas box continues.
+    Near-identical boxes (:func:`one_per_object`, before the threshold) are one object: the
+    best is shown, the rest are its ``alternatives``.
     """
     state = load_image(session, image_id)
     rows = session.execute(
@@ -263,12 +309,15 @@ def load_review_item(session: Session, image_id: int, model_version_id: int, thr
         .where(Prediction.image_id == image_id, Prediction.model_version_id == model_version_id)
         .order_by(Prediction.score.desc(), Prediction.id)
     ).all()  # fmt: skip
-    shown = tuple(
-        StoredBox(p.id, name, Box(p.x_min, p.y_min, p.x_max, p.y_max), BoxSource.MODEL, p.score, None, None, None)
-        for p, name in rows
-        if p.score >= threshold
+    kept, others = one_per_object(
+        [
+            StoredBox(p.id, name, Box(p.x_min, p.y_min, p.x_max, p.y_max), BoxSource.MODEL, p.score, None, None, None)
+            for p, name in rows
+        ]
     )
-    return ReviewItem(state, model_version_id, threshold, shown, len(rows) - len(shown))
+    shown = tuple(p for p in kept if p.score >= threshold)
+    alternatives = {p.id: tuple(others[p.id]) for p in shown if p.id in others}
+    return ReviewItem(state, model_version_id, threshold, shown, len(kept) - len(shown), alternatives)
 
 
 @dataclass

@@ -165,18 +165,24 @@ with right:
     c1, c2 = st.columns(2)
     save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
     no_garments = c2.button(
-        "No garments", width="stretch", help="Mark this image done with zero boxes (different from never opened)"
-    )
+        "No garments", shortcut="Shift+N", width="stretch",
+        help="Mark this image done with zero boxes (different from never opened)",
+    )  # fmt: skip
     c3, c4 = st.columns(2)
     prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
     nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == len(entries) - 1, help="Saves first")
     c5, c6 = st.columns(2)
-    next_todo = c5.button("Next new", shortcut="N", width="stretch", help="Next new or in-progress image")
+    next_todo = c5.button("Next new", shortcut="Shift+F", width="stretch", help="Next new or in-progress image")
     copy_prev = c6.button(
         "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
     )
     discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
-    st.caption("Keys: 1–9 label · Ctrl+S save · F next · D previous · N next new image. Moving on saves first.")
+    # Keys mean the same on Review: Shift+N is "no garments" (a save) on both pages, and no
+    # key that only moves here writes there (issue 13: N was "next new" here, "no garments" there).
+    st.caption(
+        "Keys: 1–9 label · Ctrl+S save · F next · D previous · Shift+F next new image · Shift+N no garments. "
+        "Moving on saves first."
+    )
     st.text_input("Jump to image (name)", key=JUMP_KEY, on_change=lambda: st.session_state.update({JUMP_PENDING: True}))
 
 with left:

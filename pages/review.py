@@ -4,8 +4,8 @@ The queue (core.review.review_queue) lists the new images with predictions of on
 version, most uncertain first. Each item opens with the predicted boxes at or above the
 threshold on the canvas (the Annotate page's canvas, labels with scores); the reviewer
 moves, resizes, relabels, deletes or adds boxes and then accepts as is (A), saves the
-corrections (S), rejects the image (X) or says it has no garments (N). An item with
-nothing on the canvas (every prediction under the threshold) is not saved by A or S:
+corrections (S), rejects the image (X) or says it has no garments (Shift+N, as on Annotate).
+An item with nothing on the canvas (every prediction under the threshold) is not saved by A or S:
 that would record "no garments" by accident. Saving goes through core.annotations.save_boxes,
 so a second tab's stale save is refused, and the next item appears at once.
 """
@@ -27,6 +27,7 @@ from core.review import (
     auto_accept,
     correct,
     first_open,
+    has_predictions,
     latest_version_with_predictions,
     load_review_item,
     match_predictions,
@@ -39,6 +40,7 @@ from ui.annotate_panels import box_table_ui, canvas_width_ui, label_picker_ui
 from ui.canvas import CanvasBox, CanvasGeometry, canvas_ui
 from ui.context import current_project_id, current_user, get_context
 from ui.review_panels import (
+    alternatives_hint,
     predict_panel_ui,
     review_controls_ui,
     scored_label,
@@ -64,16 +66,29 @@ QUEUE_TTL_S = 60.0
 FLASH_KEY = f"rev_flash_{project_id}"
 
 versions = versions_with_names(ctx.engine, project_id)
-with st.expander("Predict with a model version", expanded=not versions):
-    predict_panel_ui(ctx.engine, ctx.settings, project_id, versions, who)
 with session_scope(ctx.engine) as session:
     default_version = latest_version_with_predictions(session, project_id)
     labels = project_labels(session, project_id)
-if default_version is None:
-    st.info("No predictions yet: run a model version over the unlabelled images above.")
+controls = review_controls_ui(versions, default_version, labels, project_id) if default_version else None
+with session_scope(ctx.engine) as session:
+    unpredicted = controls is None or not has_predictions(session, controls.model_version_id)
+# Open while the chosen version has nothing to review: predicting is the only thing to do
+# here then, and the message below sends people to this panel.
+with st.expander("Predict with a model version", expanded=unpredicted):
+    predict_panel_ui(
+        ctx.engine, ctx.settings, project_id, versions, who, selected=controls.model_version_id if controls else None
+    )
+if controls is None:
+    if versions:  # without one, the open panel already says to train one first
+        st.info("No predictions yet: run a model version over the images in 'Predict with a model version' above.")
+    st.stop()
+if unpredicted:
+    st.info(
+        f"{versions[controls.model_version_id]} has no predictions yet: run it over the images in "
+        "'Predict with a model version' above, or choose another version in the sidebar."
+    )
     st.stop()
 
-controls = review_controls_ui(versions, default_version, labels, project_id)
 canvas_w = canvas_width_ui()
 
 with st.expander("Auto-accept confident predictions", expanded=False):
@@ -153,6 +168,9 @@ st.markdown(
     f"margin {entry.margin:.2f} · {entry.below} box(es) under the threshold"
     + (" · :orange[audit sample]" if entry.audit else "")
 )
+hint = alternatives_hint(item)
+if hint:  # before the buttons: Accept keeps the box's shown label, not the others
+    st.markdown(f":orange[{hint}]")
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
@@ -164,10 +182,12 @@ with right:
     do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
     do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
     do_none = st.button(
-        "No garments in this image", shortcut="N", width="stretch",
+        "No garments in this image", shortcut="Shift+N", width="stretch",
         help="Done with no boxes: every prediction is recorded as a false positive",
     )  # fmt: skip
-    st.caption("Keys: A accept · S save corrections · X reject · K skip · N no garments · 1–9 label for new boxes.")
+    st.caption(
+        "Keys: A accept · S save corrections · X reject · K skip · Shift+N no garments · 1–9 label for new boxes."
+    )
     tags = {
         k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v
         for k, v in state.attributes.items()
@@ -238,8 +258,9 @@ if do_accept or do_save or do_reject or do_none:
         st.session_state[FLASH_KEY] = ("error", str(exc))
         st.session_state.pop(ITEM_KEY, None)
         st.rerun()
-    except AnnotationError as exc:
-        st.error(str(exc))
+    except AnnotationError as exc:  # nothing was saved; the item and the canvas stay, the message above them
+        st.session_state[FLASH_KEY] = ("error", str(exc))
+        st.rerun()
     else:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(res.decisions.items())) or "no boxes"
         finish(f"{counts}. {res.summary}")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 from core.annotations import LabelInfo
 from core.jobs import JobError, reap_stale
 from core.prediction import JOB_KIND, predict_params, start_prediction
-from core.review import DEFAULT_THRESHOLD, ORDERS, QueueFilter, audit_error_rate, decision_summary
+from core.review import DEFAULT_THRESHOLD, ORDERS, QueueFilter, ReviewItem, audit_error_rate, decision_summary
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Job, JobStatus, ModelVersion
@@ -32,6 +32,32 @@ def strip_score(text: str) -> str:
     """The label of a canvas box whose text may end with a score (see :func:`scored_label`)."""
     m = _SCORED.match(text.strip())
     return m.group("label") if m else text.strip()
+
+
+def _md(text: str) -> str:
+    """Text for st.markdown with the characters Markdown would read as markup escaped (label names are free text)."""
+    return re.sub(r"([\\`*_\[\]<>#|~$])", r"\\\1", text)
+
+
+def alternatives_hint(item: ReviewItem, max_labels: int = 3) -> str | None:
+    """What else the model called the shown boxes, e.g. "box 1 Shirts 0.32 — also: Jackets 0.32" (Markdown).
+
+    Only other labels at half the shown score or more: the detector keeps a low-scored box of
+    nearly every class on every garment, and those are noise, not a second opinion.
+    """
+    parts = []
+    for n, p in enumerate(item.predictions, start=1):
+        seen, others = {p.label}, []
+        for a in item.alternatives.get(p.id, ()):
+            if a.label not in seen and a.score >= p.score / 2:
+                seen.add(a.label)
+                others.append(f"{_md(a.label)} {a.score:.2f}")
+        if others:
+            parts.append(f"box {n} {_md(p.label)} {p.score:.2f} — also: {', '.join(others[:max_labels])}")
+    if not parts:
+        return None
+    joined = " · ".join(parts)
+    return f"One box per garment; the model also named it otherwise: {joined}. Relabel the box if another name fits."
 
 
 @dataclass(frozen=True)
@@ -112,8 +138,13 @@ def _predict_progress_ui(engine: Engine, project_id: int) -> None:
         st.rerun()  # the whole page: the queue has changed
 
 
-def predict_panel_ui(engine: Engine, settings: Settings, project_id: int, versions: dict[int, str], who: str) -> None:
-    """Run a model version over the project's images as a background job, with progress."""
+def predict_panel_ui(
+    engine: Engine, settings: Settings, project_id: int, versions: dict[int, str], who: str, selected: int | None = None
+) -> None:
+    """Run a model version over the project's images as a background job, with progress.
+
+    ``selected`` (the version under review) is the one offered first.
+    """
     job = _active_predict_job(engine, project_id)
     if job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
         _predict_progress_ui(engine, project_id)
@@ -125,7 +156,11 @@ def predict_panel_ui(engine: Engine, settings: Settings, project_id: int, versio
         return
     with st.form("predict_form"):
         c1, c2 = st.columns(2)
-        version = c1.selectbox("Model version", list(versions), format_func=versions.__getitem__)
+        ids = list(versions)
+        version = c1.selectbox(
+            "Model version", ids, index=ids.index(selected) if selected in versions else 0,
+            format_func=versions.__getitem__,
+        )  # fmt: skip
         which = c2.selectbox(
             "Images", ["unlabelled", "all", "split:train", "split:val", "split:test"],
             help="unlabelled = status new (never annotated). Earlier versions' predictions are kept.",

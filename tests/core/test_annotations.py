@@ -117,6 +117,36 @@ def test_boxes_are_clipped_and_bad_ones_refused_with_a_message(engine: Engine, i
     assert state.revision == 1 and [b.label for b in state.boxes] == ["Shirts"]
 
 
+def test_one_box_with_two_labels_is_refused_with_a_message(engine: Engine, image_id: int) -> None:
+    """Two boxes of different labels on (nearly) the same place are one garment stored twice (issue 13)."""
+    shirt, jacket = Box(100, 100, 300, 400), Box(101, 100, 300, 402)  # IoU 0.99
+    assert shirt.iou(jacket) > 0.95
+    with pytest.raises(AnnotationError, match=r"box 1 \(Shirts\) and box 2 \(Jackets\) are the same box") as err:
+        save(engine, image_id, 0, [DraftBox("Shirts", shirt), DraftBox("Jackets", jacket)])
+    assert "Delete" in str(err.value)
+    state = load(engine, image_id)
+    assert (state.revision, state.boxes) == (0, ())  # nothing written
+    # A jacket over a shirt overlaps a lot but is two garments: saved.
+    over = Box(90, 90, 310, 440)
+    assert 0.7 < shirt.iou(over) < 0.95
+    save(engine, image_id, 0, [DraftBox("Shirts", shirt), DraftBox("Jackets", over)])
+    assert [b.label for b in load(engine, image_id).boxes] == ["Shirts", "Jackets"]
+
+
+def test_a_stored_pair_must_be_resolved_before_the_next_save(engine: Engine, image_id: int) -> None:
+    """Such a pair already in the database (an old review) is refused on the next save until one goes."""
+    with session_scope(engine) as session:
+        labels = {lab.name: lab.id for lab in project_labels(session, session.get(Image, image_id).project_id)}
+        for name in ("Shirts", "Jackets"):
+            session.add(BoxRow(image_id=image_id, label_id=labels[name], x_min=10, y_min=10, x_max=200, y_max=300,
+                               source=BoxSource.MODEL, score=0.32))  # fmt: skip
+    shirt, jacket = load(engine, image_id).boxes
+    with pytest.raises(AnnotationError, match="same box"):
+        save(engine, image_id, 0, [DraftBox(b.label, b.box, b.id) for b in (shirt, jacket)])
+    save(engine, image_id, 0, [DraftBox(jacket.label, jacket.box, jacket.id)])
+    assert [b.label for b in load(engine, image_id).boxes] == ["Jackets"]
+
+
 def test_labels_resolve_by_case_and_number(engine: Engine, project_id: int) -> None:
     with session_scope(engine) as session:
         labels = project_labels(session, project_id)

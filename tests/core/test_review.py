@@ -14,6 +14,7 @@ from core.boxes import Box
 from core.review import (
     NothingShownError,
     accept,
+    auto_accept,
     correct,
     first_open,
     load_review_item,
@@ -79,10 +80,13 @@ def test_accept_correct_reject_and_the_queue_moves_on(engine: Engine, project_id
     assert (len(mixed.predictions), mixed.hidden) == (1, 3)
     with session_scope(engine) as session:
         assert accept(session, sure, "rev").decisions == {"accepted": 1}
+    # Its Trousers box is the Jeans box again (IoU 0.96): one box shown, Trousers the alternative.
+    assert [p.label for p in two.predictions] == ["Jeans"]
+    assert [a.label for a in two.alternatives[two.predictions[0].id]] == ["Trousers"]
     moved = Box(15, 25, 115, 105)
-    with session_scope(engine) as session:  # Jeans moved, the Trousers duplicate deleted, a missed shoe added
+    with session_scope(engine) as session:  # Jeans moved, a missed shoe added
         result = correct(session, two, [("Jeans", moved), ("Shoes", Box(400, 300, 480, 360))], "rev", tolerance=0.5)
-    assert result.decisions == {"moved": 1, "deleted": 1, "added": 1}
+    assert result.decisions == {"moved": 1, "added": 1}
     with session_scope(engine) as session, pytest.raises(StaleRevisionError):
         accept(session, two, "someone else")  # the copy loaded before the save is stale
     with session_scope(engine) as session:
@@ -120,3 +124,65 @@ def test_nothing_on_the_canvas_is_not_saved_as_no_garments_by_accident(engine: E
     with session_scope(engine) as session:
         assert session.get(Image, ids["sure.jpg"]).status is ImageStatus.NO_OBJECTS
         assert session.get(Image, ids["unsure.jpg"]).status is ImageStatus.DONE
+
+
+def test_one_box_predicted_as_two_classes_is_shown_and_accepted_once(
+    engine: Engine, settings: Settings, project_id: int
+) -> None:
+    """A young model's Shirts 0.32 and Jackets 0.32 on one garment (issue 13): one box, the other label a hint."""
+    image = add_image(engine, settings, project_id, "pair.jpg", (640, 480))
+    with session_scope(engine) as session:
+        labels = {lab.name: lab.id for lab in session.scalars(select(Label).where(Label.project_id == project_id))}
+        version = ModelVersion(project_id=project_id, name="young", path="models/young/model.keras")
+        session.add(version)
+        session.flush()
+        for label, score, box in [
+            ("Shirts", 0.32, (100, 100, 300, 400)),
+            ("Jackets", 0.32, (100, 100, 300, 401)),  # the same garment
+            ("Tops", 0.10, (101, 99, 300, 400)),  # and a weaker third guess
+            ("Jeans", 0.30, (100, 300, 300, 470)),  # overlaps, a different garment
+        ]:
+            session.add(
+                Prediction(model_version_id=version.id, image_id=image, label_id=labels[label], x_min=box[0],
+                           y_min=box[1], x_max=box[2], y_max=box[3], score=score)
+            )  # fmt: skip
+        version_id = version.id
+    with session_scope(engine) as session:
+        item = load_review_item(session, image, version_id, 0.25)
+    assert [(p.label, p.score) for p in item.predictions] == [("Shirts", 0.32), ("Jeans", 0.30)]
+    shirt = item.predictions[0]
+    assert [(a.label, a.score) for a in item.alternatives[shirt.id]] == [("Jackets", 0.32), ("Tops", 0.10)]
+    assert item.predictions[1].id not in item.alternatives and item.hidden == 0
+    with session_scope(engine) as session:
+        result = accept(session, item, "rev")
+    assert result.decisions == {"accepted": 2}
+    with session_scope(engine) as session:
+        stored = session.scalars(select(BoxRow).where(BoxRow.image_id == image).order_by(BoxRow.id)).all()
+        assert [(b.label_id, b.score) for b in stored] == [(labels["Shirts"], 0.32), (labels["Jeans"], 0.30)]
+    # The duplicate is not shown under a higher threshold either: the hidden count is one per garment.
+    with session_scope(engine) as session:
+        high = load_review_item(session, image, version_id, 0.5)
+    assert (high.predictions, high.hidden) == ((), 2)
+
+
+def test_auto_accept_stores_one_box_for_a_garment_predicted_as_two_classes(
+    engine: Engine, settings: Settings, project_id: int
+) -> None:
+    image = add_image(engine, settings, project_id, "two-names.jpg", (640, 480))
+    with session_scope(engine) as session:
+        labels = {lab.name: lab.id for lab in session.scalars(select(Label).where(Label.project_id == project_id))}
+        version = ModelVersion(project_id=project_id, name="v", path="models/v/model.keras")
+        session.add(version)
+        session.flush()
+        for label, score in (("Shirts", 0.91), ("Jackets", 0.90)):
+            session.add(
+                Prediction(model_version_id=version.id, image_id=image, label_id=labels[label], x_min=10, y_min=10,
+                           x_max=200, y_max=300, score=score)
+            )  # fmt: skip
+        version_id = version.id
+    with session_scope(engine) as session:
+        result = auto_accept(session, project_id, version_id, {"Shirts": 0.8, "Jackets": 0.8}, audit_fraction=0.0)
+    assert (result.accepted, result.left) == (1, 0)
+    with session_scope(engine) as session:
+        stored = session.scalars(select(BoxRow).where(BoxRow.image_id == image)).all()
+        assert [(b.label_id, b.score) for b in stored] == [(labels["Shirts"], 0.91)]

@@ -89,3 +89,71 @@ def test_accept_with_nothing_on_the_canvas_is_refused_until_no_garments_is_said(
     with session_scope(get_context().engine) as session:
         image = session.get(Image, image_id)
         assert image.status is ImageStatus.NO_OBJECTS and image.revision == 1
+
+
+def test_a_model_version_without_predictions_opens_the_predict_panel(make_app: Callable[[], AppTest]) -> None:
+    """The message points "above" to the predict panel, so the panel must be open to be seen."""
+    from ui.context import get_context
+
+    def panel_open(at: AppTest) -> bool:
+        (panel,) = [e for e in at.expander if e.label == "Predict with a model version"]
+        return panel.proto.expanded
+
+    at = make_app().run()
+    with session_scope(get_context().engine) as session:
+        pid = session.scalar(select(Project.id))
+        never_run = ModelVersion(project_id=pid, name="never run", path="models/none/model.keras")
+        session.add(never_run)
+        session.flush()
+        never_run_id = never_run.id
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert any("No predictions yet" in i.value and "'Predict with a model version' above" in i.value for i in at.info)
+    assert panel_open(at)
+    # Once a version has predictions the panel steps aside for the queue...
+    _insert_predictions(limit=1)
+    at.run()
+    assert not at.exception, at.exception
+    assert not panel_open(at) and any("1 to review" in m.value for m in at.markdown)
+    # ...and opens again, offering that version, when the one chosen for review was never run.
+    next(s for s in at.selectbox if s.label == "Model version under review").set_value(never_run_id).run()
+    assert not at.exception, at.exception
+    assert panel_open(at)
+    assert any(f"#{never_run_id} never run has no predictions yet" in i.value and "above" in i.value for i in at.info)
+    assert next(s for s in at.selectbox if s.label == "Model version").value == never_run_id
+
+
+# Buttons that move to another image without writing anything of their own, and buttons
+# that write (a save, a decision). Annotate's moves save the annotator's own unsaved edits first.
+ANNOTATE_MOVES = {"Previous", "Next", "Next new"}
+ANNOTATE_WRITES = {"Save", "No garments"}
+REVIEW_MOVES = {"Skip"}
+REVIEW_WRITES = {"Accept as is", "Save corrections", "Reject image", "No garments in this image"}
+
+
+def test_no_key_is_a_move_on_one_page_and_a_write_on_the_other(make_app: Callable[[], AppTest]) -> None:
+    at = make_app().run()
+    at.switch_page("pages/annotate.py").run()
+    assert not at.exception, at.exception
+    annotate = {b.label: b.proto.shortcut for b in at.button if b.label in ANNOTATE_MOVES | ANNOTATE_WRITES}
+    annotate_hint = next(c.value for c in at.caption if c.value.startswith("Keys:"))
+    _insert_predictions(limit=1)
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    review = {b.label: b.proto.shortcut for b in at.button if b.label in REVIEW_MOVES | REVIEW_WRITES}
+    review_hint = next(c.value for c in at.caption if c.value.startswith("Keys:"))
+    assert set(annotate) == ANNOTATE_MOVES | ANNOTATE_WRITES and set(review) == REVIEW_MOVES | REVIEW_WRITES
+
+    def keys(page: dict[str, str], names: set[str]) -> dict[str, str]:
+        return {page[n]: n for n in names if page[n]}
+
+    for moves, writes in ((keys(annotate, ANNOTATE_MOVES), keys(review, REVIEW_WRITES)),
+                          (keys(review, REVIEW_MOVES), keys(annotate, ANNOTATE_WRITES))):  # fmt: skip
+        clash = {k: (moves[k], writes[k]) for k in moves.keys() & writes.keys()}
+        assert not clash, f"same key, a move on one page and a write on the other: {clash}"
+    # Every write of the Review page has a key, and "no garments" is the same key on both pages.
+    assert all(review[n] for n in REVIEW_WRITES)
+    assert annotate["No garments"] == review["No garments in this image"]
+    # The in-page key hints name the keys the buttons have.
+    assert "Shift+F next new" in annotate_hint and "Shift+N no garments" in annotate_hint
+    assert "Shift+N no garments" in review_hint and "K skip" in review_hint
