@@ -157,8 +157,8 @@ if fresh.revision != loaded.revision:
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
-    current_label = label_picker_ui(labels, project_id)
-    attrs = attributes_ui(schema, state, loaded.revision)
+    # The actions first: below nine label buttons and the attributes they fell under the fold
+    # of a 1400x900 laptop window.
     st.markdown("**Image**")
     c1, c2 = st.columns(2)
     save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
@@ -174,6 +174,8 @@ with right:
         "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
     )
     discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
+    current_label = label_picker_ui(labels, project_id)
+    attrs = attributes_ui(schema, state, loaded.revision)
     st.caption("Keys: 1–9 label · Ctrl+S save · F next · D previous · N next new image. Moving on saves first.")
     st.text_input("Jump to image (name)", key=JUMP_KEY, on_change=lambda: st.session_state.update({JUMP_PENDING: True}))
 
