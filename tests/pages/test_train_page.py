@@ -103,10 +103,12 @@ def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: 
     epochs = 30 * 60 * 6.1 / train
     shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
     assert f"≈ {shown} epochs over {train} training images" in _captions(at)
-    # The model versions table tells how the run ended.
+    # The model versions table tells how the run ended; the settings table below it, with what budget.
     table = at.dataframe[0].value
     row = table.iloc[0]
-    assert row["budget (min)"] == 15.0 and row["stopped"] == "budget spent" and row["epochs run"] == 4
+    assert row["stopped"] == "budget spent" and row["epochs run"] == 4
+    settings = dict(at.dataframe[1].value.itertuples(index=False))
+    assert settings["budget (min)"] == "15.0" and settings["input"] == "256x192"
 
 
 def test_start_passes_budget_patience_and_auto_params(make_app: Callable[[], AppTest], monkeypatch) -> None:
