@@ -36,6 +36,7 @@ from ui.train_panels import (
     prepare_weights_ui,
     stopped_text,
     training_data,
+    val_map_chart,
     weights_ui,
 )
 
@@ -139,7 +140,7 @@ def curves_ui(progress: dict) -> None:
     val = [(h["epoch"], h["val_map50"]) for h in history if h.get("val_map50") is not None]
     if val:
         c2.caption("Validation mAP@0.5")
-        c2.line_chart(pd.DataFrame(val, columns=["epoch", "mAP@0.5"]).set_index("epoch"), height=220)
+        c2.altair_chart(val_map_chart(val), width="stretch")
 
 
 @st.fragment(run_every=2.0)
@@ -159,6 +160,9 @@ def job_ui() -> None:
         params = dict(job.params or {})
     st.subheader(f"Training job #{job_id}: {status.value}")
     if not status.is_final:
+        # Inside the polled fragment and without the status (the subheader says it): outside, the
+        # message kept saying "queued" for the whole run, as only the fragment reruns.
+        st.info("A new training can start when this one ends: one training per project at a time.")
         budget_s = progress.get("budget_s")
         done, total = progress.get("done") or 0, progress.get("total") or 0
         if budget_s and progress.get("elapsed_s") is not None:
@@ -299,7 +303,6 @@ if active is None:
     with st.expander("New training", expanded=True):
         start_form_ui()
 else:
-    st.session_state.setdefault(f"train_job_{project_id}", active[0])
-    st.info(f"Training job #{active[0]} is {active[1].value} for this project; one training per project at a time.")
+    st.session_state[f"train_job_{project_id}"] = active[0]  # the job below is the one that blocks the form
 job_ui()
 versions_ui()
