@@ -20,7 +20,7 @@ def _section(title: str) -> str:
 
 
 def _commands(section: str) -> list[str]:
-    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block, "a bash block"
     lines = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
     return [line for line in lines if line]

@@ -329,10 +329,14 @@ def val_map_chart(points: list[tuple[int, float]]) -> alt.Chart:
         alt.Chart(df)
         .mark_line(point=True)
         .encode(
-            x=alt.X("epoch:Q", title="epoch", scale=alt.Scale(domain=[0, last], nice=False),
-                    axis=alt.Axis(format="d", tickMinStep=1)),
+            x=alt.X(
+                "epoch:Q",
+                title="epoch",
+                scale=alt.Scale(domain=[0, last], nice=False),
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
             y=alt.Y("map50:Q", title="mAP@0.5", scale=alt.Scale(domain=[0, 1])),
             tooltip=[alt.Tooltip("epoch:Q", format="d"), alt.Tooltip("map50:Q", title="mAP@0.5", format=".3f")],
-        )  # fmt: skip
+        )
         .properties(height=220)
     )

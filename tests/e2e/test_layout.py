@@ -30,8 +30,11 @@ def _open(page, server: AppServer, path: str, ready: str | re.Pattern[str]) -> N
 
 def _in_viewport(page, box: dict[str, float]) -> bool:  # type: ignore[no-untyped-def]
     vp = page.viewport_size
-    return box["x"] >= 0 and box["y"] >= 0 and box["x"] + box["width"] <= vp["width"] and (
-        box["y"] + box["height"] <= vp["height"]
+    return (
+        box["x"] >= 0
+        and box["y"] >= 0
+        and box["x"] + box["width"] <= vp["width"]
+        and (box["y"] + box["height"] <= vp["height"])
     )
 
 
@@ -91,4 +94,6 @@ def test_model_version_tables_fit_the_main_area(page, models_server: AppServer, 
     screenshot(page, f"layout_{path}_table")
     grid = table.evaluate(_GRID)
     assert grid["right"] <= main["x"] + main["width"]
-    assert grid["content"] <= grid["visible"], f"{path}: columns {grid['content']} px wide in a {grid['visible']} px table"
+    assert grid["content"] <= grid["visible"], (
+        f"{path}: columns {grid['content']} px wide in a {grid['visible']} px table"
+    )
