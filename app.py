@@ -10,7 +10,9 @@ import streamlit as st
 from ui.context import get_context
 from ui.project import project_picker_ui, user_ui
 
-st.set_page_config(page_title="Tagrack", page_icon=":material/checkroom:", layout="wide")
+# An emoji, not a ":material/…:" icon: Streamlit draws an emoji favicon in the page (a data: URL)
+# but fetches a material one from fonts.gstatic.com, and nothing may call out unasked.
+st.set_page_config(page_title="Tagrack", page_icon="👕", layout="wide")
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

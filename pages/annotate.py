@@ -159,8 +159,8 @@ if fresh.revision != loaded.revision:
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
-    current_label = label_picker_ui(labels, project_id)
-    attrs = attributes_ui(schema, state, loaded.revision)
+    # The actions first: below nine label buttons and the attributes they fell under the fold
+    # of a 1400x900 laptop window.
     st.markdown("**Image**")
     c1, c2 = st.columns(2)
     save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
@@ -177,6 +177,8 @@ with right:
         "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
     )
     discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
+    current_label = label_picker_ui(labels, project_id)
+    attrs = attributes_ui(schema, state, loaded.revision)
     # Keys mean the same on Review: Shift+N is "no garments" (a save) on both pages, and no
     # key that only moves here writes there (issue 13: N was "next new" here, "no garments" there).
     st.caption(

@@ -106,7 +106,24 @@ with tab_models:
                 "test images": r["images"], "test boxes": r["ground_truth"], "predictions": r["predictions"],
                 "evaluated (UTC)": r["evaluated_at"],
             })  # fmt: skip
-        table_ui(pd.DataFrame(rows), "model versions", "model_versions")
+        # Short headers and three decimals on screen (the CSV keeps the full names): with the
+        # long ones the ten columns ran off the right edge of a laptop window.
+        table_ui(
+            pd.DataFrame(rows), "model versions", "model_versions",
+            column_config={
+                "COCO mAP@0.5": st.column_config.NumberColumn("mAP@0.5", format="%.3f"),
+                "COCO mAP@[.5:.95]": st.column_config.NumberColumn("mAP@[.5:.95]", format="%.3f"),
+                f"mean precision @{threshold}": st.column_config.NumberColumn(
+                    f"precision @{threshold}", format="%.3f", help="Mean over the classes"
+                ),
+                f"mean recall @{threshold}": st.column_config.NumberColumn(
+                    f"recall @{threshold}", format="%.3f", help="Mean over the classes"
+                ),
+                "test images": st.column_config.NumberColumn("images"),
+                "test boxes": st.column_config.NumberColumn("boxes"),
+                "evaluated (UTC)": st.column_config.DatetimeColumn("evaluated (UTC)", format="YYYY-MM-DD HH:mm"),
+            },
+        )  # fmt: skip
 
         per_class = []
         for i, name, r in done:

@@ -174,10 +174,10 @@ if hint:  # before the buttons: Accept keeps the box's shown label, not the othe
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
-    current_label = label_picker_ui(labels, project_id)
-    c1, c2 = st.columns(2)
-    do_accept = c1.button("Accept as is", type="primary", shortcut="A", width="stretch")
-    do_save = c2.button("Save corrections", shortcut="S", width="stretch")
+    # The decisions first (as on Annotate), then the labels for new boxes. Accept and Save
+    # take a row each: side by side in this column "Save corrections" was cut to "Save correc…".
+    do_accept = st.button("Accept as is", type="primary", shortcut="A", width="stretch")
+    do_save = st.button("Save corrections", shortcut="S", width="stretch")
     c3, c4 = st.columns(2)
     do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
     do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
@@ -185,6 +185,7 @@ with right:
         "No garments in this image", shortcut="Shift+N", width="stretch",
         help="Done with no boxes: every prediction is recorded as a false positive",
     )  # fmt: skip
+    current_label = label_picker_ui(labels, project_id)
     st.caption(
         "Keys: A accept · S save corrections · X reject · K skip · Shift+N no garments · 1–9 label for new boxes."
     )

@@ -36,6 +36,7 @@ from ui.train_panels import (
     prepare_weights_ui,
     stopped_text,
     training_data,
+    val_map_chart,
     weights_ui,
 )
 
@@ -139,7 +140,7 @@ def curves_ui(progress: dict) -> None:
     val = [(h["epoch"], h["val_map50"]) for h in history if h.get("val_map50") is not None]
     if val:
         c2.caption("Validation mAP@0.5")
-        c2.line_chart(pd.DataFrame(val, columns=["epoch", "mAP@0.5"]).set_index("epoch"), height=220)
+        c2.altair_chart(val_map_chart(val), width="stretch")
 
 
 @st.fragment(run_every=2.0)
@@ -159,6 +160,9 @@ def job_ui() -> None:
         params = dict(job.params or {})
     st.subheader(f"Training job #{job_id}: {status.value}")
     if not status.is_final:
+        # Inside the polled fragment and without the status (the subheader says it): outside, the
+        # message kept saying "queued" for the whole run, as only the fragment reruns.
+        st.info("A new training can start when this one ends: one training per project at a time.")
         budget_s = progress.get("budget_s")
         done, total = progress.get("done") or 0, progress.get("total") or 0
         if budget_s and progress.get("elapsed_s") is not None:
@@ -212,7 +216,11 @@ STOPPED = {"budget": "budget spent", "early": "early stopping", None: "all epoch
 
 
 def versions_ui() -> None:
-    """The project's model versions with their validation metrics and per-class AP."""
+    """The project's model versions with their validation metrics; the chosen one's settings and per-class AP.
+
+    The table holds what compares versions; how each was trained goes beside its per-class
+    AP below it: all fifteen columns in one table ran off the right edge of a laptop window.
+    """
     with session_scope(ctx.engine) as session:
         versions = list(
             session.scalars(
@@ -229,10 +237,15 @@ def versions_ui() -> None:
                 "best epoch": v.metrics.get("best_epoch"),
                 "epochs run": len(v.metrics["history"]) if "history" in v.metrics else None,
                 "stopped": STOPPED.get(v.metrics["stopped"], v.metrics["stopped"]) if "stopped" in v.metrics else None,
-                "budget (min)": v.params.get("budget_minutes"),
                 "train time (min)": round(v.metrics["train_seconds"] / 60, 1)
                 if v.metrics.get("train_seconds")
                 else None,
+            }
+            for v in versions
+        ]
+        settings = {
+            v.id: {
+                "budget (min)": v.params.get("budget_minutes"),
                 "max epochs": v.params.get("epochs"),
                 "input": f"{v.params.get('image_width')}x{v.params.get('image_height')}",
                 "weights": v.params.get("weights"),
@@ -240,23 +253,38 @@ def versions_ui() -> None:
                 "dataset": v.dataset_hash[:12],
             }
             for v in versions
-        ]
+        }
         per_class = {v.id: (v.metrics.get("ap50") or {}) for v in versions}
     st.header("Model versions")
     if not rows:
         st.caption("No model yet: start a training above.")
         return
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(rows),
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "mAP@0.5 (val)": st.column_config.NumberColumn("val mAP@0.5", format="%.3f"),
+            "mAP@0.5 (test)": st.column_config.NumberColumn("test mAP@0.5", format="%.3f"),
+            "train time (min)": st.column_config.NumberColumn("time (min)", help="Training time in minutes"),
+        },
+    )
     chosen = st.selectbox(
-        "Per-class AP@0.5 of",
+        "Settings and per-class AP@0.5 of",
         [r["id"] for r in rows],
         format_func=lambda i: next(r["name"] for r in rows if r["id"] == i),
+    )
+    c1, c2 = st.columns(2)
+    c1.dataframe(
+        pd.DataFrame([{"setting": k, "value": "" if v is None else str(v)} for k, v in settings[chosen].items()]),
+        hide_index=True,
+        width="content",
     )
     ap = per_class.get(chosen) or {}
     if ap:
         df = pd.DataFrame([{"class": k, "AP@0.5": v} for k, v in ap.items()])
-        st.dataframe(df, hide_index=True, width="content")
-        st.caption("Empty AP: the evaluation split has no box of that class.")
+        c2.dataframe(df, hide_index=True, width="content")
+        c2.caption("Empty AP: the evaluation split has no box of that class.")
 
 
 # Reviewed images (Review page) are ground truth like hand-annotated ones: say how many the
@@ -275,7 +303,6 @@ if active is None:
     with st.expander("New training", expanded=True):
         start_form_ui()
 else:
-    st.session_state.setdefault(f"train_job_{project_id}", active[0])
-    st.info(f"Training job #{active[0]} is {active[1].value} for this project; one training per project at a time.")
+    st.session_state[f"train_job_{project_id}"] = active[0]  # the job below is the one that blocks the form
 job_ui()
 versions_ui()

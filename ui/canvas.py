@@ -187,6 +187,7 @@ def canvas_ui(
         key: Widget key; include image id and revision so a reload always redraws.
         stroke_width: Box outline width in canvas pixels.
     """
+    import streamlit as st
     from streamlit_drawable_canvas import boxes_to_drawing, st_canvas
 
     objects: list[dict[str, Any]] = []
@@ -197,6 +198,9 @@ def canvas_ui(
         objects += boxes_to_drawing([rect], stroke_color=box_colour, stroke_width=stroke_width, fill_color=fill)[
             "objects"
         ]
+    # The component's toolbar floats 2.15 rem above the canvas's top edge while the pointer is
+    # over it; with only the page's 1 rem gap it covered the line above (Review's item line).
+    st.space("small")
     result = st_canvas(
         fill_color="rgba(0, 0, 0, 0)",
         stroke_width=stroke_width,

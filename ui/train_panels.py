@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import altair as alt
+import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -312,3 +314,29 @@ def stopped_text(result: dict[str, Any], params: dict[str, Any] | None = None) -
 def minutes_text(seconds: float | None) -> str:
     """Seconds as minutes with one decimal, without a trailing ".0" ("7.5", "15")."""
     return "–" if seconds is None else f"{seconds / 60:.1f}".removesuffix(".0")
+
+
+def val_map_chart(points: list[tuple[int, float]]) -> alt.Chart:
+    """Validation mAP@0.5 per evaluated epoch: a line with its points on mAP's whole 0-1 scale, whole epochs.
+
+    Not st.line_chart: its points show only under the pointer, so a single evaluation drew
+    nothing, and the one-value axis was labelled "3.000000". The epoch axis runs one past the
+    last evaluation so its point is not drawn on the chart's edge.
+    """
+    df = pd.DataFrame(points, columns=["epoch", "map50"])
+    last = int(df["epoch"].max()) + 1
+    return (
+        alt.Chart(df)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X(
+                "epoch:Q",
+                title="epoch",
+                scale=alt.Scale(domain=[0, last], nice=False),
+                axis=alt.Axis(format="d", tickMinStep=1),
+            ),
+            y=alt.Y("map50:Q", title="mAP@0.5", scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip("epoch:Q", format="d"), alt.Tooltip("map50:Q", title="mAP@0.5", format=".3f")],
+        )
+        .properties(height=220)
+    )

@@ -52,3 +52,44 @@ def test_start_tiny_training_watch_progress_and_see_model_version(app_server: Ap
     assert status is JobStatus.SUCCEEDED
     assert len(versions) == 1 and versions[0].params["image_width"] == 128
     assert progress.get("curve"), "the loss curve reached the page's data"
+
+
+def test_queued_message_goes_when_the_job_runs(tmp_path, page) -> None:  # type: ignore[no-untyped-def]
+    """A job seen queued and then running shows "running" only (the page's message used to stay "queued")."""
+    import re
+
+    from core.database import open_database
+    from core.demo_project import create_demo_project
+    from core.jobs import create_job
+    from core.settings import Settings
+    from core.training import JOB_KIND, train_params
+    from db.models import utcnow
+    from tests.e2e.conftest import start_server, stop_server
+
+    data = tmp_path / "data"
+    settings = Settings.resolve(f"sqlite:///{data / 'tagrack.db'}", data)
+    engine = open_database(settings)
+    pid = create_demo_project(engine, settings, count=12)
+    with session_scope(engine) as session:
+        job_id = create_job(session, JOB_KIND, train_params(pid), pid, exclusive=True).id  # never launched
+    server = start_server(data)
+    try:
+        page.goto(f"{server.url}/train")
+        wait_for_app(page, timeout=180_000)
+        page.get_by_text(f"Training job #{job_id}: queued").wait_for()
+        page.get_by_text(re.compile("one training per project at a time")).wait_for()
+        with session_scope(engine) as session:  # what the worker writes when it starts
+            job = session.get(Job, job_id)
+            job.status, job.started_at, job.heartbeat_at = JobStatus.RUNNING, utcnow(), utcnow()
+            job.progress = {
+                "message": "epoch 3/5", "epoch": 3, "epochs": 5, "step": 3, "steps": 10,
+                "curve": [[s, 2.0 / s] for s in range(1, 25)], "history": [{"epoch": 3, "val_map50": 0.41}],
+            }  # fmt: skip
+        page.get_by_text(f"Training job #{job_id}: running").wait_for(timeout=30_000)
+        wait_for_app(page)
+        screenshot(page, "train-running")
+        assert page.get_by_text(re.compile(r"\bqueued\b")).count() == 0
+        page.get_by_text(re.compile("one training per project at a time")).wait_for()
+    finally:
+        stop_server(server)
+        engine.dispose()

@@ -103,10 +103,12 @@ def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: 
     epochs = 30 * 60 * 6.1 / train
     shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
     assert f"≈ {shown} epochs over {train} training images" in _captions(at)
-    # The model versions table tells how the run ended.
+    # The model versions table tells how the run ended; the settings table below it, with what budget.
     table = at.dataframe[0].value
     row = table.iloc[0]
-    assert row["budget (min)"] == 15.0 and row["stopped"] == "budget spent" and row["epochs run"] == 4
+    assert row["stopped"] == "budget spent" and row["epochs run"] == 4
+    settings = dict(at.dataframe[1].value.itertuples(index=False))
+    assert settings["budget (min)"] == "15.0" and settings["input"] == "256x192"
 
 
 def test_start_passes_budget_patience_and_auto_params(make_app: Callable[[], AppTest], monkeypatch) -> None:
@@ -220,3 +222,43 @@ def test_start_refuses_weights_it_cannot_use_with_a_message(make_app: Callable[[
     assert "These exist for backbone width 1.0 only, not 0.5." in _captions(at)
     assert any("exist for backbone width 1.0 only" in e for e in start())
     assert _jobs_of_kind(JOB_KIND) == 0
+
+
+def _charts(at: AppTest) -> list[dict]:
+    """The Vega-Lite specs of the page's charts (AppTest has no chart element type of its own)."""
+    return [json.loads(e.proto.spec) for e in at.get("vega_lite_chart")]
+
+
+def _points_drawn(spec: dict) -> bool:
+    """Whether the spec always draws its data points (not only under the pointer, not transparent)."""
+    for layer in spec.get("layer", [spec]):
+        mark = layer.get("mark")
+        mark = {"type": mark} if isinstance(mark, str) else (mark or {})
+        drawn = mark.get("type") in ("point", "circle") or (mark.get("type") == "line" and mark.get("point"))
+        if drawn and mark.get("opacity", 1) > 0 and not layer.get("transform"):
+            return True
+    return False
+
+
+def test_validation_chart_shows_a_single_point_on_an_epoch_axis(make_app: Callable[[], AppTest]) -> None:
+    """One evaluation so far: the point is drawn, the axis counts whole epochs around it (it read "3.000000")."""
+    at = _open_train(make_app)
+    with session_scope(_engine()) as session:
+        pid = session.scalar(select(Project.id))
+        job = create_job(session, JOB_KIND, train_params(pid), pid, exclusive=True)
+        job.status, job.started_at, job.heartbeat_at = JobStatus.RUNNING, utcnow(), utcnow()
+        job.progress = {
+            "message": "epoch 3/9", "epoch": 3, "epochs": 9, "step": 5, "steps": 10,
+            "curve": [[s, 1.0 / s] for s in range(1, 30)], "history": [{"epoch": 3, "val_map50": 0.41}],
+        }  # fmt: skip
+    at.run()
+    assert not at.exception, at.exception
+    charts = [c for c in _charts(at) if "mAP" in json.dumps(c)]
+    assert len(charts) == 1, "one validation mAP chart"
+    spec = charts[0]
+    assert _points_drawn(spec), "a single evaluation must show as a point"
+    layers = spec.get("layer", [spec])
+    x = next(layer["encoding"]["x"] for layer in layers if "x" in layer.get("encoding", {}))
+    assert x["axis"].get("format") == "d" and x["axis"].get("tickMinStep") == 1  # whole epochs
+    lo, hi = x["scale"]["domain"]
+    assert lo < 3 <= hi  # room around the one point, not a collapsed [3, 3]
