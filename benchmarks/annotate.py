@@ -36,12 +36,12 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from core.annotations import DraftBox, load_image, save_boxes  # noqa: E402
+from core.annotate.annotations import DraftBox, load_image, save_boxes  # noqa: E402
 from core.boxes import Box  # noqa: E402
 from core.database import open_database  # noqa: E402
-from core.imagestore import ImageStore  # noqa: E402
-from core.ingest import ingest_one  # noqa: E402
-from core.projects import create_project  # noqa: E402
+from core.project.imagestore import ImageStore  # noqa: E402
+from core.project.ingest import ingest_one  # noqa: E402
+from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 

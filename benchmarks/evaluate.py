@@ -35,8 +35,8 @@ from sqlalchemy import insert, select  # noqa: E402
 
 from benchmarks.annotate import _floor_script, _shared_script_cache, _stable_navigation  # noqa: E402
 from core.database import open_database  # noqa: E402
-from core.evaluation import evaluate_model_version  # noqa: E402
-from core.projects import create_project  # noqa: E402
+from core.model.evaluation import evaluate_model_version  # noqa: E402
+from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Box, Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow  # noqa: E402

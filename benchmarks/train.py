@@ -4,7 +4,7 @@
    letterbox, augmentation, tf.data) against a bare ``model.fit`` of the same model on
    in-memory tensors (pre-letterboxed, no augmentation), timed by the same meter.
    Target: job / bare >= 0.9 (the input pipeline is not the bottleneck).
-2. Accuracy: the ``train`` job with the default settings (core.training.DEFAULTS: a
+2. Accuracy: the ``train`` job with the default settings (core.model.training.DEFAULTS: a
    15-minute budget) on the demo project; mAP@0.5 (VOC all-point) on its test split,
    once per initial-weights choice in ``--starts`` (default: the offline ImageNet weights
    and random initial weights, one after the other with the same budget, side by side).
@@ -34,10 +34,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.database import open_database  # noqa: E402
-from core.demo_project import create_demo_project  # noqa: E402
+from core.demo.project import create_demo_project  # noqa: E402
 from core.jobs import create_job, run_job  # noqa: E402
+from core.model.training import DEFAULTS, JOB_KIND, train_params  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from core.training import DEFAULTS, JOB_KIND, train_params  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Job, ModelVersion  # noqa: E402
 
@@ -67,9 +67,9 @@ def bare_fit_images_per_s(settings: Settings, work_dir: Path, epochs: int, param
     import keras
     import numpy as np
 
-    from core.detector.data import detection_batches, read_class_names, tfrecord_dataset, tfrecord_files
-    from core.detector.model import DetectorSpec, build_detector
-    from core.detector.train import ThroughputMeter, TrainConfig, compile_detector, make_optimizer
+    from core.model.detector.data import detection_batches, read_class_names, tfrecord_dataset, tfrecord_files
+    from core.model.detector.model import DetectorSpec, build_detector
+    from core.model.detector.train import ThroughputMeter, TrainConfig, compile_detector, make_optimizer
 
     data = work_dir / "data"
     # Exactly the job's model: its spec as saved beside its best model.
@@ -93,7 +93,7 @@ def bare_fit_images_per_s(settings: Settings, work_dir: Path, epochs: int, param
         pad_l[i, : len(lab)] = lab
     x = np.stack(xs).astype(np.float32)
     keras.utils.set_random_seed(0)
-    from core.pretrained.offline_weights import cache_dir_for
+    from core.model.pretrained.offline_weights import cache_dir_for
 
     model = build_detector(spec, cache_dir_for(settings.data_dir))
     steps = len(x) // config.batch_size

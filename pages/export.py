@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 
-from core.splits import EXPORTABLE_STATUSES
+from core.project.splits import EXPORTABLE_STATUSES
 from db.engine import session_scope
 from db.models import Image, JobStatus
 from ui.context import current_project_id, current_user, get_context

@@ -4,7 +4,14 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from core.projects import ProjectError, create_project, get_project, record_activity, set_attribute_schema, set_labels
+from core.project.projects import (
+    ProjectError,
+    create_project,
+    get_project,
+    record_activity,
+    set_attribute_schema,
+    set_labels,
+)
 from db.engine import session_scope
 from db.queries import project_stats, recent_activity, recent_jobs
 from ui.context import current_project_id, current_user, get_context, select_project

@@ -1,12 +1,12 @@
 """Review: people check what the model is unsure about, fix it in place, and the fixes become ground truth.
 
-The queue (core.review.review_queue) lists the new images with predictions of one model
+The queue (core.review.review.review_queue) lists the new images with predictions of one model
 version, most uncertain first. Each item opens with the predicted boxes at or above the
 threshold on the canvas (the Annotate page's canvas, labels with scores); the reviewer
 moves, resizes, relabels, deletes or adds boxes and then accepts as is (A), saves the
 corrections (S), rejects the image (X) or says it has no garments (Shift+N, as on Annotate).
 An item with nothing on the canvas (every prediction under the threshold) is not saved by A or S:
-that would record "no garments" by accident. Saving goes through core.annotations.save_boxes,
+that would record "no garments" by accident. Saving goes through core.annotate.annotations.save_boxes,
 so a second tab's stale save is refused, and the next item appears at once.
 """
 
@@ -16,9 +16,9 @@ import time
 
 import streamlit as st
 
-from core.annotations import AnnotationError, StaleRevisionError, project_labels, resolve_label
-from core.imagestore import ImageStore
-from core.review import (
+from core.annotate.annotations import AnnotationError, StaleRevisionError, project_labels, resolve_label
+from core.project.imagestore import ImageStore
+from core.review.review import (
     MACHINE_ATTRIBUTE_PREFIX,
     NothingShownError,
     ReviewError,

@@ -1,6 +1,6 @@
 """Train: start a detector training as a background job, watch it, compare model versions.
 
-The job runs in a detached worker (core.training.train_job), so closing the browser or
+The job runs in a detached worker (core.model.training.train_job), so closing the browser or
 restarting the server does not stop it; this page only reads the job table.
 """
 
@@ -11,8 +11,8 @@ import streamlit as st
 from sqlalchemy import select
 
 from core.jobs import JobError, cancel, reap_stale
-from core.pretrained.offline_weights import cache_dir_for, is_prepared
-from core.training import (
+from core.model.pretrained.offline_weights import cache_dir_for, is_prepared
+from core.model.training import (
     DEFAULTS,
     JOB_KIND,
     TrainingError,
@@ -290,7 +290,7 @@ def versions_ui() -> None:
 # Reviewed images (Review page) are ground truth like hand-annotated ones: say how many the
 # next training gets that the newest model has not seen.
 with session_scope(ctx.engine) as _session:
-    from core.review import reviewed_since_last_model
+    from core.review.review import reviewed_since_last_model
 
     _new_reviewed = reviewed_since_last_model(_session, project_id)
 if _new_reviewed:

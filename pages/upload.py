@@ -5,7 +5,7 @@ import uuid
 import pandas as pd
 import streamlit as st
 
-from core.ingest import IMAGE_EXTENSIONS
+from core.project.ingest import IMAGE_EXTENSIONS
 from db.models import JobStatus
 from ui.context import current_project_id, current_user, get_context
 from ui.jobs import job_snapshot, start_job

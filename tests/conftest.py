@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import Engine
 
 from core.database import open_database
-from core.projects import create_project
+from core.project.projects import create_project
 from core.settings import Settings
 from db.engine import session_scope
 from tests.postgres_server import PostgresServer, start_server

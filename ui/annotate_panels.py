@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from core.annotations import (
+from core.annotate.annotations import (
     UNASSIGNED,
     DraftBox,
     ImageState,

@@ -12,7 +12,7 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from core.database import open_database
-from core.demo_project import ensure_demo_project
+from core.demo.project import ensure_demo_project
 from core.settings import Settings
 
 PROJECT_KEY = "project_id"

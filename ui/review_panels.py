@@ -10,10 +10,10 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, select
 
-from core.annotations import LabelInfo
+from core.annotate.annotations import LabelInfo
 from core.jobs import JobError, reap_stale
-from core.prediction import JOB_KIND, predict_params, start_prediction
-from core.review import DEFAULT_THRESHOLD, ORDERS, QueueFilter, ReviewItem, audit_error_rate, decision_summary
+from core.model.prediction import JOB_KIND, predict_params, start_prediction
+from core.review.review import DEFAULT_THRESHOLD, ORDERS, QueueFilter, ReviewItem, audit_error_rate, decision_summary
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Job, JobStatus, ModelVersion

@@ -16,8 +16,7 @@ import streamlit as st
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from core.settings import Settings
-from core.training import (
+from core.model.training import (
     AUTO,
     CPU_BATCH,
     DEFAULTS,
@@ -26,10 +25,11 @@ from core.training import (
     holdout_every,
     resolve_weights,
 )
+from core.settings import Settings
 from db.models import Image, Job, JobStatus, ModelVersion, Split
 from ui.jobs import job_snapshot, start_job
 
-# core.detector.model.OFFLINE_IMAGENET, spelled out: importing that module loads TensorFlow into the page.
+# core.model.detector.model.OFFLINE_IMAGENET, spelled out: importing that module loads TensorFlow into the page.
 OFFLINE_IMAGENET = "imagenet-offline"
 PREPARE_KIND = "prepare-weights"
 PREPARE_KEY = "prepare_weights_job"
@@ -65,14 +65,14 @@ class TrainingData:
 
     @property
     def held_out(self) -> int:
-        """Training images the job holds out for validation (no val split; see core.training.train_job)."""
+        """Training images the job holds out for validation (no val split; see core.model.training.train_job)."""
         k = holdout_every(self.train, self.val, DEFAULTS["val_holdout"])
         return -(-self.train // k) if k else 0
 
 
 def training_data(session: Session, project_id: int) -> TrainingData:
     """Finished (exportable) images the train and val splits will have, and the newest model version's images/s."""
-    from core.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES
+    from core.project.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES
 
     rows = session.execute(
         select(Image.split, func.count())
@@ -81,7 +81,7 @@ def training_data(session: Session, project_id: int) -> TrainingData:
     ).all()
     counts = {split: n for split, n in rows}
     # Finished images without a split are placed when the training exports (80/10/10 by
-    # default, stratified, see core.splits): count their expected share.
+    # default, stratified, see core.project.splits): count their expected share.
     unassigned = counts.get(None, 0)
     train = counts.get(Split.TRAIN, 0) + round(unassigned * DEFAULT_FRACTIONS[0])
     val = counts.get(Split.VAL, 0) + round(unassigned * DEFAULT_FRACTIONS[1])
@@ -152,7 +152,7 @@ def budget_ui(container: Any) -> float | None:
 
 
 def geometry_text(fit: Any) -> str:
-    """One line on what the input-size fit gives now (a :class:`core.detector.input_fit.InputFit`)."""
+    """One line on what the input-size fit gives now (a :class:`core.model.detector.input_fit.InputFit`)."""
     if not fit.boxes:
         return (
             f"No labelled boxes yet: {fit.image_width}x{fit.image_height} letterboxed; the fit is redone from the "

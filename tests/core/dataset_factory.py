@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 
-from core.imagestore import ImageStore
-from core.ingest import ingest_one
+from core.project.imagestore import ImageStore
+from core.project.ingest import ingest_one
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Box, Image, ImageStatus, Label

@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from core.cli import CliError, build_parser, train_params_from_args
-from core.projects import create_project
+from core.model.training import DEFAULTS
+from core.project.projects import create_project
 from core.settings import Settings
-from core.training import DEFAULTS
 from db.engine import session_scope
 from db.models import Job
 

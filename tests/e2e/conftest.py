@@ -125,10 +125,10 @@ def fill_with_models(data_dir: Path) -> None:
     from sqlalchemy import select
 
     from core.database import open_database
-    from core.demo_project import DEMO_PROJECT_NAME, create_demo_project
-    from core.evaluation import evaluate_model_version
+    from core.demo.project import DEMO_PROJECT_NAME, create_demo_project
+    from core.model.evaluation import evaluate_model_version
+    from core.project.splits import assign_splits
     from core.settings import Settings
-    from core.splits import assign_splits
     from db.engine import session_scope
     from db.models import Image, ImageStatus, Label, ModelVersion, Prediction
     from tests.core.evaluation_factory import fake_model_version
@@ -143,7 +143,7 @@ def fill_with_models(data_dir: Path) -> None:
         evaluate_model_version(engine, settings, version_id)
         with session_scope(engine) as session:
             version = session.get(ModelVersion, version_id)
-            # What a real training stores (core/training.py), so the tables have all their columns.
+            # What a real training stores (core/model/training.py), so the tables have all their columns.
             version.params = {
                 "budget_minutes": 15.0, "epochs": 500, "image_width": 256, "image_height": 192,
                 "weights": "imagenet-offline", "images": {"train": 24, "val": 4, "test": 12},

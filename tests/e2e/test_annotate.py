@@ -15,12 +15,12 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 from sqlalchemy import select
 
-from core.annotations import DraftBox, load_image, save_boxes
+from core.annotate.annotations import DraftBox, load_image, save_boxes
 from core.boxes import Box
 from core.database import open_database
-from core.imagestore import ImageStore
-from core.ingest import ingest_one
-from core.projects import create_project
+from core.project.imagestore import ImageStore
+from core.project.ingest import ingest_one
+from core.project.projects import create_project
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import BoxChange, Image

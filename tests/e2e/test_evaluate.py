@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from core.database import open_database
-from core.demo_project import create_demo_project
-from core.evaluation import evaluate_model_version
+from core.demo.project import create_demo_project
+from core.model.evaluation import evaluate_model_version
+from core.project.splits import assign_splits
 from core.settings import Settings
-from core.splits import assign_splits
 from db.engine import session_scope
 from db.models import Image, ModelVersion
 from tests.core.evaluation_factory import fake_model_version

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from core.database import open_database
-from core.demo_project import create_demo_project
+from core.demo.project import create_demo_project
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Box, BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision

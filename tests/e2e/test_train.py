@@ -59,10 +59,10 @@ def test_queued_message_goes_when_the_job_runs(tmp_path, page) -> None:  # type:
     import re
 
     from core.database import open_database
-    from core.demo_project import create_demo_project
+    from core.demo.project import create_demo_project
     from core.jobs import create_job
     from core.settings import Settings
-    from core.training import JOB_KIND, train_params
+    from core.model.training import JOB_KIND, train_params
     from db.models import utcnow
     from tests.e2e.conftest import start_server, stop_server
 

@@ -36,7 +36,7 @@ def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the demo project, made once and copied for each test."""
     from core.database import open_database
-    from core.demo_project import ensure_demo_project
+    from core.demo.project import ensure_demo_project
     from core.settings import Settings
 
     data = tmp_path_factory.mktemp("demo-template") / "data"

@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.annotations import DraftBox, load_image, save_boxes
+from core.annotate.annotations import DraftBox, load_image, save_boxes
 from core.boxes import Box
 from core.database import open_database
 from core.settings import Settings

@@ -1,7 +1,7 @@
 """Evaluate page (AppTest, real database): metrics, curves, confusion matrix, errors, dataset health.
 
 One test follows a real tiny training (a small demo project, 1 epoch at 96x128) and a real
-evaluation (test-split predictions through core.prediction); the others use a model
+evaluation (test-split predictions through core.model.prediction); the others use a model
 version with made-up predictions (tests/core/evaluation_factory.py) for speed.
 """
 
@@ -16,9 +16,9 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from core.database import open_database
-from core.evaluation import evaluate_model_version
+from core.model.evaluation import evaluate_model_version
+from core.project.splits import assign_splits
 from core.settings import Settings
-from core.splits import assign_splits
 from db.engine import session_scope
 from db.models import Image, ModelVersion, Project
 from tests.core.evaluation_factory import fake_model_version
@@ -87,9 +87,9 @@ def test_page_shows_metrics_curves_confusion_and_errors(make_app: Callable[[], A
 
 
 def test_page_after_a_real_tiny_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core.demo_project import create_demo_project
+    from core.demo.project import create_demo_project
     from core.jobs import create_job, run_job
-    from core.training import JOB_KIND, train_params
+    from core.model.training import JOB_KIND, train_params
     from db.models import Job, JobStatus
     from ui.context import reset_context
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.projects import create_project
+from core.project.projects import create_project
 from db.engine import session_scope
 from tests.core.dataset_factory import make_dataset
 from ui.context import reset_context

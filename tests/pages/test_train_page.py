@@ -12,8 +12,8 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from core.jobs import create_job
-from core.splits import EXPORTABLE_STATUSES
-from core.training import DEFAULTS, JOB_KIND, fit_geometry, train_params
+from core.model.training import DEFAULTS, JOB_KIND, fit_geometry, train_params
+from core.project.splits import EXPORTABLE_STATUSES
 from db.engine import session_scope
 from db.models import Image, Job, JobStatus, ModelVersion, Project, Split, utcnow
 from ui.train_panels import WEIGHTS
@@ -182,7 +182,7 @@ def _jobs_of_kind(kind: str) -> int:
 
 def test_start_refuses_weights_it_cannot_use_with_a_message(make_app: Callable[[], AppTest], monkeypatch) -> None:
     """Offline weights not prepared, an empty file path, offline weights at width 0.5: refused, nothing queued."""
-    from core.pretrained.offline_weights import (
+    from core.model.pretrained.offline_weights import (
         CHECKPOINT_SHA256,
         METADATA_FILENAME,
         cache_dir_for,

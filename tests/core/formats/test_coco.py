@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.boxes import Box
-from core.export import export_dataset
+from core.dataset.exporter import export_dataset
 from core.formats.coco import box_from_coco, box_to_coco
 from db.engine import session_scope
 from db.models import Image, Label

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from core.boxes import Box
-from core.export import export_dataset
+from core.dataset.exporter import export_dataset
 from core.formats.label_map import parse_label_map
 from core.formats.tfrecord import FEATURE_SPEC, box_from_normalised, box_to_normalised, parse_example
 from db.engine import session_scope

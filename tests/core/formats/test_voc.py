@@ -9,7 +9,7 @@ import pytest
 from defusedxml.ElementTree import fromstring
 
 from core.boxes import Box
-from core.export import export_dataset
+from core.dataset.exporter import export_dataset
 from core.formats.voc import VocError, VocObject, box_from_voc, box_to_voc, format_voc_xml, parse_voc_xml
 from db.engine import session_scope
 from db.models import Image, ImageStatus, Label

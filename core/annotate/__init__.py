@@ -1,0 +1,1 @@
+"""Annotating images: boxes and image attributes saved with their history."""

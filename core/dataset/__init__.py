@@ -1,0 +1,1 @@
+"""Moving datasets in and out: annotation import and dataset export."""

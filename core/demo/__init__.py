@@ -1,0 +1,1 @@
+"""The demo project: synthetic clothing scenes and the project built from them."""

@@ -1,0 +1,1 @@
+"""The detector and its life: backbones, training, prediction, evaluation and metrics."""

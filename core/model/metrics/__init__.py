@@ -1,0 +1,1 @@
+"""Detection metrics: VOC all-point AP (voc) and COCO-style evaluation (coco)."""

@@ -1,0 +1,301 @@
+"""COCO-style detection metrics that agree with pycocotools' ``COCOeval`` (bbox).
+
+Why not call pycocotools itself: it is a C extension with a JSON-shaped API built for
+files, it prints as it goes, and it has no confusion matrix or per-threshold precision
+and recall. We follow its definitions exactly — greedy matching by descending score to
+the best-IoU unmatched ground truth, 101-point interpolated precision, ``maxDets=100``
+per image and class, the "all" area range — and ``tests/core/model/metrics/test_coco.py``
+checks the numbers against pycocotools on the same data to 0.001.
+
+All boxes are :class:`core.boxes.Box` in original-image pixels. IoU uses the continuous
+definition (no +1 on widths), as pycocotools does.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.boxes import Box
+
+IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
+RECALL_POINTS = np.round(np.linspace(0.0, 1.0, 101), 2)
+MAX_DETS = 100
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """A ground-truth box of an image."""
+
+    image_id: int
+    label: str
+    box: Box
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A predicted box with its confidence."""
+
+    image_id: int
+    label: str
+    box: Box
+    score: float
+
+
+@dataclass
+class ClassCurve:
+    """Precision and recall along a class's detections sorted by score, at IoU 0.5."""
+
+    scores: np.ndarray
+    precision: np.ndarray
+    recall: np.ndarray
+
+
+@dataclass
+class DetectionMetrics:
+    """What :func:`evaluate` returns.
+
+    Attributes:
+        labels: Classes in the order given.
+        map_50: mAP at IoU 0.5 (COCO's AP50), over classes with ground truth.
+        map_50_95: mAP averaged over IoU 0.50:0.05:0.95 (COCO's AP).
+        ap_50: Per-class AP at IoU 0.5 (NaN for a class with no ground truth).
+        ap_50_95: Per-class AP over IoU 0.50:0.95 (NaN likewise).
+        precision: Per-class precision at ``score_threshold`` and IoU 0.5.
+        recall: Per-class recall at ``score_threshold`` and IoU 0.5.
+        gt_counts: Ground-truth boxes per class.
+        curves: Per-class precision-recall curves at IoU 0.5.
+        confusion: (N+1)x(N+1) counts at ``score_threshold`` and IoU 0.5; rows are the
+            true class, columns the predicted one, the last row and column "background":
+            row ``background`` = false positives, column ``background`` = missed boxes.
+        score_threshold: The threshold used for precision, recall and the matrix.
+    """
+
+    labels: list[str]
+    map_50: float
+    map_50_95: float
+    ap_50: dict[str, float]
+    ap_50_95: dict[str, float]
+    precision: dict[str, float]
+    recall: dict[str, float]
+    gt_counts: dict[str, int]
+    curves: dict[str, ClassCurve] = field(repr=False)
+    confusion: np.ndarray = field(repr=False)
+    score_threshold: float = 0.5
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of two (N, 4) and (M, 4) arrays of x_min, y_min, x_max, y_max."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    union = area_a[:, None] + area_b[None, :] - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(union > 0, inter / union, 0.0)
+
+
+def _as_array(boxes: Iterable[Box]) -> np.ndarray:
+    return np.array([[b.x_min, b.y_min, b.x_max, b.y_max] for b in boxes], dtype=np.float64).reshape(-1, 4)
+
+
+def _greedy_match(ious: np.ndarray, threshold: float) -> np.ndarray:
+    """pycocotools' matching: each detection, best first, takes the unmatched ground
+    truth with the highest IoU at or above ``threshold``; returns the matched gt index
+    per detection, or -1."""
+    n_det, n_gt = ious.shape
+    taken = np.zeros(n_gt, dtype=bool)
+    matched = np.full(n_det, -1)
+    limit = min(threshold, 1 - 1e-10)
+    for d in range(n_det):
+        best, best_iou = -1, limit
+        for g in range(n_gt):
+            if taken[g] or ious[d, g] < best_iou:
+                continue
+            best, best_iou = g, ious[d, g]
+        if best >= 0:
+            taken[best] = True
+            matched[d] = best
+    return matched
+
+
+def _interpolated_ap(tp: np.ndarray, fp: np.ndarray, n_gt: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """101-point interpolated AP from cumulative tp/fp flags already sorted by score."""
+    tps, fps = np.cumsum(tp), np.cumsum(fp)
+    recall = tps / n_gt
+    precision = tps / (tps + fps + np.spacing(1))
+    # Make precision monotonically decreasing from the right, as COCOeval does.
+    envelope = np.maximum.accumulate(precision[::-1])[::-1] if len(precision) else precision
+    q = np.zeros(len(RECALL_POINTS))
+    idx = np.searchsorted(recall, RECALL_POINTS, side="left")
+    valid = idx < len(envelope)
+    q[valid] = envelope[idx[valid]]
+    return float(q.mean()), precision, recall
+
+
+def evaluate(
+    ground_truth: Sequence[GroundTruth],
+    detections: Sequence[Detection],
+    labels: Sequence[str],
+    score_threshold: float = 0.5,
+) -> DetectionMetrics:
+    """Evaluates detections against ground truth, COCO style.
+
+    Args:
+        ground_truth: Every ground-truth box of the evaluated images.
+        detections: Every detection on those images (any score).
+        labels: The classes; boxes of other classes are ignored.
+        score_threshold: Confidence threshold for precision, recall and the confusion matrix.
+
+    Returns:
+        The metrics (see :class:`DetectionMetrics`).
+    """
+    labels = list(labels)
+    index = {name: i for i, name in enumerate(labels)}
+    gts: dict[tuple[int, str], list[Box]] = defaultdict(list)
+    dts: dict[tuple[int, str], list[tuple[float, Box]]] = defaultdict(list)
+    for g in ground_truth:
+        if g.label in index:
+            gts[(g.image_id, g.label)].append(g.box)
+    for d in detections:
+        if d.label in index:
+            dts[(d.image_id, d.label)].append((d.score, d.box))
+
+    # Per class and IoU threshold: the scores and tp flags of all kept detections.
+    per_class: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in labels}
+    gt_counts = {name: 0 for name in labels}
+    for (_, name), boxes in gts.items():
+        gt_counts[name] += len(boxes)
+    # Image order matters for score ties across images: COCOeval concatenates by image id.
+    for key in sorted(set(gts) | set(dts)):
+        name = key[1]
+        # Stable sort by descending score, then keep the best MAX_DETS (COCOeval's order).
+        dets = sorted(dts.get(key, []), key=lambda sd: -sd[0])[:MAX_DETS]
+        if not dets:
+            continue
+        scores = np.array([s for s, _ in dets])
+        ious = iou_matrix(_as_array(b for _, b in dets), _as_array(gts.get(key, [])))
+        flags = np.stack([_greedy_match(ious, t) >= 0 for t in IOU_THRESHOLDS])
+        per_class[name].append((scores, flags))
+
+    ap_50: dict[str, float] = {}
+    ap_50_95: dict[str, float] = {}
+    precision_at: dict[str, float] = {}
+    recall_at: dict[str, float] = {}
+    curves: dict[str, ClassCurve] = {}
+    for name in labels:
+        n_gt = gt_counts[name]
+        if per_class[name]:
+            scores = np.concatenate([s for s, _ in per_class[name]])
+            flags = np.concatenate([f for _, f in per_class[name]], axis=1)
+        else:
+            scores, flags = np.zeros(0), np.zeros((len(IOU_THRESHOLDS), 0), dtype=bool)
+        order = np.argsort(-scores, kind="mergesort")
+        scores, flags = scores[order], flags[:, order]
+        if n_gt == 0:
+            ap_50[name] = ap_50_95[name] = float("nan")
+            kept = scores >= score_threshold
+            precision_at[name] = 0.0 if kept.any() else float("nan")
+            recall_at[name] = float("nan")
+            curves[name] = ClassCurve(scores, np.zeros(len(scores)), np.zeros(len(scores)))
+            continue
+        aps = []
+        for t in range(len(IOU_THRESHOLDS)):
+            ap, prec, rec = _interpolated_ap(flags[t], ~flags[t], n_gt)
+            aps.append(ap)
+            if t == 0:
+                curves[name] = ClassCurve(scores, prec, rec)
+        ap_50[name], ap_50_95[name] = aps[0], float(np.mean(aps))
+        kept = scores >= score_threshold
+        tp = int(flags[0][kept].sum())
+        precision_at[name] = tp / int(kept.sum()) if kept.any() else float("nan")
+        recall_at[name] = tp / n_gt
+
+    with_gt = [n for n in labels if gt_counts[n] > 0]
+    return DetectionMetrics(
+        labels=labels,
+        map_50=float(np.mean([ap_50[n] for n in with_gt])) if with_gt else float("nan"),
+        map_50_95=float(np.mean([ap_50_95[n] for n in with_gt])) if with_gt else float("nan"),
+        ap_50=ap_50,
+        ap_50_95=ap_50_95,
+        precision=precision_at,
+        recall=recall_at,
+        gt_counts=gt_counts,
+        curves=curves,
+        confusion=confusion_matrix(ground_truth, detections, labels, score_threshold),
+        score_threshold=score_threshold,
+    )
+
+
+def confusion_matrix(
+    ground_truth: Sequence[GroundTruth],
+    detections: Sequence[Detection],
+    labels: Sequence[str],
+    score_threshold: float = 0.5,
+    iou_threshold: float = 0.5,
+) -> np.ndarray:
+    """Detection confusion matrix with a background row and column.
+
+    Per image, detections at or above ``score_threshold`` are matched to ground truth of
+    ANY class by IoU (best pairs first, each box used once, IoU >= ``iou_threshold``).
+    A matched pair counts at (true class, predicted class); an unmatched ground truth at
+    (true class, background) — missed; an unmatched detection at (background, predicted
+    class) — a false positive.
+    """
+    labels = list(labels)
+    index = {name: i for i, name in enumerate(labels)}
+    bg = len(labels)
+    matrix = np.zeros((bg + 1, bg + 1), dtype=np.int64)
+    by_image_gt: dict[int, list[GroundTruth]] = defaultdict(list)
+    by_image_dt: dict[int, list[Detection]] = defaultdict(list)
+    for g in ground_truth:
+        if g.label in index:
+            by_image_gt[g.image_id].append(g)
+    for d in detections:
+        if d.label in index and d.score >= score_threshold:
+            by_image_dt[d.image_id].append(d)
+    for image_id in set(by_image_gt) | set(by_image_dt):
+        g_list, d_list = by_image_gt.get(image_id, []), by_image_dt.get(image_id, [])
+        pairs = confusion_pairs(g_list, d_list, iou_threshold)
+        used_d, used_g = {d for d, _ in pairs}, {g for _, g in pairs}
+        for di, gi in pairs:
+            matrix[index[g_list[gi].label], index[d_list[di].label]] += 1
+        for gi, g in enumerate(g_list):
+            if gi not in used_g:
+                matrix[index[g.label], bg] += 1
+        for di, d in enumerate(d_list):
+            if di not in used_d:
+                matrix[bg, index[d.label]] += 1
+    return matrix
+
+
+def confusion_pairs(
+    ground_truth: Sequence[GroundTruth], detections: Sequence[Detection], iou_threshold: float = 0.5
+) -> list[tuple[int, int]]:
+    """The (detection index, ground-truth index) pairs of ONE image that the confusion matrix counts.
+
+    Boxes of any class are matched by IoU, best pairs first (at equal IoU the more
+    confident detection wins), each box used once, IoU >= ``iou_threshold``. The error
+    gallery uses the same pairs, so its boxes are exactly the matrix's off-diagonal cells.
+    """
+    ious = iou_matrix(_as_array(d.box for d in detections), _as_array(g.box for g in ground_truth))
+    if not ious.size:
+        return []
+    candidates = np.argwhere(ious >= iou_threshold)
+    candidates = sorted(candidates.tolist(), key=lambda p: (-ious[p[0], p[1]], -detections[p[0]].score))
+    used_d: set[int] = set()
+    used_g: set[int] = set()
+    pairs = []
+    for di, gi in candidates:
+        if di in used_d or gi in used_g:
+            continue
+        used_d.add(di)
+        used_g.add(gi)
+        pairs.append((di, gi))
+    return pairs

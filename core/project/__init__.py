@@ -1,0 +1,1 @@
+"""Projects and what they hold: labels, stored images, ingest, splits and dataset health."""

@@ -1,0 +1,465 @@
+"""Image ingest: decode, normalise, deduplicate and store uploaded images.
+
+Every file is fully decoded with Pillow (not only sniffed), so truncated or fake images
+are caught at the door. EXIF orientation is applied; CMYK, 16-bit, palette and alpha
+images are converted to RGB; animated images contribute their first frame. Files are
+stored once per content hash. Zip archives are expanded with the usual defences (no
+``..`` or absolute entries, no nested archives, bounded sizes). A bad file gets a clear
+per-file message and never aborts the batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import posixpath
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
+
+from core.project.imagestore import ImageStore
+from core.project.projects import record_activity
+from db.engine import session_scope
+from db.models import Image as ImageRow
+
+# A 12-megapixel phone photo is 12 M pixels; large scans reach 50 M. Past this we refuse
+# before decoding: a decompression bomb declares a huge size in a tiny file.
+MAX_PIXELS = 80_000_000
+MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_ZIP_TOTAL_BYTES = 8 * 1024**3
+MAX_ZIP_RATIO = 200  # uncompressed/compressed for one entry; JPEGs barely compress at all
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
+ARCHIVE_EXTENSIONS = {".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz"}
+# Formats we keep byte for byte when no conversion was needed (exports can then ship the
+# original JPEG unchanged).
+KEEP_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}
+
+Outcome = Literal["imported", "duplicate", "failed", "skipped"]
+
+
+class IngestError(ValueError):
+    """A file that cannot be imported; the message is shown to the user."""
+
+
+@dataclass(frozen=True)
+class FileOutcome:
+    """What happened to one input file.
+
+    Attributes:
+        name: The file's name as the user knows it (zip entries as ``archive.zip/inner``).
+        outcome: imported, duplicate, failed or skipped.
+        message: Human-readable detail (why it failed, what was converted).
+        image_id: Database id of the stored (or already present) image.
+    """
+
+    name: str
+    outcome: Outcome
+    message: str = ""
+    image_id: int | None = None
+
+
+@dataclass
+class IngestReport:
+    """Outcomes of a batch, in input order."""
+
+    outcomes: list[FileOutcome] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> int:
+        """How many files had ``outcome``."""
+        return sum(1 for o in self.outcomes if o.outcome == outcome)
+
+    def summary(self) -> dict[str, int]:
+        """Counts per outcome."""
+        return {k: self.count(k) for k in ("imported", "duplicate", "failed", "skipped")}
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-able form (for job results and the CLI)."""
+        return {
+            **self.summary(),
+            "files": [o.__dict__ for o in self.outcomes],
+        }
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image decoded and normalised for storage.
+
+    Attributes:
+        image: RGB image, orientation applied.
+        stored_bytes: Bytes to store (the original when nothing had to change).
+        ext: Extension of ``stored_bytes``.
+        notes: What was converted, for the user.
+    """
+
+    image: Image.Image
+    stored_bytes: bytes
+    ext: str
+    notes: tuple[str, ...]
+
+
+def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
+    """Converts any Pillow mode to 8-bit RGB; alpha is composited over white."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        # Pillow's own I->L conversion clips instead of scaling; scale the 16-bit range.
+        arr = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        notes.append("16-bit converted to 8-bit RGB")
+        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
+    if mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append("transparency flattened onto white")
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    elif mode == "P":
+        notes.append("palette converted to RGB")
+    elif mode not in ("L", "1"):
+        notes.append(f"{mode} converted to RGB")
+    return im.convert("RGB")
+
+
+def decode_image(data: bytes) -> DecodedImage:
+    """Decodes and normalises image bytes.
+
+    Args:
+        data: The file's bytes.
+
+    Returns:
+        The normalised image and the bytes to store.
+
+    Raises:
+        IngestError: Empty, not an image, truncated or corrupt, or too large.
+    """
+    if not data:
+        raise IngestError("empty file (0 bytes)")
+    if len(data) > MAX_FILE_BYTES:
+        raise IngestError(f"file too large ({len(data) / 1e6:.0f} MB; limit {MAX_FILE_BYTES / 1e6:.0f} MB)")
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+            fmt = im.format or ""
+            w, h = im.size
+            if w * h > MAX_PIXELS:
+                raise IngestError(
+                    f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP limit "
+                    "(possible decompression bomb)"
+                )
+            if w == 0 or h == 0:
+                raise IngestError("image has zero width or height")
+            frames = getattr(im, "n_frames", 1)
+            if frames > 1:
+                im.seek(0)
+                notes.append(f"animated ({frames} frames): first frame used")
+            im.load()  # full decode: truncated and corrupt data fail here, not later
+            orientation = im.getexif().get(0x0112, 1)
+            upright = ImageOps.exif_transpose(im) if orientation != 1 else im
+            if orientation != 1:
+                notes.append(f"EXIF orientation {orientation} applied")
+            rgb = _to_rgb(upright, notes)
+    except IngestError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise IngestError(f"refused as a possible decompression bomb: {exc}") from exc
+    except Image.DecompressionBombWarning as exc:
+        raise IngestError(f"refused as a possible decompression bomb: {exc}") from exc
+    except UnidentifiedImageError as exc:
+        raise IngestError("not an image Pillow can read (wrong extension or unsupported format)") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Pillow reports truncated or corrupt data as OSError/SyntaxError with its own text.
+        raise IngestError(f"corrupt or truncated image: {exc}") from exc
+
+    if fmt in KEEP_FORMATS and rgb is im and frames == 1:
+        return DecodedImage(rgb, data, KEEP_FORMATS[fmt], tuple(notes))
+    buf = io.BytesIO()
+    if fmt == "PNG" or fmt not in ("JPEG", "MPO", "WEBP"):
+        rgb.save(buf, format="PNG", optimize=False)
+        ext = ".png"
+    else:
+        rgb.save(buf, format="JPEG", quality=95)
+        ext = ".jpg"
+    return DecodedImage(rgb, buf.getvalue(), ext, tuple(notes))
+
+
+def _unique_name(session: Session, project_id: int, name: str, taken: set[str]) -> str:
+    """``name`` if free in the project, else ``stem (2).ext``, ``stem (3).ext``..."""
+
+    def free(candidate: str) -> bool:
+        if candidate in taken:
+            return False
+        return (
+            session.scalar(
+                select(ImageRow.id).where(ImageRow.project_id == project_id, ImageRow.original_name == candidate)
+            )
+            is None
+        )
+
+    if free(name):
+        return name
+    stem, ext = posixpath.splitext(name)
+    n = 2
+    while not free(f"{stem} ({n}){ext}"):
+        n += 1
+    return f"{stem} ({n}){ext}"
+
+
+def ingest_one(
+    session: Session,
+    store: ImageStore,
+    project_id: int,
+    name: str,
+    data: bytes,
+    taken_names: set[str] | None = None,
+) -> FileOutcome:
+    """Imports one file into a project inside the caller's transaction.
+
+    Args:
+        session: Open session (the caller commits).
+        store: Blob store.
+        project_id: Target project.
+        name: Display name / relative path of the file.
+        data: The file's bytes.
+        taken_names: Names already used in this batch (updated in place).
+
+    Returns:
+        The outcome; a bad file gives ``failed`` with its message, never an exception.
+    """
+    taken = taken_names if taken_names is not None else set()
+    sha = hashlib.sha256(data).hexdigest()
+    existing = session.scalar(select(ImageRow).where(ImageRow.project_id == project_id, ImageRow.sha256 == sha))
+    if existing is not None:
+        return FileOutcome(name, "duplicate", f"same content as {existing.original_name!r}; not stored twice", existing.id)
+    try:
+        decoded = decode_image(data)
+    except IngestError as exc:
+        return FileOutcome(name, "failed", str(exc))
+    stored = store.put_original(sha, decoded.stored_bytes, decoded.ext)
+    w, h = decoded.image.size
+    display = stored if max(w, h) <= 1280 and decoded.ext == ".jpg" else store.put_display(sha, decoded.image)
+    final_name = _unique_name(session, project_id, name, taken)
+    taken.add(final_name)
+    notes = list(decoded.notes)
+    if final_name != name:
+        notes.append(f"name already used in the project: stored as {final_name!r}")
+    row = ImageRow(
+        project_id=project_id,
+        sha256=sha,
+        stored_path=stored,
+        display_path=display,
+        width=w,
+        height=h,
+        original_name=final_name,
+    )
+    session.add(row)
+    session.flush()
+    return FileOutcome(final_name, "imported", "; ".join(notes), row.id)
+
+
+Source = tuple[str, Callable[[], bytes]]
+
+
+def _safe_member_name(name: str) -> str | None:
+    """The normalised relative name of a zip entry, or None when it is unsafe."""
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return None
+    parts = name.replace("\\", "/").split("/")
+    if any(p == ".." for p in parts):
+        return None
+    return "/".join(p for p in parts if p not in ("", "."))
+
+
+def expand_zip(data_or_path: bytes | Path, archive_name: str) -> Iterator[FileOutcome | Source]:
+    """Yields the image entries of a zip as sources, and outcomes for entries refused.
+
+    Refused with a message: ``..`` or absolute paths, nested archives, entries whose
+    declared or actual size is out of bounds. Folders, macOS resource forks and dotfiles
+    are passed over silently.
+    """
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data_or_path) if isinstance(data_or_path, bytes) else data_or_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        yield FileOutcome(archive_name, "failed", f"not a readable zip archive: {exc}")
+        return
+    total = 0
+    # Not closed here: the readers yielded below run later, in import batches; the
+    # archive closes when the last of them is gone.
+    for info in zf.infolist():
+        label = f"{archive_name}/{info.filename}"
+        if info.is_dir():
+            continue
+        safe = _safe_member_name(info.filename)
+        if safe is None:
+            yield FileOutcome(label, "failed", "refused: the entry's path is absolute or leaves the archive (..)")
+            continue
+        base = posixpath.basename(safe)
+        if safe.startswith("__MACOSX/") or base.startswith("."):
+            continue
+        ext = posixpath.splitext(base)[1].lower()
+        if ext in ARCHIVE_EXTENSIONS:
+            yield FileOutcome(label, "failed", "refused: nested archives are not opened; upload it on its own")
+            continue
+        if ext not in IMAGE_EXTENSIONS:
+            yield FileOutcome(label, "skipped", f"not an image file type ({ext or 'no extension'})")
+            continue
+        if info.file_size > MAX_FILE_BYTES:
+            yield FileOutcome(label, "failed", f"entry too large ({info.file_size / 1e6:.0f} MB)")
+            continue
+        if info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO:
+            yield FileOutcome(label, "failed", "refused: compression ratio typical of a zip bomb")
+            continue
+        total += info.file_size
+        if total > MAX_ZIP_TOTAL_BYTES:
+            yield FileOutcome(label, "failed", "archive expands past the size limit; the rest is not read")
+            return
+
+        def read(zf: zipfile.ZipFile = zf, info: zipfile.ZipInfo = info) -> bytes:
+            # Read at most the limit + 1 byte: a header that lies about the size cannot make us inflate more.
+            with zf.open(info) as fh:
+                blob = fh.read(MAX_FILE_BYTES + 1)
+            if len(blob) > MAX_FILE_BYTES:
+                raise IngestError("entry inflates past the size limit")
+            return blob
+
+        yield (safe, read)
+
+
+def sources_from_paths(paths: Iterable[Path], root: Path | None = None) -> Iterator[FileOutcome | Source]:
+    """Sources for files and folders on disk; zips are expanded, folders walked in name order."""
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            yield from sources_from_paths(files, root=path)
+            continue
+        rel = path.relative_to(root).as_posix() if root is not None else path.name
+        if path.name.startswith("."):
+            continue
+        ext = path.suffix.lower()
+        if ext == ".zip":
+            yield from expand_zip(path, rel)
+        elif ext in IMAGE_EXTENSIONS:
+            yield (rel, path.read_bytes)
+        else:
+            yield FileOutcome(rel, "skipped", f"not an image file type ({ext or 'no extension'})")
+
+
+def sources_from_uploads(files: Iterable[tuple[str, bytes]]) -> Iterator[FileOutcome | Source]:
+    """Sources for files uploaded in the browser: name and bytes; zips are expanded."""
+    for name, data in files:
+        base = posixpath.basename(name.replace("\\", "/")) or "unnamed"
+        if base.lower().endswith(".zip"):
+            yield from expand_zip(data, base)
+        else:
+            yield (base, lambda data=data: data)
+
+
+def ingest_sources(
+    engine: Engine,
+    settings_data_dir: Path,
+    project_id: int,
+    sources: Iterable[FileOutcome | Source],
+    progress: Callable[[int, str], None] | None = None,
+    who: str | None = None,
+    batch_size: int = 50,
+) -> IngestReport:
+    """Imports sources into a project, committing every ``batch_size`` files.
+
+    A failing file is reported and the batch goes on; what was committed stays even if
+    the process dies later.
+
+    Args:
+        engine: Database engine.
+        settings_data_dir: Data directory holding the blob store.
+        project_id: Target project.
+        sources: From :func:`sources_from_paths` or :func:`sources_from_uploads`.
+        progress: Called with (files seen, current name) after each file.
+        who: User name for the activity feed.
+        batch_size: Files per transaction.
+
+    Returns:
+        The per-file report.
+    """
+    store = ImageStore(settings_data_dir)
+    report = IngestReport()
+    taken: set[str] = set()
+    pending: list[Source] = []
+
+    def flush() -> None:
+        with session_scope(engine) as session:
+            for name, read in pending:
+                try:
+                    data = read()
+                except (IngestError, OSError, zipfile.BadZipFile, EOFError) as exc:
+                    report.outcomes.append(FileOutcome(name, "failed", f"could not be read: {exc}"))
+                    continue
+                try:
+                    with session.begin_nested():  # one bad row never spoils the batch
+                        report.outcomes.append(ingest_one(session, store, project_id, name, data, taken))
+                except Exception as exc:  # noqa: BLE001 - reported per file, the batch goes on
+                    report.outcomes.append(FileOutcome(name, "failed", f"could not be stored: {exc}"))
+                if progress:
+                    progress(len(report.outcomes), name)
+        pending.clear()
+
+    for item in sources:
+        if isinstance(item, FileOutcome):
+            report.outcomes.append(item)
+            continue
+        pending.append(item)
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    imported = report.count("imported")
+    if imported or report.count("failed"):
+        with session_scope(engine) as session:
+            s = report.summary()
+            record_activity(
+                session,
+                project_id,
+                "import",
+                f"imported {s['imported']} images ({s['duplicate']} duplicates, {s['failed']} failed)",
+                who,
+            )
+    return report
+
+
+def import_images_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Job handler: imports ``params['paths']`` (files, folders, zips) into a project.
+
+    Staged upload folders (``params['cleanup']``) are removed afterwards.
+    """
+    import shutil
+
+    paths = [Path(p) for p in params["paths"]]
+    total = sum(1 for _ in sources_from_paths(paths))
+    ctx.progress(0, total, "starting")
+    report = ingest_sources(
+        ctx.engine,
+        ctx.settings.data_dir,
+        int(params["project_id"]),
+        sources_from_paths(paths),
+        progress=lambda n, name: ctx.progress(n, total, name),
+        who=params.get("who"),
+    )
+    ctx.progress(total, total, "done")
+    for folder in params.get("cleanup", []):
+        shutil.rmtree(folder, ignore_errors=True)
+    ctx.log(f"import summary: {report.summary()}")
+    return report.as_dict()

@@ -1,0 +1,1 @@
+"""Reviewing model predictions: the queue and the decisions taken on each image."""

@@ -1,0 +1,114 @@
+"""The evaluation step on a real SQLite file: stored results agree with core.model.metrics.coco."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from sqlalchemy import Engine, select
+
+from core.model.metrics.coco import evaluate
+from core.model import evaluation
+from core.model.evaluation import (
+    EvaluationError,
+    evaluate_model_version,
+    evaluated_versions,
+    load_boxes,
+    precision_recall_at,
+)
+from core.settings import Settings
+from core.project.splits import assign_splits
+from db.engine import session_scope
+from db.models import Label, ModelVersion
+from tests.core.dataset_factory import make_dataset
+from tests.core.evaluation_factory import fake_model_version
+
+pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
+
+
+@pytest.fixture
+def evaluated(engine: Engine, settings: Settings, project_id: int) -> tuple[int, int]:
+    make_dataset(engine, settings, project_id, n=30)
+    with session_scope(engine) as session:
+        assign_splits(session, project_id, (0.4, 0.1, 0.5))
+    return project_id, fake_model_version(engine, project_id)
+
+
+def test_stored_results_match_coco_metrics(engine: Engine, settings: Settings, evaluated: tuple[int, int]) -> None:
+    project_id, version_id = evaluated
+    result = evaluate_model_version(engine, settings, version_id)
+    assert result["newly_predicted"] == 0  # every test image already had predictions: no model needed
+    with session_scope(engine) as session:
+        ids = evaluation.test_image_ids(session, project_id)
+        labels = list(session.scalars(select(Label.name).where(Label.project_id == project_id).order_by(Label.order)))
+        gts, dts = load_boxes(session, project_id, version_id, ids)
+        stored = session.get(ModelVersion, version_id).metrics["test"]["coco"]
+        listed = evaluated_versions(session, project_id)
+    assert ids and gts and dts and result["images"] == len(ids)
+    assert listed == [(version_id, "fake v1", stored)]
+    for t in ("0.3", "0.5", "0.8"):
+        ref = evaluate(gts, dts, labels, score_threshold=float(t))
+        assert stored["map_50"] == pytest.approx(ref.map_50, abs=1e-6)
+        assert stored["map_50_95"] == pytest.approx(ref.map_50_95, abs=1e-6)
+        assert stored["at"][t]["confusion"] == ref.confusion.tolist()
+        for name in labels:
+            for ours, theirs in ((stored["at"][t]["precision"][name], ref.precision[name]),
+                                 (stored["at"][t]["recall"][name], ref.recall[name])):  # fmt: skip
+                assert (ours is None) == math.isnan(theirs) or (ours == 0.0 and theirs == 0.0), (t, name)
+                if ours is not None and not math.isnan(theirs):
+                    assert ours == pytest.approx(theirs, abs=1e-6)
+    # The error lists are the 0.5 confusion matrix's off-diagonal and background cells.
+    cm = stored["at"]["0.5"]["confusion"]
+    n = len(labels)
+    errors = stored["errors"]
+    assert len(errors["false_positive"]) == min(100, sum(cm[n][:n]))
+    assert len(errors["missed"]) == min(100, sum(cm[i][n] for i in range(n)))
+    assert len(errors["wrong_class"]) == min(100, sum(cm[i][j] for i in range(n) for j in range(n) if i != j))
+    assert all(e["label"] != e["true_label"] for e in errors["wrong_class"])
+    scores = [e["score"] for e in errors["false_positive"]]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_train_metrics_are_kept_beside_the_coco_results(
+    engine: Engine, settings: Settings, evaluated: tuple[int, int]
+) -> None:
+    _, version_id = evaluated
+    with session_scope(engine) as session:
+        session.get(ModelVersion, version_id).metrics = {"map50": 0.4, "test": {"map50": 0.41}}
+    evaluate_model_version(engine, settings, version_id)
+    with session_scope(engine) as session:
+        metrics = session.get(ModelVersion, version_id).metrics
+    assert metrics["map50"] == 0.4 and metrics["test"]["map50"] == 0.41 and "coco" in metrics["test"]
+
+
+def test_precision_recall_at_threshold_without_detections() -> None:
+    from core.boxes import Box
+    from core.model.metrics.coco import GroundTruth
+
+    m = evaluate([GroundTruth(1, "a", Box(0, 0, 10, 10))], [], ["a", "b"])
+    precision, recall = precision_recall_at(m, 0.5)
+    assert precision == {"a": None, "b": None} and recall == {"a": 0.0, "b": None}
+
+
+def test_no_test_images_is_a_clear_error(engine: Engine, settings: Settings, project_id: int) -> None:
+    version_id = fake_model_version(engine, project_id)
+    with pytest.raises(EvaluationError, match="no finished test images"):
+        evaluate_model_version(engine, settings, version_id)
+    with pytest.raises(EvaluationError, match="No model version #999"):
+        evaluate_model_version(engine, settings, 999)
+
+
+def test_cli_evaluate(
+    engine: Engine, settings: Settings, evaluated: tuple[int, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from core.cli import main
+
+    _, version_id = evaluated
+    args = ["--db", settings.db_url, "--data-dir", str(settings.data_dir)]
+    assert main(["evaluate", *args, "--model-version", str(version_id)]) == 0
+    text = capsys.readouterr().out
+    out = json.loads(text[text.index('{\n  "job_id"') :])  # the worker may log lines first
+    assert out["status"] == "succeeded" and out["result"]["model_version_id"] == version_id
+    assert main(["evaluate", *args, "--model-version", "999"]) == 1
