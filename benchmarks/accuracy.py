@@ -87,13 +87,13 @@ def anchor_fit_table(engine, project_id: int) -> dict:
     """The input/anchor fit the train job makes for the project, and every candidate's coverage."""
     from core.model.detector.input_fit import ANCHOR_CANDIDATES, anchor_coverage
     from core.model.training import fit_geometry
-    from db.models import Box
+    from db.models import BoxRow
 
     with session_scope(engine) as session:
         fit = fit_geometry(session, project_id)
         rows = session.execute(
-            select(Image.width, Image.height, Box.x_max - Box.x_min, Box.y_max - Box.y_min)
-            .join(Box, Box.image_id == Image.id)
+            select(Image.width, Image.height, BoxRow.x_max - BoxRow.x_min, BoxRow.y_max - BoxRow.y_min)
+            .join(BoxRow, BoxRow.image_id == Image.id)
             .where(Image.project_id == project_id, Image.split == "train")
         ).all()
     import numpy as np

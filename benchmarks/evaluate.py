@@ -39,7 +39,7 @@ from core.model.evaluation import evaluate_model_version  # noqa: E402
 from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
-from db.models import Box, Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow  # noqa: E402
+from db.models import BoxRow, Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow  # noqa: E402
 
 IMAGES = 20_000
 BOXES_PER_IMAGE = 3
@@ -72,7 +72,7 @@ def _prepare(work: Path) -> tuple[Settings, list[int]]:
                 x, y = rng.uniform(0, 800 - w), rng.uniform(0, 1000 - h)
                 boxes.append(dict(image_id=image_id, label_id=rng.choice(label_ids), x_min=x, y_min=y, x_max=x + w,
                                   y_max=y + h, created_by=f"annotator{n % 4}", created_at=now, updated_at=now))  # fmt: skip
-        session.execute(insert(Box), boxes)
+        session.execute(insert(BoxRow), boxes)
         versions = []
         for v in range(VERSIONS):
             version = ModelVersion(project_id=pid, name=f"big v{v + 1}", path="missing/model.keras", params={}, metrics={})

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed models: the whole Tagrack schema.
 
-Coordinates in :class:`Box` and :class:`Prediction` are original-image pixels, the space
+Coordinates in :class:`BoxRow` and :class:`Prediction` are original-image pixels, the space
 of :class:`core.boxes.Box`. Every change to this file comes with an Alembic migration in
 ``db/migrations/versions``; ``tests/db/test_migrations.py`` checks they agree.
 """
@@ -167,10 +167,10 @@ class Image(Base):
     # image is left to annotate and Annotate shows this. None for images no import refused.
     import_note: Mapped[str | None] = mapped_column(Text, default=None)
 
-    boxes: Mapped[list[Box]] = relationship(back_populates="image", cascade="all, delete-orphan")
+    boxes: Mapped[list[BoxRow]] = relationship(back_populates="image", cascade="all, delete-orphan")
 
 
-class Box(Base):
+class BoxRow(Base):
     """A labelled box in original-image pixels."""
 
     __tablename__ = "box"

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Activity, Box, Image, ImageStatus, Job, Label, Split
+from db.models import Activity, BoxRow, Image, ImageStatus, Job, Label, Split
 
 
 def images_by_status(session: Session, project_id: int) -> dict[str, int]:
@@ -31,11 +31,11 @@ def images_by_split(session: Session, project_id: int) -> dict[str, int]:
 
 
 def boxes_by_label(session: Session, project_id: int) -> dict[str, int]:
-    """Box count per label in label order, zero for unused labels."""
+    """BoxRow count per label in label order, zero for unused labels."""
     rows = session.execute(
-        select(Label.name, func.count(Box.id))
+        select(Label.name, func.count(BoxRow.id))
         .select_from(Label)
-        .outerjoin(Box, Box.label_id == Label.id)
+        .outerjoin(BoxRow, BoxRow.label_id == Label.id)
         .where(Label.project_id == project_id)
         .group_by(Label.id, Label.name, Label.order)
         .order_by(Label.order)

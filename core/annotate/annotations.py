@@ -23,7 +23,7 @@ from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core.boxes import Box, InvalidBoxError
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import BoxChange, BoxSource, Image, ImageStatus, Label, Project, Split, utcnow
 
 # Statuses an annotator still has to work on; "next unannotated" means one of these.

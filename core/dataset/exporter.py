@@ -32,7 +32,7 @@ from core.boxes import Box
 from core.settings import Settings
 from core.project.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES, SPLITS, assign_splits, check_fractions
 from db.engine import session_scope
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import Image, Label, Project
 
 FORMATS: tuple[str, ...] = ("tfrecord", "voc", "csv", "coco")

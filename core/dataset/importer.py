@@ -55,7 +55,7 @@ from core.project.ingest import (
 from core.project.projects import colour_for, record_activity
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import BoxSource, Image, ImageStatus, Label, Split
 
 IMPORT_FORMATS: tuple[str, ...] = ("voc", "coco", "dataturks", "tfrecord")

@@ -16,7 +16,7 @@ from core.project.ingest import ingest_one
 from core.project.projects import create_project, record_activity
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box, BoxSource, Image, ImageStatus, Label, Project, utcnow
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, Project, utcnow
 
 DEMO_PROJECT_NAME = "Demo: clothing scenes"
 DEMO_USER = "demo-generator"
@@ -63,7 +63,7 @@ def create_demo_project(
             for obj in scene.objects:
                 b = obj.box
                 session.add(
-                    Box(
+                    BoxRow(
                         image_id=image.id,
                         label_id=label_ids[obj.label],
                         x_min=b.x_min,

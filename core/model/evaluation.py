@@ -48,7 +48,7 @@ from core.model.metrics.coco import (
 )
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow
 
 JOB_KIND = "evaluate"

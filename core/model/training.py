@@ -152,14 +152,14 @@ def fit_geometry(session: Session, project_id: int) -> Any:
     """
     from core.model.detector.input_fit import fit_input
     from core.project.splits import EXPORTABLE_STATUSES
-    from db.models import Box, Image, Split
+    from db.models import BoxRow, Image, Split
 
     cond = [Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES)]
     rows = session.execute(select(Image.id, Image.width, Image.height, Image.split).where(*cond)).all()
     train = [r for r in rows if r.split == Split.TRAIN] or list(rows)
     index = {r.id: i for i, r in enumerate(train)}
     boxes = session.execute(
-        select(Box.image_id, Box.x_max - Box.x_min, Box.y_max - Box.y_min).join(Image).where(*cond)
+        select(BoxRow.image_id, BoxRow.x_max - BoxRow.x_min, BoxRow.y_max - BoxRow.y_min).join(Image).where(*cond)
     ).all()
     return fit_input([(r.width, r.height) for r in train], [(index[i], w, h) for i, w, h in boxes if i in index])
 

@@ -12,7 +12,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Box, Image, ImageStatus, Label
+from db.models import BoxRow, Image, ImageStatus, Label
 
 # Below this many training boxes a class is usually learnt poorly (the rule of thumb of
 # the detection tutorials our users follow).
@@ -53,10 +53,10 @@ def dataset_health(session: Session, project_id: int) -> DatasetHealth:
     gt_images = (Image.project_id == project_id) & Image.status.in_(GROUND_TRUTH)
 
     rows = session.execute(
-        select(Label.name, Image.split, func.count(Box.id), func.count(func.distinct(Image.id)))
-        .select_from(Box)
-        .join(Image, Box.image_id == Image.id)
-        .join(Label, Box.label_id == Label.id)
+        select(Label.name, Image.split, func.count(BoxRow.id), func.count(func.distinct(Image.id)))
+        .select_from(BoxRow)
+        .join(Image, BoxRow.image_id == Image.id)
+        .join(Label, BoxRow.label_id == Label.id)
         .where(gt_images)
         .group_by(Label.name, Image.split)
     ).all()
@@ -72,10 +72,10 @@ def dataset_health(session: Session, project_id: int) -> DatasetHealth:
 
     geometry = pd.DataFrame(
         session.execute(
-            select(Label.name, Box.x_max - Box.x_min, Box.y_max - Box.y_min, Image.width, Image.height)
-            .select_from(Box)
-            .join(Image, Box.image_id == Image.id)
-            .join(Label, Box.label_id == Label.id)
+            select(Label.name, BoxRow.x_max - BoxRow.x_min, BoxRow.y_max - BoxRow.y_min, Image.width, Image.height)
+            .select_from(BoxRow)
+            .join(Image, BoxRow.image_id == Image.id)
+            .join(Label, BoxRow.label_id == Label.id)
             .where(gt_images)
         ).all(),
         columns=["label", "width", "height", "image_width", "image_height"],
@@ -91,13 +91,13 @@ def dataset_health(session: Session, project_id: int) -> DatasetHealth:
     counts = {s.value: 0 for s in ImageStatus} | {s.value: n for s, n in status_rows}
     by_status = pd.DataFrame({"status": list(counts), "images": list(counts.values())})
 
-    day = func.date(Box.created_at)
+    day = func.date(BoxRow.created_at)
     throughput = pd.DataFrame(
         session.execute(
-            select(func.coalesce(Box.created_by, "unknown"), day, func.count())
-            .join(Image, Box.image_id == Image.id)
+            select(func.coalesce(BoxRow.created_by, "unknown"), day, func.count())
+            .join(Image, BoxRow.image_id == Image.id)
             .where(Image.project_id == project_id)
-            .group_by(Box.created_by, day)
+            .group_by(BoxRow.created_by, day)
             .order_by(day)
         ).all(),
         columns=["who", "day", "boxes"],

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.project.labels import CLOTHING_LABELS, DEFAULT_ATTRIBUTE_SCHEMA, PALETTE
-from db.models import Activity, Box, Image, Label, Project
+from db.models import Activity, BoxRow, Image, Label, Project
 
 
 class ProjectError(ValueError):
@@ -105,7 +105,7 @@ def set_labels(session: Session, project: Project, names: list[str], colours: di
     existing = {lab.name: lab for lab in session.scalars(select(Label).where(Label.project_id == project.id))}
     for name, lab in existing.items():
         if name not in cleaned:
-            used = session.scalar(select(func.count()).select_from(Box).where(Box.label_id == lab.id))
+            used = session.scalar(select(func.count()).select_from(BoxRow).where(BoxRow.label_id == lab.id))
             if used:
                 raise ProjectError(f"Label {name!r} is used by {used} boxes; relabel or delete them first.")
             session.delete(lab)

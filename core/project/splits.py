@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from db.models import Box, Image, ImageStatus, Split
+from db.models import BoxRow, Image, ImageStatus, Split
 
 SPLITS: tuple[Split, ...] = (Split.TRAIN, Split.VAL, Split.TEST)
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -88,16 +88,16 @@ def assign_splits(
         return {s.value: 0 for s in SPLITS}
     label_totals = dict(
         session.execute(
-            select(Box.label_id, func.count())
-            .join(Image, Image.id == Box.image_id)
+            select(BoxRow.label_id, func.count())
+            .join(Image, Image.id == BoxRow.image_id)
             .where(Image.project_id == project_id)
-            .group_by(Box.label_id)
+            .group_by(BoxRow.label_id)
         ).all()
     )
     # Rarest label per image: one query over (image, label) pairs.
     pairs = session.execute(
-        select(Image.id, Box.label_id)
-        .join(Box, Box.image_id == Image.id)
+        select(Image.id, BoxRow.label_id)
+        .join(BoxRow, BoxRow.image_id == Image.id)
         .where(Image.project_id == project_id, Image.status.in_(statuses))
         .distinct()
     ).all()

@@ -13,7 +13,7 @@ from core.project.imagestore import ImageStore
 from core.project.ingest import ingest_one
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box, Image, ImageStatus, Label
+from db.models import BoxRow, Image, ImageStatus, Label
 
 
 def jpeg_bytes(width: int, height: int, seed: int, fmt: str = "JPEG") -> bytes:
@@ -30,7 +30,7 @@ def jpeg_bytes(width: int, height: int, seed: int, fmt: str = "JPEG") -> bytes:
 
 @dataclass
 class Made:
-    """What :func:`make_dataset` stored: image id -> (status, [(label name, Box)])."""
+    """What :func:`make_dataset` stored: image id -> (status, [(label name, BoxRow)])."""
 
     images: dict[int, tuple[ImageStatus, list[tuple[str, tuple[float, float, float, float]]]]]
 
@@ -68,7 +68,7 @@ def make_dataset(engine: Engine, settings: Settings, project_id: int, n: int = 1
                 x1, y1 = rng.uniform(x0 + 4, w), rng.uniform(y0 + 4, h)
                 if rng.random() < 0.2:
                     x0, y0, x1, y1 = 0.0, 0.0, float(w), float(h)
-                session.add(Box(image_id=image.id, label_id=lab.id, x_min=x0, y_min=y0, x_max=x1, y_max=y1))
+                session.add(BoxRow(image_id=image.id, label_id=lab.id, x_min=x0, y_min=y0, x_max=x1, y_max=y1))
                 boxes.append((lab.name, (x0, y0, x1, y1)))
             made[image.id] = (status, boxes)
     return Made(made)

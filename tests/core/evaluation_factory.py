@@ -12,7 +12,7 @@ import random
 from sqlalchemy import Engine, insert, select
 
 from db.engine import session_scope
-from db.models import Box, Image, Label, ModelVersion, Prediction, Split
+from db.models import BoxRow, Image, Label, ModelVersion, Prediction, Split
 
 
 def fake_model_version(engine: Engine, project_id: int, name: str = "fake v1", seed: int = 0, extra_per_image: int = 1) -> int:
@@ -28,8 +28,8 @@ def fake_model_version(engine: Engine, project_id: int, name: str = "fake v1", s
             select(Image.id, Image.width, Image.height).where(Image.project_id == project_id, Image.split == Split.TEST)
         ).all()
         boxes = session.execute(
-            select(Box.image_id, Box.label_id, Box.x_min, Box.y_min, Box.x_max, Box.y_max)
-            .join(Image, Box.image_id == Image.id)
+            select(BoxRow.image_id, BoxRow.label_id, BoxRow.x_min, BoxRow.y_min, BoxRow.x_max, BoxRow.y_max)
+            .join(Image, BoxRow.image_id == Image.id)
             .where(Image.project_id == project_id, Image.split == Split.TEST)
         ).all()
         rows = []

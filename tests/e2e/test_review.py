@@ -17,7 +17,7 @@ from core.database import open_database
 from core.demo.project import create_demo_project
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box, BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
 from tests.e2e.conftest import AppServer, screenshot, start_server, stop_server, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -81,7 +81,7 @@ def test_review_one_item_with_the_keyboard_only(page, server: AppServer) -> None
                 select(Image).where(Image.status == ImageStatus.DONE, Image.updated_by == "e2e-tester")
             ).all()
             assert len(reviewed) == 1
-            boxes = session.scalars(select(Box).where(Box.image_id == reviewed[0].id)).all()
+            boxes = session.scalars(select(BoxRow).where(BoxRow.image_id == reviewed[0].id)).all()
             decisions = session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == reviewed[0].id)).all()
         assert sorted((b.source, round(b.score, 2)) for b in boxes) == [
             (BoxSource.MODEL, 0.52),
@@ -159,7 +159,7 @@ def test_a_box_predicted_as_two_classes_is_accepted_once_and_shift_n_says_no_gar
             (reviewed,) = session.scalars(
                 select(Image).where(Image.status == ImageStatus.DONE, Image.updated_by == "e2e-tester")
             ).all()
-            boxes = session.scalars(select(Box).where(Box.image_id == reviewed.id)).all()
+            boxes = session.scalars(select(BoxRow).where(BoxRow.image_id == reviewed.id)).all()
             labels = {lab.id: lab.name for lab in session.scalars(select(Label))}
             assert [(labels[b.label_id], b.source, round(b.score, 2)) for b in boxes] == [
                 ("Shirts", BoxSource.MODEL, 0.62)
@@ -175,6 +175,6 @@ def test_a_box_predicted_as_two_classes_is_accepted_once_and_shift_n_says_no_gar
         with session_scope(engine) as session:
             empty = session.scalars(select(Image).where(Image.status == ImageStatus.NO_OBJECTS)).all()
             assert len(empty) == 1 and empty[0].updated_by == "e2e-tester"
-            assert not session.scalars(select(Box).where(Box.image_id == empty[0].id)).all()
+            assert not session.scalars(select(BoxRow).where(BoxRow.image_id == empty[0].id)).all()
     finally:
         engine.dispose()

@@ -13,7 +13,7 @@ from core.boxes import Box
 from core.database import open_database
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import BoxSource, Image, ImageStatus, Label
 
 PAGE = "pages/annotate.py"

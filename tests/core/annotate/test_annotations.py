@@ -37,7 +37,7 @@ from core.project.imagestore import ImageStore
 from core.project.ingest import ingest_one
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import BoxChange, BoxSource, Image, ImageStatus, Split, utcnow
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL

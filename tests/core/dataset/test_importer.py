@@ -15,7 +15,7 @@ from core.dataset.importer import AnnotationImportError, import_annotations
 from core.dataset.exporter import export_dataset
 from core.project.projects import create_project
 from db.engine import session_scope
-from db.models import Box, Image, ImageStatus, Label
+from db.models import BoxRow, Image, ImageStatus, Label
 from tests.core.dataset_factory import jpeg_bytes, make_dataset
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
@@ -36,7 +36,7 @@ def _content(engine, project_id: int) -> dict[str, tuple]:
             boxes = sorted(
                 (lab, round(b.x_min, 6), round(b.y_min, 6), round(b.x_max, 6), round(b.y_max, 6))
                 for b, lab in session.execute(
-                    select(Box, Label.name).join(Label, Label.id == Box.label_id).where(Box.image_id == img.id)
+                    select(BoxRow, Label.name).join(Label, Label.id == BoxRow.label_id).where(BoxRow.image_id == img.id)
                 )
             )
             # "done with no boxes" and "no objects" are the same ground truth; formats carry only the boxes.

@@ -9,7 +9,7 @@ from core.demo.scenes import generate_scene
 from core.project.imagestore import ImageStore
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box, Image, ImageStatus, Label
+from db.models import BoxRow, Image, ImageStatus, Label
 
 
 def test_demo_project_stores_scenes_and_exact_boxes(engine: Engine, settings: Settings) -> None:
@@ -26,7 +26,7 @@ def test_demo_project_stores_scenes_and_exact_boxes(engine: Engine, settings: Se
             assert (image.width, image.height) == scene.image.size
             stored = sorted(
                 (labels[b.label_id], b.x_min, b.y_min, b.x_max, b.y_max)
-                for b in session.scalars(select(Box).where(Box.image_id == image.id))
+                for b in session.scalars(select(BoxRow).where(BoxRow.image_id == image.id))
             )
             expected = sorted((o.label, o.box.x_min, o.box.y_min, o.box.x_max, o.box.y_max) for o in scene.objects)
             assert stored == (expected if image.status is ImageStatus.DONE else [])

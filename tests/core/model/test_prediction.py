@@ -134,7 +134,7 @@ def test_review_loop_accept_correct_reject_then_export_carries_the_reviewed_imag
         review_queue,
         reviewed_since,
     )
-    from db.models import Box as BoxRow
+    from db.models import BoxRow
     from db.models import BoxSource, ReviewDecision
 
     engine, settings, pid, version_id = db

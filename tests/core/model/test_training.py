@@ -213,7 +213,7 @@ def test_classes_are_the_labels_with_boxes_in_the_train_split(engine: Engine, se
     from core.dataset.exporter import export_dataset
     from core.model.detector.data import tfrecord_dataset, tfrecord_files, train_classes
     from core.project.projects import set_labels
-    from db.models import Box, Image, Label, Project, Split
+    from db.models import BoxRow, Image, Label, Project, Split
 
     with session_scope(engine) as session:
         pid = create_project(session, "Classes", labels=list(CLASSES)).id
@@ -226,11 +226,11 @@ def test_classes_are_the_labels_with_boxes_in_the_train_split(engine: Engine, se
         images = list(session.scalars(select(Image).where(Image.project_id == pid).order_by(Image.id)))
         for n, image in enumerate(images):
             image.split = Split.TRAIN if n < 8 else (Split.VAL if n < 10 else Split.TEST)
-        session.add(Box(image_id=images[-1].id, label_id=only_in_test, x_min=1, y_min=1, x_max=30, y_max=30))
+        session.add(BoxRow(image_id=images[-1].id, label_id=only_in_test, x_min=1, y_min=1, x_max=30, y_max=30))
         test_boxes = {  # label name -> boxes on test images, from the database
             name: n
             for name, n in session.execute(
-                select(Label.name, func.count()).select_from(Box).join(Label).join(Image)
+                select(Label.name, func.count()).select_from(BoxRow).join(Label).join(Image)
                 .where(Image.project_id == pid, Image.split == Split.TEST).group_by(Label.name)
             )
         }  # fmt: skip

@@ -7,7 +7,7 @@ from sqlalchemy import Engine, select
 
 from core.project.health import dataset_health
 from db.engine import session_scope
-from db.models import Box, Image, ImageStatus, Label, Split
+from db.models import BoxRow, Image, ImageStatus, Label, Split
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
 
@@ -31,7 +31,7 @@ def add_image(
     session.flush()
     for w, name in boxes:
         session.add(
-            Box(image_id=image.id, label_id=labels[name], x_min=0, y_min=0, x_max=w, y_max=50, created_by="ann")
+            BoxRow(image_id=image.id, label_id=labels[name], x_min=0, y_min=0, x_max=w, y_max=50, created_by="ann")
         )
 
 

@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from core.project.splits import SplitError, assign_splits, check_fractions
 from db.engine import session_scope
-from db.models import Box, Image, ImageStatus, Label
+from db.models import BoxRow, Image, ImageStatus, Label
 from tests.core.dataset_factory import jpeg_bytes
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
@@ -25,7 +25,7 @@ def _populate(engine, settings, project_id, n: int, rare_every: int = 10) -> Non
             img = session.get(Image, out.image_id)
             img.status = ImageStatus.DONE
             lab = labels[1] if i % rare_every == 0 else labels[0]  # a rare class on every 10th image
-            session.add(Box(image_id=img.id, label_id=lab.id, x_min=1, y_min=1, x_max=9, y_max=9))
+            session.add(BoxRow(image_id=img.id, label_id=lab.id, x_min=1, y_min=1, x_max=9, y_max=9))
 
 
 def _splits(engine, project_id) -> dict[int, str]:

@@ -24,7 +24,7 @@ from core.review.review import (
 )
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box as BoxRow
+from db.models import BoxRow
 from db.models import BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
 from tests.core.annotate.test_annotations import add_image
 

@@ -18,7 +18,7 @@ from core.project.imagestore import ImageStore
 from core.project.ingest import ingest_one
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box, ImageStatus, Label
+from db.models import BoxRow, ImageStatus, Label
 
 CLASSES = ("red box", "blue ellipse")
 
@@ -66,7 +66,7 @@ def store_scenes(engine: Engine, settings: Settings, project_id: int, n: int, se
             out = ingest_one(session, store, project_id, f"scene_{seed}_{i:04d}.jpg", buf.getvalue())
             assert out.outcome == "imported", out
             for cls, (x0, y0, x1, y1) in objs:
-                session.add(Box(image_id=out.image_id, label_id=labels[cls].id, x_min=x0, y_min=y0, x_max=x1, y_max=y1))
+                session.add(BoxRow(image_id=out.image_id, label_id=labels[cls].id, x_min=x0, y_min=y0, x_max=x1, y_max=y1))
             from db.models import Image as ImageRow
 
             session.get(ImageRow, out.image_id).status = ImageStatus.DONE

@@ -22,7 +22,7 @@ from core.model.detector.data import (
 from core.project.projects import create_project
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Box, Image
+from db.models import BoxRow, Image
 from tests.core.model.detector.scenes import CLASSES, store_scenes
 
 
@@ -83,7 +83,7 @@ def test_pipeline_reads_the_exported_tfrecords_in_original_pixels(engine: Engine
     assert read_class_names(out / "label_map.pbtxt") == list(CLASSES)
     with session_scope(engine) as session:
         expected = {
-            str(img.id): sorted((b.label_id, round(b.x_min, 1), round(b.y_max, 1)) for b in session.scalars(select(Box).where(Box.image_id == img.id)))
+            str(img.id): sorted((b.label_id, round(b.x_min, 1), round(b.y_max, 1)) for b in session.scalars(select(BoxRow).where(BoxRow.image_id == img.id)))
             for img in session.scalars(select(Image).where(Image.project_id == pid))
         }
         label_index = {lab_id: i for i, lab_id in enumerate(sorted({b[0] for v in expected.values() for b in v}))}
