@@ -185,9 +185,7 @@ class _Canvas:
         else:
             self._detail_draw.polygon(self.xy(points), fill=code)
 
-    def mark_oval(
-        self, x0: float, y0: float, x1: float, y1: float, code: int, outline_width: int = 0
-    ) -> None:
+    def mark_oval(self, x0: float, y0: float, x1: float, y1: float, code: int, outline_width: int = 0) -> None:
         """Fills a detail ellipse, or only outlines it when ``outline_width`` is given."""
         box = self._box(x0, y0, x1, y1)
         if outline_width:
@@ -208,7 +206,7 @@ def _curve(start: Point, control: Point, end: Point, steps: int = 10) -> list[Po
     a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t**2
     xs = a * start[0] + b * control[0] + c * end[0]
     ys = a * start[1] + b * control[1] + c * end[1]
-    return list(zip(xs.tolist(), ys.tolist()))
+    return list(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
 def _mirror(points: Sequence[Point]) -> list[Point]:
@@ -248,9 +246,7 @@ def _draw_tshirt(c: _Canvas, rng: np.random.Generator) -> None:
     c.shape(right_side + _mirror(right_side)[::-1])
     depth = rng.uniform(0.05, 0.10)
     c.cut_oval(0.5 - neck, -depth, 0.5 + neck, depth)
-    c.mark_oval(
-        0.5 - neck - 0.03, -depth - 0.04, 0.5 + neck + 0.03, depth + 0.04, _SEAM, c.px(0.025)
-    )
+    c.mark_oval(0.5 - neck - 0.03, -depth - 0.04, 0.5 + neck + 0.03, depth + 0.04, _SEAM, c.px(0.025))
     # Sleeve hems run parallel to the cuff edge, a little inside it.
     inset = 0.04
     _both_sides(
@@ -308,9 +304,7 @@ def _draw_shirt(c: _Canvas, rng: np.random.Generator) -> None:
     # Cuffs: a band across each sleeve just above the wrist.
     _both_sides(c, [(1.0, wrist - 0.08), (1.0 - cuff, wrist - 0.02)], c.px(0.015))
     if rng.random() < 0.5:
-        c.mark_shape(
-            [(0.3, 0.28), (0.42, 0.28), (0.42, 0.41), (0.36, 0.44), (0.3, 0.41)], _SEAM, c.px(0.012)
-        )
+        c.mark_shape([(0.3, 0.28), (0.42, 0.28), (0.42, 0.41), (0.36, 0.44), (0.3, 0.41)], _SEAM, c.px(0.012))
 
 
 def _draw_blazer(c: _Canvas, rng: np.random.Generator) -> None:
@@ -470,9 +464,7 @@ def _draw_trousers(c: _Canvas, rng: np.random.Generator) -> None:
         (0.5 + gap, 1.0),
     ]
     c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + _mirror(right)[::-1][:-1])
-    c.mark_shape(
-        [(0.5 - waist, 0.0), (0.5 + waist, 0.0), (0.5 + waist, band), (0.5 - waist, band)], _SEAM
-    )
+    c.mark_shape([(0.5 - waist, 0.0), (0.5 + waist, 0.0), (0.5 + waist, band), (0.5 - waist, band)], _SEAM)
     for x in (0.5 - waist * 0.7, 0.5 - waist * 0.2, 0.5 + waist * 0.2, 0.5 + waist * 0.7):
         c.mark([(x, 0.0), (x, band + 0.015)], c.px(0.02), _SHINE)
     leg_centre = 0.5 + (waist + gap) / 2
@@ -517,9 +509,7 @@ def _draw_sneaker(c: _Canvas, rng: np.random.Generator) -> None:
         x, y = start + t * (end - start)
         c.mark([(x - 0.04, y - 0.03), (x + 0.04, y + 0.03)], c.px(0.04), _ACCENT)
     if rng.random() < 0.4:
-        c.mark(
-            _curve((0.25, sole - 0.05), (0.45, sole - 0.1), (0.7, toe - 0.02)), c.px(0.07), _ACCENT
-        )
+        c.mark(_curve((0.25, sole - 0.05), (0.45, sole - 0.1), (0.7, toe - 0.02)), c.px(0.07), _ACCENT)
     c.mark(_curve((0.78, sole), (0.8, toe + 0.02), (0.9, toe + 0.01)), c.px(0.025))
 
 
@@ -550,14 +540,12 @@ def _draw_shoe_pair(c: _Canvas, rng: np.random.Generator) -> None:
     c.set_frame(0.0, 0.0, 1.0, 1.0)
 
 
-def _lens(
-    style: int, cx: float, half: float, top: float, bottom: float, inward: float
-) -> list[Point]:
+def _lens(style: int, cx: float, half: float, top: float, bottom: float, inward: float) -> list[Point]:
     """Outline of one lens; ``inward`` is +1 when the nose is to the right of it."""
     if style == 0:  # round
         t = np.linspace(0.0, 2 * np.pi, 28, endpoint=False)
         cy, ry = (top + bottom) / 2, (bottom - top) / 2
-        return list(zip((cx + half * np.cos(t)).tolist(), (cy + ry * np.sin(t)).tolist()))
+        return list(zip((cx + half * np.cos(t)).tolist(), (cy + ry * np.sin(t)).tolist(), strict=True))
     if style == 1:  # wayfarer: wider at the top
         return [
             (cx - half, top),
@@ -683,9 +671,7 @@ def draw_garment(
         # Flat-lay photos are rarely perfectly square to the camera.
         angle = float(rng.uniform(-7.0, 7.0))
         mask = mask.rotate(angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=0)
-        detail = detail.rotate(
-            angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=_PLAIN
-        )
+        detail = detail.rotate(angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=_PLAIN)
     if rng.random() < 0.5:
         mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         detail = detail.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -720,9 +706,7 @@ def _garment_colour(rng: np.random.Generator, avoid: np.ndarray, denim: bool = F
     return np.zeros(3, np.float32) if avoid.mean() > 127 else np.full(3, 255.0, np.float32)
 
 
-def _paint(
-    shape: GarmentShape, label: str, rng: np.random.Generator, avoid: np.ndarray
-) -> np.ndarray:
+def _paint(shape: GarmentShape, label: str, rng: np.random.Generator, avoid: np.ndarray) -> np.ndarray:
     """Colours a garment: base colour with an optional pattern, shading and details.
 
     Args:
@@ -747,13 +731,7 @@ def _paint(
     if present[_SEAM]:
         factor[code == _SEAM] *= np.float32(0.62)
     padded = np.pad(shape.mask, 1)
-    interior = (
-        padded[1:-1, 1:-1]
-        & padded[:-2, 1:-1]
-        & padded[2:, 1:-1]
-        & padded[1:-1, :-2]
-        & padded[1:-1, 2:]
-    )
+    interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     factor[shape.mask & ~interior] *= np.float32(0.55)
     kind = rng.choice(4, p=(0.5, 0.25, 0.15, 0.1))
     if kind == 0:
@@ -824,9 +802,7 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
     image = small_image.resize((width, height), Image.Resampling.BILINEAR)
     if textured:
         grain = rng.integers(-5, 6, (height, width, 1), dtype=np.int16)
-        image = Image.fromarray(
-            np.clip(np.asarray(image, dtype=np.int16) + grain, 0, 255).astype(np.uint8)
-        )
+        image = Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + grain, 0, 255).astype(np.uint8))
     return image
 
 
@@ -934,8 +910,7 @@ def _place(
             continue
         # Only the window can change what is visible of earlier garments.
         if any(
-            np.count_nonzero(seen) - np.count_nonzero(seen[window.image] & inside)
-            < _MIN_VISIBLE * area
+            np.count_nonzero(seen) - np.count_nonzero(seen[window.image] & inside) < _MIN_VISIBLE * area
             for seen, area in visible
         ):
             continue
@@ -947,9 +922,7 @@ def _compose(seed: int, index: int, size: tuple[int, int]) -> _Layers:
     """Builds one scene from its seed and index alone."""
     width, height = size
     if min(width, height) < _MIN_SIDE:
-        raise ValueError(
-            f"scene size must be at least {_MIN_SIDE}x{_MIN_SIDE}, got {width}x{height}"
-        )
+        raise ValueError(f"scene size must be at least {_MIN_SIDE}x{_MIN_SIDE}, got {width}x{height}")
     if seed < 0 or index < 0:
         raise ValueError(f"seed and index must be non-negative, got seed={seed}, index={index}")
     rng = np.random.default_rng([seed, index])
@@ -1004,17 +977,13 @@ def generate_scene(seed: int, index: int, size: tuple[int, int] = DEFAULT_SIZE) 
     return DemoScene(name=f"demo-{index:04d}.jpg", image=layers.image, objects=objects)
 
 
-def generate_scenes(
-    count: int = 300, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE
-) -> Iterator[DemoScene]:
+def generate_scenes(count: int = 300, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE) -> Iterator[DemoScene]:
     """Yields scenes ``0 .. count-1`` of the demo set ``seed`` (see :func:`generate_scene`)."""
     for index in range(count):
         yield generate_scene(seed, index, size)
 
 
-def render_object_masks(
-    seed: int, index: int, size: tuple[int, int] = DEFAULT_SIZE
-) -> tuple[np.ndarray, ...]:
+def render_object_masks(seed: int, index: int, size: tuple[int, int] = DEFAULT_SIZE) -> tuple[np.ndarray, ...]:
     """Full-image boolean silhouettes of a scene's objects, in the order of its objects.
 
     Each mask includes the parts hidden by later garments; the object's box is exactly
