@@ -18,13 +18,14 @@ drawn later.
 from __future__ import annotations
 
 import colorsys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
 from core.boxes import Box
+from core.demo.canvas import ACCENT, LENS, PLAIN, SEAM, SHINE, SOLE, Canvas, Point, both_sides, curve, mirror
 from core.project.labels import CLOTHING_LABELS
 
 # The demo uses the clothing label set every new project starts with.
@@ -34,9 +35,6 @@ DEFAULT_SIZE = (512, 384)
 
 # Below this the smallest garments (sunglasses) shrink to a few pixels and lose their shape.
 _MIN_SIDE = 64
-
-# Detail codes: what a pixel inside a silhouette is painted as (see _paint).
-_PLAIN, _SEAM, _ACCENT, _LENS, _SOLE, _SHINE = range(6)
 
 # Placement: how much of a garment may fall off the image edge, how much of an earlier
 # garment must stay visible, and how often a garment is re-placed before it is dropped.
@@ -50,8 +48,6 @@ _COUNT_WEIGHTS = (0.2, 0.3, 0.3, 0.2)
 # A garment colour must be at least this far (RGB Euclidean) from the background under it,
 # otherwise its silhouette would be invisible, which no annotator would have labelled.
 _MIN_CONTRAST = 70.0
-
-Point = tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -99,134 +95,12 @@ class GarmentShape:
 
 
 # ---------------------------------------------------------------------------------------
-# Drawing surface
-# ---------------------------------------------------------------------------------------
-
-
-class _Canvas:
-    """Draws a garment in unit coordinates onto a silhouette mask and a detail map.
-
-    Unit coordinates run 0..1 across the garment's patch in both directions, so every
-    class is described once and stretched to any size and aspect. Silhouette primitives
-    write the mask and reset the detail map beneath them, which makes a part drawn later
-    (a hood, the front shoe of a pair) cleanly occlude details of parts drawn earlier.
-    """
-
-    def __init__(self, width: int, height: int) -> None:
-        self.width = width
-        self.height = height
-        self.mask = Image.new("L", (width, height), 0)
-        self.detail = Image.new("L", (width, height), _PLAIN)
-        self._mask_draw = ImageDraw.Draw(self.mask)
-        self._detail_draw = ImageDraw.Draw(self.detail)
-        self._frame = (0.0, 0.0, 1.0, 1.0)
-
-    @property
-    def aspect(self) -> float:
-        """Width over height of the current frame in pixels (to keep strokes round)."""
-        _, _, sx, sy = self._frame
-        return (self.width * sx) / (self.height * sy)
-
-    def set_frame(self, x: float, y: float, sx: float, sy: float) -> None:
-        """Maps unit coordinates into the sub-rectangle at (x, y) of size (sx, sy)."""
-        self._frame = (x, y, sx, sy)
-
-    def xy(self, points: Sequence[Point]) -> list[Point]:
-        """Unit coordinates to pixel coordinates of the patch."""
-        fx, fy, sx, sy = self._frame
-        w, h = self.width - 1, self.height - 1
-        return [((fx + x * sx) * w, (fy + y * sy) * h) for x, y in points]
-
-    def px(self, fraction: float) -> int:
-        """Stroke width in pixels for a fraction of the frame's height (at least 1)."""
-        return max(1, round(fraction * self.height * self._frame[3]))
-
-    def _box(self, x0: float, y0: float, x1: float, y1: float) -> list[Point]:
-        return self.xy([(x0, y0), (x1, y1)])
-
-    def shape(self, points: Sequence[Point], code: int = _PLAIN) -> None:
-        """Adds a polygon to the silhouette, outlined by a seam in the detail map."""
-        xy = self.xy(points)
-        self._mask_draw.polygon(xy, fill=255)
-        self._detail_draw.polygon(xy, fill=code, outline=_SEAM, width=self.px(0.012))
-
-    def oval(self, x0: float, y0: float, x1: float, y1: float, code: int = _PLAIN) -> None:
-        """Adds an ellipse to the silhouette, outlined by a seam."""
-        box = self._box(x0, y0, x1, y1)
-        self._mask_draw.ellipse(box, fill=255)
-        self._detail_draw.ellipse(box, fill=code, outline=_SEAM, width=self.px(0.012))
-
-    def stroke(self, points: Sequence[Point], width: int, code: int = _PLAIN) -> None:
-        """Adds a thick polyline (straps, temples, bridges) to the silhouette."""
-        xy = self.xy(points)
-        self._mask_draw.line(xy, fill=255, width=width, joint="curve")
-        self._detail_draw.line(xy, fill=code, width=width, joint="curve")
-
-    def cut(self, points: Sequence[Point]) -> None:
-        """Removes a polygon from the silhouette (necklines, open fronts)."""
-        xy = self.xy(points)
-        self._mask_draw.polygon(xy, fill=0)
-        self._detail_draw.polygon(xy, fill=_PLAIN)
-
-    def cut_oval(self, x0: float, y0: float, x1: float, y1: float) -> None:
-        """Removes an ellipse from the silhouette."""
-        box = self._box(x0, y0, x1, y1)
-        self._mask_draw.ellipse(box, fill=0)
-        self._detail_draw.ellipse(box, fill=_PLAIN)
-
-    def mark(self, points: Sequence[Point], width: int, code: int = _SEAM) -> None:
-        """Draws a detail line; it shows only where the silhouette is."""
-        self._detail_draw.line(self.xy(points), fill=code, width=width, joint="curve")
-
-    def mark_shape(self, points: Sequence[Point], code: int, outline_width: int = 0) -> None:
-        """Fills a detail polygon, or only outlines it when ``outline_width`` is given."""
-        if outline_width:
-            self._detail_draw.polygon(self.xy(points), outline=code, width=outline_width)
-        else:
-            self._detail_draw.polygon(self.xy(points), fill=code)
-
-    def mark_oval(self, x0: float, y0: float, x1: float, y1: float, code: int, outline_width: int = 0) -> None:
-        """Fills a detail ellipse, or only outlines it when ``outline_width`` is given."""
-        box = self._box(x0, y0, x1, y1)
-        if outline_width:
-            self._detail_draw.ellipse(box, outline=code, width=outline_width)
-        else:
-            self._detail_draw.ellipse(box, fill=code)
-
-    def dot(self, x: float, y: float, radius: float, code: int = _ACCENT) -> None:
-        """A round detail (button, rivet) of ``radius`` times the frame height."""
-        ((cx, cy),) = self.xy([(x, y)])
-        r = max(1.0, radius * self.height * self._frame[3])
-        self._detail_draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=code)
-
-
-def _curve(start: Point, control: Point, end: Point, steps: int = 10) -> list[Point]:
-    """Points along a quadratic Bezier curve, both ends included."""
-    t = np.linspace(0.0, 1.0, steps)
-    a, b, c = (1 - t) ** 2, 2 * (1 - t) * t, t**2
-    xs = a * start[0] + b * control[0] + c * end[0]
-    ys = a * start[1] + b * control[1] + c * end[1]
-    return list(zip(xs.tolist(), ys.tolist(), strict=True))
-
-
-def _mirror(points: Sequence[Point]) -> list[Point]:
-    """Reflects points about the vertical centre line (garments are left-right symmetric)."""
-    return [(1.0 - x, y) for x, y in points]
-
-
-def _both_sides(canvas: _Canvas, points: Sequence[Point], width: int, code: int = _SEAM) -> None:
-    """Marks a detail line and its mirror image."""
-    canvas.mark(points, width, code)
-    canvas.mark(_mirror(points), width, code)
-
-
-# ---------------------------------------------------------------------------------------
 # Garment silhouettes, one function per variant. Each draws in unit coordinates and takes
 # its proportions from the generator, so no two garments of a class are identical.
 # ---------------------------------------------------------------------------------------
 
 
-def _draw_tshirt(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_tshirt(c: Canvas, rng: np.random.Generator) -> None:
     """T silhouette: straight body and short sleeves that end well above the waist."""
     neck = rng.uniform(0.10, 0.14)
     half = rng.uniform(0.22, 0.27)
@@ -243,13 +117,13 @@ def _draw_tshirt(c: _Canvas, rng: np.random.Generator) -> None:
         (right, armpit),
         (right + flare, 1.0),
     ]
-    c.shape(right_side + _mirror(right_side)[::-1])
+    c.shape(right_side + mirror(right_side)[::-1])
     depth = rng.uniform(0.05, 0.10)
     c.cut_oval(0.5 - neck, -depth, 0.5 + neck, depth)
-    c.mark_oval(0.5 - neck - 0.03, -depth - 0.04, 0.5 + neck + 0.03, depth + 0.04, _SEAM, c.px(0.025))
+    c.mark_oval(0.5 - neck - 0.03, -depth - 0.04, 0.5 + neck + 0.03, depth + 0.04, SEAM, c.px(0.025))
     # Sleeve hems run parallel to the cuff edge, a little inside it.
     inset = 0.04
-    _both_sides(
+    both_sides(
         c,
         [
             (1.0 - inset, sleeve_end + inset * 0.6),
@@ -263,7 +137,7 @@ def _draw_tshirt(c: _Canvas, rng: np.random.Generator) -> None:
         size = rng.uniform(0.07, 0.12)
         cy = rng.uniform(0.35, 0.5)
         if rng.random() < 0.5:
-            c.mark_oval(0.5 - size, cy - size, 0.5 + size, cy + size, _ACCENT)
+            c.mark_oval(0.5 - size, cy - size, 0.5 + size, cy + size, ACCENT)
         else:
             c.mark_shape(
                 [
@@ -272,11 +146,11 @@ def _draw_tshirt(c: _Canvas, rng: np.random.Generator) -> None:
                     (0.5 + size, cy + size),
                     (0.5 - size, cy + size),
                 ],
-                _ACCENT,
+                ACCENT,
             )
 
 
-def _draw_shirt(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_shirt(c: Canvas, rng: np.random.Generator) -> None:
     """Long sleeves to the hips, a pointed collar, a buttoned placket and a curved tail."""
     neck = rng.uniform(0.08, 0.10)
     half = rng.uniform(0.23, 0.27)
@@ -291,23 +165,23 @@ def _draw_shirt(c: _Canvas, rng: np.random.Generator) -> None:
         (1.0, wrist),
         (1.0 - cuff, wrist + 0.06),
         (right, armpit),
-    ] + _curve((right, tail), (right - 0.02, 1.0), (0.5, 1.0))
-    c.shape(right_side + _mirror(right_side)[::-1])
+    ] + curve((right, tail), (right - 0.02, 1.0), (0.5, 1.0))
+    c.shape(right_side + mirror(right_side)[::-1])
     # The collar: a small notch at the throat and two pointed wings.
     c.cut([(0.5 - neck * 0.5, 0.0), (0.5 + neck * 0.5, 0.0), (0.5, 0.06)])
     wing = [(0.5 - neck, 0.0), (0.5 - neck - 0.04, 0.1), (0.5 - 0.01, 0.15), (0.5, 0.06)]
-    c.mark_shape(wing, _SEAM, c.px(0.015))
-    c.mark_shape(_mirror(wing), _SEAM, c.px(0.015))
+    c.mark_shape(wing, SEAM, c.px(0.015))
+    c.mark_shape(mirror(wing), SEAM, c.px(0.015))
     c.mark([(0.5 + 0.02, 0.12), (0.5 + 0.02, 1.0)], c.px(0.012))
     for y in np.linspace(0.2, 0.88, int(rng.integers(5, 8))):
         c.dot(0.5, float(y), 0.012)
     # Cuffs: a band across each sleeve just above the wrist.
-    _both_sides(c, [(1.0, wrist - 0.08), (1.0 - cuff, wrist - 0.02)], c.px(0.015))
+    both_sides(c, [(1.0, wrist - 0.08), (1.0 - cuff, wrist - 0.02)], c.px(0.015))
     if rng.random() < 0.5:
-        c.mark_shape([(0.3, 0.28), (0.42, 0.28), (0.42, 0.41), (0.36, 0.44), (0.3, 0.41)], _SEAM, c.px(0.012))
+        c.mark_shape([(0.3, 0.28), (0.42, 0.28), (0.42, 0.41), (0.36, 0.44), (0.3, 0.41)], SEAM, c.px(0.012))
 
 
-def _draw_blazer(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_blazer(c: Canvas, rng: np.random.Generator) -> None:
     """Wide square shoulders, straight long sleeves, a deep open V with lapels."""
     neck = rng.uniform(0.10, 0.13)
     half = rng.uniform(0.27, 0.31)
@@ -324,7 +198,7 @@ def _draw_blazer(c: _Canvas, rng: np.random.Generator) -> None:
         (right, armpit),
         (right, 1.0),
     ]
-    c.shape(right_side + _mirror(right_side)[::-1])
+    c.shape(right_side + mirror(right_side)[::-1])
     depth = rng.uniform(0.35, 0.5)
     c.cut([(0.5 - neck, -0.01), (0.5 + neck, -0.01), (0.5, depth)])
     # The front opens at the hem too: a small inverted V.
@@ -336,15 +210,15 @@ def _draw_blazer(c: _Canvas, rng: np.random.Generator) -> None:
         (0.5 - 0.01, depth),
     ]
     c.mark(lapel, c.px(0.018))
-    c.mark(_mirror(lapel), c.px(0.018))
+    c.mark(mirror(lapel), c.px(0.018))
     c.mark([(0.5, depth), (0.5, 0.93)], c.px(0.012))
     for k in range(int(rng.integers(1, 4))):
         c.dot(0.5 + 0.025, depth + 0.06 + 0.1 * k, 0.018)
-    _both_sides(c, [(left + 0.04, 0.7), (left + 0.2, 0.7)], c.px(0.018))
-    _both_sides(c, [(1.0 - 0.01, wrist - 0.06), (1.0 - cuff, wrist - 0.03)], c.px(0.012))
+    both_sides(c, [(left + 0.04, 0.7), (left + 0.2, 0.7)], c.px(0.018))
+    both_sides(c, [(1.0 - 0.01, wrist - 0.06), (1.0 - cuff, wrist - 0.03)], c.px(0.012))
 
 
-def _draw_hooded(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_hooded(c: Canvas, rng: np.random.Generator) -> None:
     """A zip jacket with a hood above the shoulders, long sleeves and ribbed hem and cuffs."""
     top = rng.uniform(0.16, 0.2)
     hood = rng.uniform(0.15, 0.19)
@@ -361,17 +235,17 @@ def _draw_hooded(c: _Canvas, rng: np.random.Generator) -> None:
         (right, armpit),
         (right, 1.0),
     ]
-    c.shape(right_side + _mirror(right_side)[::-1])
+    c.shape(right_side + mirror(right_side)[::-1])
     c.oval(0.5 - hood, 0.0, 0.5 + hood, top + 0.2)
-    c.mark_oval(0.5 - hood * 0.6, 0.05, 0.5 + hood * 0.6, top + 0.14, _SEAM)
-    c.mark([(0.5, top + 0.16), (0.5, 1.0)], c.px(0.02), _ACCENT)
-    _both_sides(c, [(0.5 - 0.05, top + 0.17), (0.5 - 0.06, top + 0.3)], c.px(0.01), _ACCENT)
-    c.mark_shape([(left, 0.93), (right, 0.93), (right, 1.0), (left, 1.0)], _SEAM)
-    _both_sides(c, [(left + 0.06, 0.55), (left + 0.12, 0.75)], c.px(0.015))
-    _both_sides(c, [(1.0, wrist - 0.05), (1.0 - cuff, wrist - 0.02)], c.px(0.03))
+    c.mark_oval(0.5 - hood * 0.6, 0.05, 0.5 + hood * 0.6, top + 0.14, SEAM)
+    c.mark([(0.5, top + 0.16), (0.5, 1.0)], c.px(0.02), ACCENT)
+    both_sides(c, [(0.5 - 0.05, top + 0.17), (0.5 - 0.06, top + 0.3)], c.px(0.01), ACCENT)
+    c.mark_shape([(left, 0.93), (right, 0.93), (right, 1.0), (left, 1.0)], SEAM)
+    both_sides(c, [(left + 0.06, 0.55), (left + 0.12, 0.75)], c.px(0.015))
+    both_sides(c, [(1.0, wrist - 0.05), (1.0 - cuff, wrist - 0.02)], c.px(0.03))
 
 
-def _draw_top(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_top(c: Canvas, rng: np.random.Generator) -> None:
     """A sleeveless top: two straps, a scooped neckline and curved armholes."""
     strap = rng.uniform(0.03, 0.05) if rng.random() < 0.5 else rng.uniform(0.08, 0.13)
     centre = rng.uniform(0.27, 0.34)
@@ -380,14 +254,14 @@ def _draw_top(c: _Canvas, rng: np.random.Generator) -> None:
     side = rng.uniform(0.06, 0.12)
     flare = rng.uniform(0.0, 0.05)
     outer, inner = centre - strap / 2, centre + strap / 2
-    neckline = _curve((inner, 0.0), (0.5, 2 * neck), (1 - inner, 0.0))
+    neckline = curve((inner, 0.0), (0.5, 2 * neck), (1 - inner, 0.0))
     points = (
         [(outer, 0.0)]
         + neckline
         + [(1 - outer, 0.0)]
-        + _curve((1 - outer, 0.0), (1 - outer, arm), (1 - side, arm))[1:]
+        + curve((1 - outer, 0.0), (1 - outer, arm), (1 - side, arm))[1:]
         + [(1 - side + flare, 1.0), (side - flare, 1.0)]
-        + _curve((side, arm), (outer, arm), (outer, 0.0))[:-1]
+        + curve((side, arm), (outer, arm), (outer, 0.0))[:-1]
     )
     c.shape(points)
     c.mark(neckline, c.px(0.02))
@@ -396,7 +270,7 @@ def _draw_top(c: _Canvas, rng: np.random.Generator) -> None:
         c.dot(0.5, neck + 0.02, 0.03)
 
 
-def _draw_skirt(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_skirt(c: Canvas, rng: np.random.Generator) -> None:
     """An A-line trapezoid: narrow waistband, wide curved hem, sometimes pleats."""
     top = rng.uniform(0.18, 0.28)
     bottom = rng.uniform(0.44, 0.5)
@@ -404,11 +278,11 @@ def _draw_skirt(c: _Canvas, rng: np.random.Generator) -> None:
     side = rng.uniform(0.9, 0.96)
     if rng.random() < 0.4:
         # Flared: the sides bow outwards instead of running straight.
-        right = _curve((0.5 + top, band), (0.5 + bottom, band + 0.25), (0.5 + bottom, side))
+        right = curve((0.5 + top, band), (0.5 + bottom, band + 0.25), (0.5 + bottom, side))
     else:
         right = [(0.5 + top, band), (0.5 + bottom, side)]
-    hem = _curve((0.5 + bottom, side), (0.5, 2.0 - side), (0.5 - bottom, side))
-    c.shape([(0.5 - top, 0.0), (0.5 + top, 0.0)] + right + hem[1:-1] + _mirror(right)[::-1])
+    hem = curve((0.5 + bottom, side), (0.5, 2.0 - side), (0.5 - bottom, side))
+    c.shape([(0.5 - top, 0.0), (0.5 + top, 0.0)] + right + hem[1:-1] + mirror(right)[::-1])
     c.mark([(0.5 - top, band), (0.5 + top, band)], c.px(0.015))
     if rng.random() < 0.5:
         for t in np.linspace(-0.75, 0.75, int(rng.integers(4, 8))):
@@ -417,7 +291,7 @@ def _draw_skirt(c: _Canvas, rng: np.random.Generator) -> None:
         c.dot(0.5 + top * 0.6, band / 2, 0.025)
 
 
-def _draw_jeans(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_jeans(c: Canvas, rng: np.random.Generator) -> None:
     """Two legs that taper to narrow ankles, with stitched pockets, fly and rivets."""
     waist = rng.uniform(0.40, 0.45)
     hip = rng.uniform(0.46, 0.5)
@@ -430,27 +304,27 @@ def _draw_jeans(c: _Canvas, rng: np.random.Generator) -> None:
         (0.5 + hip - taper, 1.0),
         (0.5 + hip - taper - ankle, 1.0),
     ]
-    c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + _mirror(right)[::-1][:-1])
+    c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + mirror(right)[::-1][:-1])
     stitch = c.px(0.008)
-    c.mark([(0.5 - waist, 0.05), (0.5 + waist, 0.05)], c.px(0.01), _ACCENT)
+    c.mark([(0.5 - waist, 0.05), (0.5 + waist, 0.05)], c.px(0.01), ACCENT)
     c.mark(
-        _curve((0.5 - 0.03, 0.05), (0.5 - 0.03, crotch - 0.04), (0.5, crotch - 0.02)),
+        curve((0.5 - 0.03, 0.05), (0.5 - 0.03, crotch - 0.04), (0.5, crotch - 0.02)),
         stitch,
-        _ACCENT,
+        ACCENT,
     )
-    pocket = _curve((0.5 + waist - 0.14, 0.05), (0.5 + waist - 0.1, 0.17), (0.5 + hip - 0.01, 0.19))
-    _both_sides(c, pocket, stitch, _ACCENT)
+    pocket = curve((0.5 + waist - 0.14, 0.05), (0.5 + waist - 0.1, 0.17), (0.5 + hip - 0.01, 0.19))
+    both_sides(c, pocket, stitch, ACCENT)
     for x, y in (pocket[0], pocket[-1]):
         c.dot(x, y, 0.006)
         c.dot(1 - x, y, 0.006)
     c.dot(0.5, 0.025, 0.012)
-    _both_sides(c, [(0.5 + hip - 0.01, 0.24), (0.5 + hip - taper - 0.01, 0.99)], stitch, _SEAM)
+    both_sides(c, [(0.5 + hip - 0.01, 0.24), (0.5 + hip - taper - 0.01, 0.99)], stitch, SEAM)
     if rng.random() < 0.3:
         # Faded knees.
-        _both_sides(c, [(0.5 + 0.1, 0.5), (0.5 + hip - 0.07, 0.62)], c.px(0.04), _SHINE)
+        both_sides(c, [(0.5 + 0.1, 0.5), (0.5 + hip - 0.07, 0.62)], c.px(0.04), SHINE)
 
 
-def _draw_trousers(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_trousers(c: Canvas, rng: np.random.Generator) -> None:
     """Two straight wide legs, a thick waistband with belt loops and pressed creases."""
     waist = rng.uniform(0.42, 0.46)
     band = rng.uniform(0.06, 0.08)
@@ -463,17 +337,17 @@ def _draw_trousers(c: _Canvas, rng: np.random.Generator) -> None:
         (0.5 + waist + flare, 1.0),
         (0.5 + gap, 1.0),
     ]
-    c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + _mirror(right)[::-1][:-1])
-    c.mark_shape([(0.5 - waist, 0.0), (0.5 + waist, 0.0), (0.5 + waist, band), (0.5 - waist, band)], _SEAM)
+    c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + mirror(right)[::-1][:-1])
+    c.mark_shape([(0.5 - waist, 0.0), (0.5 + waist, 0.0), (0.5 + waist, band), (0.5 - waist, band)], SEAM)
     for x in (0.5 - waist * 0.7, 0.5 - waist * 0.2, 0.5 + waist * 0.2, 0.5 + waist * 0.7):
-        c.mark([(x, 0.0), (x, band + 0.015)], c.px(0.02), _SHINE)
+        c.mark([(x, 0.0), (x, band + 0.015)], c.px(0.02), SHINE)
     leg_centre = 0.5 + (waist + gap) / 2
-    _both_sides(c, [(0.5 + waist / 2, band), (leg_centre + flare / 2, 1.0)], c.px(0.01))
-    _both_sides(c, [(0.5 + waist - 0.12, band), (0.5 + waist + 0.02, 0.18)], c.px(0.012))
+    both_sides(c, [(0.5 + waist / 2, band), (leg_centre + flare / 2, 1.0)], c.px(0.01))
+    both_sides(c, [(0.5 + waist - 0.12, band), (0.5 + waist + 0.02, 0.18)], c.px(0.012))
     c.mark([(0.0, 0.96), (1.0, 0.96)], c.px(0.01))
 
 
-def _draw_sneaker(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_sneaker(c: Canvas, rng: np.random.Generator) -> None:
     """A shoe in profile, toe to the right: heel, low collar, sloping vamp, thick sole."""
     collar = rng.uniform(0.18, 0.3)
     toe = rng.uniform(0.55, 0.66)
@@ -488,8 +362,8 @@ def _draw_sneaker(c: _Canvas, rng: np.random.Generator) -> None:
             (0.3, collar + 0.08),
             (0.36, tongue),
         ]
-        + _curve((0.44, tongue + 0.02), (0.6, toe - 0.05), (0.88, toe))
-        + _curve((0.88, toe), (1.0, toe + 0.03), (0.99, sole + 0.02))[1:]
+        + curve((0.44, tongue + 0.02), (0.6, toe - 0.05), (0.88, toe))
+        + curve((0.88, toe), (1.0, toe + 0.03), (0.99, sole + 0.02))[1:]
     )
     c.shape(upper)
     c.shape(
@@ -502,36 +376,36 @@ def _draw_sneaker(c: _Canvas, rng: np.random.Generator) -> None:
             (0.03, 1.0),
             (0.0, 0.95),
         ],
-        _SOLE,
+        SOLE,
     )
     start, end = np.array([0.38, tongue + 0.08]), np.array([0.6, toe - 0.06])
     for t in np.linspace(0.0, 1.0, int(rng.integers(3, 6))):
         x, y = start + t * (end - start)
-        c.mark([(x - 0.04, y - 0.03), (x + 0.04, y + 0.03)], c.px(0.04), _ACCENT)
+        c.mark([(x - 0.04, y - 0.03), (x + 0.04, y + 0.03)], c.px(0.04), ACCENT)
     if rng.random() < 0.4:
-        c.mark(_curve((0.25, sole - 0.05), (0.45, sole - 0.1), (0.7, toe - 0.02)), c.px(0.07), _ACCENT)
-    c.mark(_curve((0.78, sole), (0.8, toe + 0.02), (0.9, toe + 0.01)), c.px(0.025))
+        c.mark(curve((0.25, sole - 0.05), (0.45, sole - 0.1), (0.7, toe - 0.02)), c.px(0.07), ACCENT)
+    c.mark(curve((0.78, sole), (0.8, toe + 0.02), (0.9, toe + 0.01)), c.px(0.025))
 
 
-def _draw_boot(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_boot(c: Canvas, rng: np.random.Generator) -> None:
     """An ankle boot in profile: upright shaft, foot to the right, sole with a heel block."""
     shaft = rng.uniform(0.36, 0.44)
     ankle = rng.uniform(0.42, 0.52)
     toe = rng.uniform(0.66, 0.74)
     upper = (
         [(0.02, 0.87), (0.03, 0.0), (shaft, 0.0)]
-        + _curve((shaft + 0.02, ankle), (shaft + 0.25, ankle + 0.08), (0.88, toe))
-        + _curve((0.88, toe), (1.0, toe + 0.03), (0.99, 0.87))[1:]
+        + curve((shaft + 0.02, ankle), (shaft + 0.25, ankle + 0.08), (0.88, toe))
+        + curve((0.88, toe), (1.0, toe + 0.03), (0.99, 0.87))[1:]
     )
     c.shape(upper)
-    c.shape([(0.0, 0.86), (0.98, 0.86), (1.0, 0.9), (0.98, 0.94), (0.0, 0.94)], _SOLE)
-    c.shape([(0.02, 0.9), (0.24, 0.9), (0.22, 1.0), (0.03, 1.0)], _SOLE)
-    c.mark_shape([(0.03, 0.0), (shaft, 0.0), (shaft, 0.07), (0.03, 0.07)], _SEAM)
+    c.shape([(0.0, 0.86), (0.98, 0.86), (1.0, 0.9), (0.98, 0.94), (0.0, 0.94)], SOLE)
+    c.shape([(0.02, 0.9), (0.24, 0.9), (0.22, 1.0), (0.03, 1.0)], SOLE)
+    c.mark_shape([(0.03, 0.0), (shaft, 0.0), (shaft, 0.07), (0.03, 0.07)], SEAM)
     if rng.random() < 0.5:
-        c.mark([(shaft - 0.04, 0.08), (shaft - 0.02, ankle + 0.05)], c.px(0.025), _ACCENT)
+        c.mark([(shaft - 0.04, 0.08), (shaft - 0.02, ankle + 0.05)], c.px(0.025), ACCENT)
 
 
-def _draw_shoe_pair(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_shoe_pair(c: Canvas, rng: np.random.Generator) -> None:
     """Two sneakers, one slightly behind and above the other."""
     c.set_frame(0.2, 0.0, 0.8, 0.78)
     _draw_sneaker(c, rng)
@@ -559,8 +433,8 @@ def _lens(style: int, cx: float, half: float, top: float, bottom: float, inward:
     s = inward
     return (
         [(cx - s * half, top), (cx + s * half, top)]
-        + _curve((cx + s * half, top), (cx + s * half, bottom), (cx + s * half * 0.1, bottom))[1:]
-        + _curve(
+        + curve((cx + s * half, top), (cx + s * half, bottom), (cx + s * half * 0.1, bottom))[1:]
+        + curve(
             (cx + s * half * 0.1, bottom),
             (cx - s * half, bottom),
             (cx - s * half, top + (bottom - top) * 0.3),
@@ -568,7 +442,7 @@ def _lens(style: int, cx: float, half: float, top: float, bottom: float, inward:
     )
 
 
-def _draw_sunglasses(c: _Canvas, rng: np.random.Generator) -> None:
+def _draw_sunglasses(c: Canvas, rng: np.random.Generator) -> None:
     """Front view: two framed dark lenses, a bridge, and the temples running outwards."""
     style = int(rng.integers(3))
     half = rng.uniform(0.14, 0.17)
@@ -579,20 +453,20 @@ def _draw_sunglasses(c: _Canvas, rng: np.random.Generator) -> None:
     rim_x = rim / c.aspect
     for cx, inward in ((0.5 - gap - half, 1.0), (0.5 + gap + half, -1.0)):
         c.shape(_lens(style, cx, half, top, bottom, inward))
-        c.mark_shape(_lens(style, cx, half - rim_x, top + rim, bottom - rim, inward), _LENS)
+        c.mark_shape(_lens(style, cx, half - rim_x, top + rim, bottom - rim, inward), LENS)
         c.mark(
             [(cx - half * 0.5, top + 0.35), (cx - half * 0.15, top + rim + 0.05)],
             c.px(0.07),
-            _SHINE,
+            SHINE,
         )
     c.stroke(
-        _curve((0.5 - gap - rim_x, top + 0.2), (0.5, top - 0.05), (0.5 + gap + rim_x, top + 0.2)),
+        curve((0.5 - gap - rim_x, top + 0.2), (0.5, top - 0.05), (0.5 + gap + rim_x, top + 0.2)),
         c.px(rim * 1.2),
     )
     outer = 0.5 - gap - 2 * half
     temple = [(outer + rim_x, top + 0.12), (0.0, top + 0.06)]
     c.stroke(temple, c.px(rim * 1.1))
-    c.stroke(_mirror(temple), c.px(rim * 1.1))
+    c.stroke(mirror(temple), c.px(rim * 1.1))
 
 
 @dataclass(frozen=True)
@@ -605,7 +479,7 @@ class _Variant:
         height: Range of the garment's height as a fraction of the image height.
     """
 
-    draw: Callable[[_Canvas, np.random.Generator], None]
+    draw: Callable[[Canvas, np.random.Generator], None]
     aspect: tuple[float, float]
     height: tuple[float, float]
 
@@ -664,14 +538,14 @@ def draw_garment(
     height = rng.uniform(*variant.height) * image_h * scale
     width = height * rng.uniform(*variant.aspect)
     fit = min(1.0, 0.95 * image_w / width, 0.95 * image_h / height)
-    canvas = _Canvas(max(8, round(width * fit)), max(8, round(height * fit)))
+    canvas = Canvas(max(8, round(width * fit)), max(8, round(height * fit)))
     variant.draw(canvas, rng)
     mask, detail = canvas.mask, canvas.detail
     if rng.random() < 0.4:
         # Flat-lay photos are rarely perfectly square to the camera.
         angle = float(rng.uniform(-7.0, 7.0))
         mask = mask.rotate(angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=0)
-        detail = detail.rotate(angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=_PLAIN)
+        detail = detail.rotate(angle, resample=Image.Resampling.NEAREST, expand=True, fillcolor=PLAIN)
     if rng.random() < 0.5:
         mask = mask.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         detail = detail.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -720,7 +594,7 @@ def _paint(shape: GarmentShape, label: str, rng: np.random.Generator, avoid: np.
     """
     h, w = shape.mask.shape
     code = shape.detail
-    present = np.bincount(code.ravel(), minlength=_SHINE + 1) > 0
+    present = np.bincount(code.ravel(), minlength=SHINE + 1) > 0
     base = _garment_colour(rng, avoid, denim=label == "Jeans" and rng.random() < 0.5)
     # Brightness factor per pixel: soft light from the upper left gives the flat shapes
     # some volume, seams are darker, and so is the outermost ring of pixels, which keeps
@@ -728,8 +602,8 @@ def _paint(shape: GarmentShape, label: str, rng: np.random.Generator, avoid: np.
     ys = np.arange(h, dtype=np.float32)[:, None] * np.float32(0.112 / h)
     xs = np.arange(w, dtype=np.float32)[None, :] * np.float32(0.048 / w)
     factor = np.float32(1.08) - ys - xs
-    if present[_SEAM]:
-        factor[code == _SEAM] *= np.float32(0.62)
+    if present[SEAM]:
+        factor[code == SEAM] *= np.float32(0.62)
     padded = np.pad(shape.mask, 1)
     interior = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
     factor[shape.mask & ~interior] *= np.float32(0.55)
@@ -752,26 +626,26 @@ def _paint(shape: GarmentShape, label: str, rng: np.random.Generator, avoid: np.
         rgb = np.where(on[..., None], second, base) * factor[..., None]
     pixels = np.minimum(rgb, 255.0).astype(np.uint8)
     # Details with a colour of their own are flat: the pattern does not run over them.
-    if present[_SHINE]:
-        shine = code == _SHINE
+    if present[SHINE]:
+        shine = code == SHINE
         pixels[shine] = pixels[shine] // 2 + 120
-    if present[_ACCENT]:
+    if present[ACCENT]:
         lighter = base * 0.45 + 140.0 if base.mean() < 128 else base * 0.45
         accent = _hsv(rng.uniform(0.1, 0.14), 0.7, 0.85) if rng.random() < 0.3 else lighter
-        pixels[code == _ACCENT] = accent
-    if present[_LENS]:
+        pixels[code == ACCENT] = accent
+    if present[LENS]:
         # Mostly dark glass, sometimes a coloured mirror finish.
         if rng.random() < 0.7:
             lens = _hsv(rng.random(), rng.uniform(0.1, 0.6), rng.uniform(0.08, 0.3))
         else:
             lens = _hsv(rng.random(), rng.uniform(0.4, 0.9), rng.uniform(0.35, 0.75))
-        pixels[code == _LENS] = lens
-    if present[_SOLE]:
+        pixels[code == LENS] = lens
+    if present[SOLE]:
         if rng.random() < 0.6:
             sole = _hsv(0.0, rng.uniform(0.0, 0.06), rng.uniform(0.85, 0.97))
         else:
             sole = _hsv(rng.uniform(0.06, 0.1), rng.uniform(0.3, 0.6), rng.uniform(0.12, 0.6))
-        pixels[code == _SOLE] = sole
+        pixels[code == SOLE] = sole
     return pixels
 
 
