@@ -10,7 +10,8 @@ import io
 
 from sqlalchemy import Engine, select
 
-from core.demo.scenes import DEMO_LABELS, generate_scenes
+from core.demo import DEMO_LABELS
+from core.demo.scenes import generate_scenes
 from core.project.imagestore import ImageStore
 from core.project.ingest import ingest_one
 from core.project.projects import create_project, record_activity

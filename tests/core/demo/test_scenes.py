@@ -11,15 +11,9 @@ import pytest
 from PIL import Image
 
 from core.boxes import Box
-from core.demo.scenes import (
-    DEMO_LABELS,
-    DemoScene,
-    draw_garment,
-    generate_scene,
-    generate_scenes,
-    render_background,
-    render_object_masks,
-)
+from core.demo import DEMO_LABELS
+from core.demo.garments import draw_garment
+from core.demo.scenes import DemoScene, generate_scene, generate_scenes, render_background, render_object_masks
 
 SIZE = (512, 384)
 WIDTH, HEIGHT = SIZE
@@ -91,7 +85,7 @@ def test_different_seed_or_index_gives_a_different_scene() -> None:
 def test_each_box_is_exactly_its_silhouettes_bounding_box(rendered: list[Rendered]) -> None:
     for item in rendered:
         assert len(item.masks) == len(item.scene.objects)
-        for obj, mask in zip(item.scene.objects, item.masks):
+        for obj, mask in zip(item.scene.objects, item.masks, strict=True):
             assert mask.shape == (HEIGHT, WIDTH)
             assert obj.box == mask_box(mask)
             assert obj.box.is_inside(WIDTH, HEIGHT)
@@ -108,9 +102,7 @@ def test_nothing_is_drawn_outside_the_silhouettes(rendered: list[Rendered]) -> N
 def test_pixels_just_outside_each_box_are_background(rendered: list[Rendered]) -> None:
     for item in rendered:
         for k, obj in enumerate(item.scene.objects):
-            x0, y0, x1, y1 = (
-                int(v) for v in (obj.box.x_min, obj.box.y_min, obj.box.x_max, obj.box.y_max)
-            )
+            x0, y0, x1, y1 = (int(v) for v in (obj.box.x_min, obj.box.y_min, obj.box.x_max, obj.box.y_max))
             # The one-pixel ring around the box, as far as it lies in the image.
             ring = np.zeros((HEIGHT, WIDTH), dtype=bool)
             ring[max(y0 - 1, 0) : y1 + 1, max(x0 - 1, 0) : x1 + 1] = True
@@ -136,11 +128,7 @@ def test_scenes_hold_one_to_four_garments_with_some_overlap(scenes: list[DemoSce
     assert set(counts) <= {1, 2, 3, 4}
     assert counts[1] > 0 and counts[4] > 0
     overlapping = sum(
-        any(
-            a.box.iou(b.box) > 0
-            for i, a in enumerate(scene.objects)
-            for b in scene.objects[i + 1 :]
-        )
+        any(a.box.iou(b.box) > 0 for i, a in enumerate(scene.objects) for b in scene.objects[i + 1 :])
         for scene in scenes
     )
     assert overlapping >= 0.2 * len(scenes)
@@ -167,9 +155,7 @@ def shape_features(mask: np.ndarray) -> np.ndarray:
     """A colour-blind description of a silhouette: a 16x16 thumbnail and the log aspect."""
     height, width = mask.shape
     thumb = Image.fromarray(mask.astype(np.uint8) * 255).resize((16, 16), Image.Resampling.BILINEAR)
-    return np.concatenate(
-        [np.asarray(thumb, dtype=np.float32).ravel() / 255.0, [2.0 * np.log(width / height)]]
-    )
+    return np.concatenate([np.asarray(thumb, dtype=np.float32).ravel() / 255.0, [2.0 * np.log(width / height)]])
 
 
 def nearest_neighbour_accuracy(features: np.ndarray, labels: np.ndarray) -> float:
@@ -197,7 +183,7 @@ def test_colour_alone_does_not_give_the_class_away(scenes: list[DemoScene]) -> N
     for index, scene in enumerate(scenes[:150]):
         pixels = np.asarray(scene.image)
         masks = render_object_masks(0, index, SIZE)
-        for k, (obj, mask) in enumerate(zip(scene.objects, masks)):
+        for k, (obj, mask) in enumerate(zip(scene.objects, masks, strict=True)):
             later = masks[k + 1 :]
             visible = mask & ~np.logical_or.reduce(later) if later else mask
             colours.append(pixels[visible].mean(axis=0))
@@ -212,7 +198,7 @@ def test_every_class_comes_in_many_colours(scenes: list[DemoScene]) -> None:
     for index, scene in enumerate(scenes[:150]):
         pixels = np.asarray(scene.image)
         masks = render_object_masks(0, index, SIZE)
-        for k, (obj, mask) in enumerate(zip(scene.objects, masks)):
+        for k, (obj, mask) in enumerate(zip(scene.objects, masks, strict=True)):
             later = masks[k + 1 :]
             visible = mask & ~np.logical_or.reduce(later) if later else mask
             red, green, blue = np.median(pixels[visible], axis=0) / 255.0

@@ -21,7 +21,7 @@ from core.settings import Settings
 from core.model.training import JOB_KIND as TRAIN_KIND
 from core.model.training import train_params
 from db.engine import session_scope
-from core.demo.scenes import DEMO_LABELS as TINY_CLASSES
+from core.demo import DEMO_LABELS as TINY_CLASSES
 from db.models import Image, ImageStatus, Job, JobStatus, ModelVersion, Prediction
 
 TINY = {
