@@ -13,7 +13,7 @@ from PIL import Image, ImageDraw
 
 Point = tuple[float, float]
 
-# Detail codes: what a pixel inside a silhouette is painted as (see scenes._paint).
+# Detail codes: what a pixel inside a silhouette is painted as (see colour.paint_garment).
 PLAIN, SEAM, ACCENT, LENS, SOLE, SHINE = range(6)
 
 
