@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.demo.canvas import ACCENT, SEAM, SHINE, Canvas, both_sides, curve, mirror
+from core.demo.canvas import ACCENT, SEAM, SHINE, Canvas, Point, both_sides, curve, mirror
 
 
 def draw_skirt(c: Canvas, rng: np.random.Generator) -> None:
@@ -28,6 +28,17 @@ def draw_skirt(c: Canvas, rng: np.random.Generator) -> None:
         c.dot(0.5 + top * 0.6, band / 2, 0.025)
 
 
+def _two_legs(right: list[Point], waist: float, crotch: float) -> list[Point]:
+    """Outline of jeans or trousers: the right leg (``right``, waist corner to inner hem),
+    its mirror image, joined at the crotch.
+
+    The left waist corner is written out rather than taken from the mirror, whose last
+    point it replaces: ``1.0 - (0.5 + waist)`` may differ from ``0.5 - waist`` in the last
+    bit, and the demo's pixels must not move.
+    """
+    return [(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + mirror(right)[::-1][:-1]
+
+
 def draw_jeans(c: Canvas, rng: np.random.Generator) -> None:
     """Two legs that taper to narrow ankles, with stitched pockets, fly and rivets."""
     waist = rng.uniform(0.40, 0.45)
@@ -41,7 +52,7 @@ def draw_jeans(c: Canvas, rng: np.random.Generator) -> None:
         (0.5 + hip - taper, 1.0),
         (0.5 + hip - taper - ankle, 1.0),
     ]
-    c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + mirror(right)[::-1][:-1])
+    c.shape(_two_legs(right, waist, crotch))
     stitch = c.px(0.008)
     c.mark([(0.5 - waist, 0.05), (0.5 + waist, 0.05)], c.px(0.01), ACCENT)
     c.mark(
@@ -74,7 +85,7 @@ def draw_trousers(c: Canvas, rng: np.random.Generator) -> None:
         (0.5 + waist + flare, 1.0),
         (0.5 + gap, 1.0),
     ]
-    c.shape([(0.5 - waist, 0.0)] + right + [(0.5, crotch)] + mirror(right)[::-1][:-1])
+    c.shape(_two_legs(right, waist, crotch))
     c.mark_shape([(0.5 - waist, 0.0), (0.5 + waist, 0.0), (0.5 + waist, band), (0.5 - waist, band)], SEAM)
     for x in (0.5 - waist * 0.7, 0.5 - waist * 0.2, 0.5 + waist * 0.2, 0.5 + waist * 0.7):
         c.mark([(x, 0.0), (x, band + 0.015)], c.px(0.02), SHINE)
