@@ -38,18 +38,12 @@ from sqlalchemy.orm import Session
 
 from core.boxes import Box
 from core.jobs import JobContext, JobError
-from core.model.metrics.coco import (
-    Detection,
-    DetectionMetrics,
-    GroundTruth,
-    confusion_matrix,
-    confusion_pairs,
-    evaluate,
-)
+from core.model.metrics import coco
+from core.model.metrics.coco import CocoMetrics, confusion_matrix, confusion_pairs
+from core.model.metrics.types import Detection, GroundTruth
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow
+from db.models import BoxRow, Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow
 
 JOB_KIND = "evaluate"
 GROUND_TRUTH = (ImageStatus.DONE, ImageStatus.NO_OBJECTS)
@@ -117,7 +111,7 @@ def _thin(n: int, limit: int) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, limit).round().astype(int)) if n > limit else np.arange(n)
 
 
-def precision_recall_at(metrics: DetectionMetrics, threshold: float) -> tuple[dict[str, Any], dict[str, Any]]:
+def precision_recall_at(metrics: CocoMetrics, threshold: float) -> tuple[dict[str, Any], dict[str, Any]]:
     """Per-class precision and recall at a score threshold, read off the IoU-0.5 curves.
 
     Same numbers as :func:`core.model.metrics.coco.evaluate` with ``score_threshold=threshold``.
@@ -150,10 +144,10 @@ def find_errors(
     by_gt: dict[int, list[GroundTruth]] = defaultdict(list)
     by_dt: dict[int, list[Detection]] = defaultdict(list)
     for g in gts:
-        by_gt[g.image_id].append(g)
+        by_gt[g.image].append(g)
     for d in dts:
         if d.score >= threshold:
-            by_dt[d.image_id].append(d)
+            by_dt[d.image].append(d)
     fp, missed, wrong = [], [], []
 
     def box(b: Box) -> list[float]:
@@ -182,7 +176,7 @@ def find_errors(
 
 def summarise(gts: list[GroundTruth], dts: list[Detection], labels: list[str], n_images: int) -> dict[str, Any]:
     """Everything the Evaluate page draws for one model version (see the module docstring)."""
-    metrics = evaluate(gts, dts, labels, score_threshold=ERROR_THRESHOLD)
+    metrics = coco.evaluate(gts, dts, labels, score_threshold=ERROR_THRESHOLD)
     at: dict[str, Any] = {}
     for t in THRESHOLDS:
         precision, recall = precision_recall_at(metrics, t)

@@ -34,8 +34,10 @@ from core.boxes import Box
 from core.model.detector.data import Augment, detection_batches, eval_batches, steps_per_epoch
 from core.model.detector.model import DetectorSpec, build_detector
 from core.model.detector.predict import Detector, save_model_version
-from core.model.metrics.voc import Detection as MetricDetection
-from core.model.metrics.voc import DetectionMetrics, GroundTruth, evaluate
+from core.model.metrics import voc
+from core.model.metrics.types import Detection as MetricDetection
+from core.model.metrics.types import GroundTruth
+from core.model.metrics.voc import VocMetrics
 
 Progress = Callable[[dict[str, Any]], None]
 CURVE_POINTS = 400  # loss-curve points kept in state/progress
@@ -237,6 +239,7 @@ def ground_truths_and_detections(
 ) -> tuple[list[GroundTruth], list[MetricDetection]]:
     """Runs the detector over examples; returns ground truth and detections, both in original pixels."""
     spec = detector.spec
+    names = spec.class_names
     gts: list[GroundTruth] = []
     dets: list[MetricDetection] = []
     n = 0
@@ -246,17 +249,17 @@ def ground_truths_and_detections(
             key = n
             n += 1
             for b, lab in zip(boxes, labels, strict=True):
-                if lab >= 0:
-                    gts.append(GroundTruth(key, int(lab), Box(*map(float, b))))
+                if 0 <= lab < len(names):  # -1: batch padding or a class the spec lacks
+                    gts.append(GroundTruth(key, names[int(lab)], Box(*map(float, b))))
             for d in image_dets:
-                dets.append(MetricDetection(key, d.label_index, d.box, d.score))
+                dets.append(MetricDetection(key, d.label, d.box, d.score))
     return gts, dets
 
 
-def evaluate_detector(detector: Detector, examples: tf.data.Dataset) -> DetectionMetrics:
+def evaluate_detector(detector: Detector, examples: tf.data.Dataset) -> VocMetrics:
     """mAP@0.5 (VOC all-point) and per-class AP of a detector on examples."""
     gts, dets = ground_truths_and_detections(detector, examples)
-    return evaluate(gts, dets, detector.spec.class_names, iou_threshold=0.5)
+    return voc.evaluate(gts, dets, detector.spec.class_names, iou_threshold=0.5)
 
 
 class _TrainingMonitor(keras.callbacks.Callback):

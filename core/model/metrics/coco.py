@@ -14,35 +14,18 @@ definition (no +1 on widths), as pycocotools does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from core.boxes import Box
+from core.model.metrics.iou import as_array, iou_matrix
+from core.model.metrics.types import Detection, GroundTruth
 
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
 RECALL_POINTS = np.round(np.linspace(0.0, 1.0, 101), 2)
 MAX_DETS = 100
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """A ground-truth box of an image."""
-
-    image_id: int
-    label: str
-    box: Box
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A predicted box with its confidence."""
-
-    image_id: int
-    label: str
-    box: Box
-    score: float
 
 
 @dataclass
@@ -55,7 +38,7 @@ class ClassCurve:
 
 
 @dataclass
-class DetectionMetrics:
+class CocoMetrics:
     """What :func:`evaluate` returns.
 
     Attributes:
@@ -85,24 +68,6 @@ class DetectionMetrics:
     curves: dict[str, ClassCurve] = field(repr=False)
     confusion: np.ndarray = field(repr=False)
     score_threshold: float = 0.5
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of two (N, 4) and (M, 4) arrays of x_min, y_min, x_max, y_max."""
-    if len(a) == 0 or len(b) == 0:
-        return np.zeros((len(a), len(b)))
-    ix = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    iy = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
-    inter = np.clip(ix, 0, None) * np.clip(iy, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / union, 0.0)
-
-
-def _as_array(boxes: Iterable[Box]) -> np.ndarray:
-    return np.array([[b.x_min, b.y_min, b.x_max, b.y_max] for b in boxes], dtype=np.float64).reshape(-1, 4)
 
 
 def _greedy_match(ious: np.ndarray, threshold: float) -> np.ndarray:
@@ -144,7 +109,7 @@ def evaluate(
     detections: Sequence[Detection],
     labels: Sequence[str],
     score_threshold: float = 0.5,
-) -> DetectionMetrics:
+) -> CocoMetrics:
     """Evaluates detections against ground truth, COCO style.
 
     Args:
@@ -154,18 +119,18 @@ def evaluate(
         score_threshold: Confidence threshold for precision, recall and the confusion matrix.
 
     Returns:
-        The metrics (see :class:`DetectionMetrics`).
+        The metrics (see :class:`CocoMetrics`).
     """
     labels = list(labels)
     index = {name: i for i, name in enumerate(labels)}
-    gts: dict[tuple[int, str], list[Box]] = defaultdict(list)
-    dts: dict[tuple[int, str], list[tuple[float, Box]]] = defaultdict(list)
+    gts: dict[tuple[Hashable, str], list[Box]] = defaultdict(list)
+    dts: dict[tuple[Hashable, str], list[tuple[float, Box]]] = defaultdict(list)
     for g in ground_truth:
         if g.label in index:
-            gts[(g.image_id, g.label)].append(g.box)
+            gts[(g.image, g.label)].append(g.box)
     for d in detections:
         if d.label in index:
-            dts[(d.image_id, d.label)].append((d.score, d.box))
+            dts[(d.image, d.label)].append((d.score, d.box))
 
     # Per class and IoU threshold: the scores and tp flags of all kept detections.
     per_class: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {name: [] for name in labels}
@@ -180,7 +145,7 @@ def evaluate(
         if not dets:
             continue
         scores = np.array([s for s, _ in dets])
-        ious = iou_matrix(_as_array(b for _, b in dets), _as_array(gts.get(key, [])))
+        ious = iou_matrix(as_array(b for _, b in dets), as_array(gts.get(key, [])))
         flags = np.stack([_greedy_match(ious, t) >= 0 for t in IOU_THRESHOLDS])
         per_class[name].append((scores, flags))
 
@@ -218,7 +183,7 @@ def evaluate(
         recall_at[name] = tp / n_gt
 
     with_gt = [n for n in labels if gt_counts[n] > 0]
-    return DetectionMetrics(
+    return CocoMetrics(
         labels=labels,
         map_50=float(np.mean([ap_50[n] for n in with_gt])) if with_gt else float("nan"),
         map_50_95=float(np.mean([ap_50_95[n] for n in with_gt])) if with_gt else float("nan"),
@@ -252,16 +217,16 @@ def confusion_matrix(
     index = {name: i for i, name in enumerate(labels)}
     bg = len(labels)
     matrix = np.zeros((bg + 1, bg + 1), dtype=np.int64)
-    by_image_gt: dict[int, list[GroundTruth]] = defaultdict(list)
-    by_image_dt: dict[int, list[Detection]] = defaultdict(list)
+    by_image_gt: dict[Hashable, list[GroundTruth]] = defaultdict(list)
+    by_image_dt: dict[Hashable, list[Detection]] = defaultdict(list)
     for g in ground_truth:
         if g.label in index:
-            by_image_gt[g.image_id].append(g)
+            by_image_gt[g.image].append(g)
     for d in detections:
         if d.label in index and d.score >= score_threshold:
-            by_image_dt[d.image_id].append(d)
-    for image_id in set(by_image_gt) | set(by_image_dt):
-        g_list, d_list = by_image_gt.get(image_id, []), by_image_dt.get(image_id, [])
+            by_image_dt[d.image].append(d)
+    for image in set(by_image_gt) | set(by_image_dt):
+        g_list, d_list = by_image_gt.get(image, []), by_image_dt.get(image, [])
         pairs = confusion_pairs(g_list, d_list, iou_threshold)
         used_d, used_g = {d for d, _ in pairs}, {g for _, g in pairs}
         for di, gi in pairs:
@@ -284,7 +249,7 @@ def confusion_pairs(
     confident detection wins), each box used once, IoU >= ``iou_threshold``. The error
     gallery uses the same pairs, so its boxes are exactly the matrix's off-diagonal cells.
     """
-    ious = iou_matrix(_as_array(d.box for d in detections), _as_array(g.box for g in ground_truth))
+    ious = iou_matrix(as_array(d.box for d in detections), as_array(g.box for g in ground_truth))
     if not ious.size:
         return []
     candidates = np.argwhere(ious >= iou_threshold)

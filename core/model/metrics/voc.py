@@ -10,41 +10,23 @@ One deliberate difference from the devkit: IoU is computed on continuous pixel
 coordinates (no "+1" of integer pixel boxes), the space every Tagrack box lives in.
 
 Classes with no ground truth have no AP (None) and are left out of the mean, as in VOC.
-Later metrics (COCO-style AP over IoU thresholds) build on :func:`match_class` and
-:func:`average_precision`.
+COCO-style AP over IoU thresholds is :mod:`core.model.metrics.coco`; both read the
+boxes of :mod:`core.model.metrics.types` and share :func:`core.model.metrics.iou.iou_matrix`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from core.boxes import Box
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """A labelled box of one image."""
-
-    image: Hashable
-    label: int
-    box: Box
-
-
-@dataclass(frozen=True)
-class Detection:
-    """A predicted box of one image with its confidence."""
-
-    image: Hashable
-    label: int
-    box: Box
-    score: float
+from core.model.metrics.iou import as_array, iou_matrix
+from core.model.metrics.types import Detection, GroundTruth
 
 
 @dataclass
-class DetectionMetrics:
+class VocMetrics:
     """What :func:`evaluate` returns.
 
     Attributes:
@@ -98,17 +80,17 @@ def match_class(
         True-positive flags and scores of the detections in decreasing-score order, and
         the number of ground-truth boxes.
     """
-    by_image: dict[Hashable, list[Box]] = {}
+    by_image: dict[Hashable, list[GroundTruth]] = {}
     for gt in ground_truths:
-        by_image.setdefault(gt.image, []).append(gt.box)
-    used = {img: np.zeros(len(boxes), bool) for img, boxes in by_image.items()}
+        by_image.setdefault(gt.image, []).append(gt)
+    boxes = {img: as_array(g.box for g in gts) for img, gts in by_image.items()}
+    used = {img: np.zeros(len(gts), bool) for img, gts in by_image.items()}
     order = sorted(detections, key=lambda d: -d.score)
     tp = np.zeros(len(order), bool)
     for i, det in enumerate(order):
-        boxes = by_image.get(det.image)
-        if not boxes:
+        if det.image not in boxes:
             continue
-        ious = [det.box.iou(b) for b in boxes]
+        ious = iou_matrix(as_array([det.box]), boxes[det.image])[0]
         j = int(np.argmax(ious))
         if ious[j] >= iou_threshold and not used[det.image][j]:
             used[det.image][j] = True
@@ -116,7 +98,9 @@ def match_class(
     return tp, np.array([d.score for d in order], float), len(ground_truths)
 
 
-def class_ap(ground_truths: Sequence[GroundTruth], detections: Sequence[Detection], iou_threshold: float = 0.5) -> float | None:
+def class_ap(
+    ground_truths: Sequence[GroundTruth], detections: Sequence[Detection], iou_threshold: float = 0.5
+) -> float | None:
     """AP of one class (None when it has no ground truth)."""
     tp, _scores, n_gt = match_class(ground_truths, detections, iou_threshold)
     if n_gt == 0:
@@ -133,28 +117,27 @@ def class_ap(ground_truths: Sequence[GroundTruth], detections: Sequence[Detectio
 def evaluate(
     ground_truths: Sequence[GroundTruth],
     detections: Sequence[Detection],
-    class_names: Sequence[str] | Mapping[int, str],
+    labels: Sequence[str],
     iou_threshold: float = 0.5,
-) -> DetectionMetrics:
+) -> VocMetrics:
     """mAP and per-class AP at one IoU threshold (VOC all-point).
 
     Args:
         ground_truths: Every ground-truth box of the evaluated images.
         detections: Every detection on those images.
-        class_names: Names by class index (a sequence or a mapping).
+        labels: The classes; boxes of other classes are ignored.
         iou_threshold: Minimum IoU for a hit (0.5 for mAP@0.5).
     """
-    names = dict(enumerate(class_names)) if not isinstance(class_names, Mapping) else dict(class_names)
     ap: dict[str, float | None] = {}
     n_gt: dict[str, int] = {}
     n_det: dict[str, int] = {}
-    for idx, name in names.items():
-        gts = [g for g in ground_truths if g.label == idx]
-        dets = [d for d in detections if d.label == idx]
+    for name in labels:
+        gts = [g for g in ground_truths if g.label == name]
+        dets = [d for d in detections if d.label == name]
         ap[name] = class_ap(gts, dets, iou_threshold)
         n_gt[name], n_det[name] = len(gts), len(dets)
     defined = [v for v in ap.values() if v is not None]
-    return DetectionMetrics(
+    return VocMetrics(
         map=float(np.mean(defined)) if defined else 0.0,
         ap=ap,
         ground_truths=n_gt,

@@ -7,7 +7,6 @@ import math
 import pytest
 from sqlalchemy import Engine, select
 
-from core.model.metrics.coco import evaluate
 from core.model import evaluation
 from core.model.evaluation import (
     EvaluationError,
@@ -16,8 +15,9 @@ from core.model.evaluation import (
     load_boxes,
     precision_recall_at,
 )
-from core.settings import Settings
+from core.model.metrics import coco
 from core.project.splits import assign_splits
+from core.settings import Settings
 from db.engine import session_scope
 from db.models import Label, ModelVersion
 from tests.core.dataset_factory import make_dataset
@@ -47,7 +47,7 @@ def test_stored_results_match_coco_metrics(engine: Engine, settings: Settings, e
     assert ids and gts and dts and result["images"] == len(ids)
     assert listed == [(version_id, "fake v1", stored)]
     for t in ("0.3", "0.5", "0.8"):
-        ref = evaluate(gts, dts, labels, score_threshold=float(t))
+        ref = coco.evaluate(gts, dts, labels, score_threshold=float(t))
         assert stored["map_50"] == pytest.approx(ref.map_50, abs=1e-6)
         assert stored["map_50_95"] == pytest.approx(ref.map_50_95, abs=1e-6)
         assert stored["at"][t]["confusion"] == ref.confusion.tolist()
@@ -83,9 +83,9 @@ def test_train_metrics_are_kept_beside_the_coco_results(
 
 def test_precision_recall_at_threshold_without_detections() -> None:
     from core.boxes import Box
-    from core.model.metrics.coco import GroundTruth
+    from core.model.metrics.types import GroundTruth
 
-    m = evaluate([GroundTruth(1, "a", Box(0, 0, 10, 10))], [], ["a", "b"])
+    m = coco.evaluate([GroundTruth(1, "a", Box(0, 0, 10, 10))], [], ["a", "b"])
     precision, recall = precision_recall_at(m, 0.5)
     assert precision == {"a": None, "b": None} and recall == {"a": 0.0, "b": None}
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from core.boxes import Box
-from core.model.metrics.coco import Detection, GroundTruth, evaluate
+from core.model.metrics.coco import evaluate
+from core.model.metrics.types import Detection, GroundTruth
 
 pycocotools = pytest.importorskip("pycocotools", reason="pycocotools is a test dependency (requirements-dev.txt)")
 from pycocotools.coco import COCO  # noqa: E402
@@ -28,7 +29,7 @@ def coco_reference(gts: list[GroundTruth], dts: list[Detection], image_ids: list
         "annotations": [
             {
                 "id": k + 1,
-                "image_id": g.image_id,
+                "image_id": g.image,
                 "category_id": cat_ids[g.label],
                 "bbox": [g.box.x_min, g.box.y_min, g.box.width, g.box.height],
                 "area": g.box.width * g.box.height,
@@ -43,7 +44,7 @@ def coco_reference(gts: list[GroundTruth], dts: list[Detection], image_ids: list
         coco.createIndex()
         results = [
             {
-                "image_id": d.image_id,
+                "image_id": d.image,
                 "category_id": cat_ids[d.label],
                 "bbox": [d.box.x_min, d.box.y_min, d.box.width, d.box.height],
                 "score": d.score,
@@ -95,7 +96,7 @@ def scene(seed: int, n_images: int = 20) -> list[GroundTruth]:
 
 def test_perfect_predictions() -> None:
     gts = scene(1)
-    dts = [Detection(g.image_id, g.label, g.box, 0.9) for g in gts]
+    dts = [Detection(g.image, g.label, g.box, 0.9) for g in gts]
     ours = evaluate(gts, dts, LABELS)
     assert ours.map_50 == pytest.approx(1.0) and ours.map_50_95 == pytest.approx(1.0)
     assert_matches(gts, dts, list(range(1, 21)))
@@ -116,14 +117,14 @@ def test_shifted_boxes() -> None:
     dts = []
     for g in gts:
         shift = rng.uniform(0, 0.4) * g.box.width
-        dts.append(Detection(g.image_id, g.label, Box(g.box.x_min + shift, g.box.y_min, g.box.x_max + shift, g.box.y_max), float(rng.uniform(0.1, 1))))
+        dts.append(Detection(g.image, g.label, Box(g.box.x_min + shift, g.box.y_min, g.box.x_max + shift, g.box.y_max), float(rng.uniform(0.1, 1))))
     assert_matches(gts, dts, list(range(1, 21)))
 
 
 def test_wrong_classes() -> None:
     gts = scene(4)
     dts = [
-        Detection(g.image_id, LABELS[(LABELS.index(g.label) + (i % 2)) % 3], g.box, 0.5 + 0.01 * (i % 40))
+        Detection(g.image, LABELS[(LABELS.index(g.label) + (i % 2)) % 3], g.box, 0.5 + 0.01 * (i % 40))
         for i, g in enumerate(gts)
     ]
     ours = evaluate(gts, dts, LABELS)
@@ -134,8 +135,8 @@ def test_wrong_classes() -> None:
 
 def test_duplicates_count_as_false_positives() -> None:
     gts = scene(5)
-    dts = [Detection(g.image_id, g.label, g.box, 0.9) for g in gts]
-    dts += [Detection(g.image_id, g.label, g.box.scaled(1.01, 1.0), 0.95) for g in gts[::2]]
+    dts = [Detection(g.image, g.label, g.box, 0.9) for g in gts]
+    dts += [Detection(g.image, g.label, g.box.scaled(1.01, 1.0), 0.95) for g in gts[::2]]
     ours = evaluate(gts, dts, LABELS)
     assert ours.map_50 < 1.0
     assert_matches(gts, dts, list(range(1, 21)))
@@ -150,6 +151,6 @@ def test_random_detections_with_ties_and_a_class_without_ground_truth() -> None:
         for _ in range(rng.integers(0, 3)):
             jitter = rng.normal(0, 15, 4)
             b = Box(g.box.x_min + jitter[0], g.box.y_min + jitter[1], g.box.x_max + abs(jitter[2]) + 1, g.box.y_max + abs(jitter[3]) + 1)
-            dts.append(Detection(g.image_id, LABELS[rng.integers(0, 3)], b, float(np.round(rng.uniform(0, 1), 1))))
+            dts.append(Detection(g.image, LABELS[rng.integers(0, 3)], b, float(np.round(rng.uniform(0, 1), 1))))
     assert_matches(gts, dts, list(range(1, 31)))
     assert math.isnan(evaluate(gts, dts, LABELS).ap_50["Shoes"])
