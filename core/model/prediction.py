@@ -182,7 +182,7 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     with session_scope(ctx.engine) as session:
         from core.project.projects import record_activity
-        from core.review.review import update_auto_tags
+        from core.review.auto_tags import update_auto_tags
 
         tagged = update_auto_tags(session, version_id, image_ids)
 

@@ -9,23 +9,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, select
 
-from core.annotate.annotations import StaleRevisionError
+from core.annotate.errors import StaleRevisionError
 from core.boxes import Box
-from core.review.review import (
-    NothingShownError,
-    accept,
-    auto_accept,
-    correct,
-    first_open,
-    load_review_item,
-    no_garments,
-    reject,
-    review_queue,
-)
+from core.review.auto_accept import auto_accept
+from core.review.decisions import accept, correct, no_garments, reject
+from core.review.errors import NothingShownError
+from core.review.item import load_review_item
+from core.review.queue import first_open, review_queue
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
 from tests.core.annotate.test_annotations import add_image
 
 pytestmark = pytest.mark.both_databases
