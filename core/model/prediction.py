@@ -138,7 +138,7 @@ def predict_images(
                     session.add(
                         Prediction(
                             model_version_id=model_version_id, image_id=image_id, label_id=label_id,
-                            x_min=b.x_min, y_min=b.y_min, x_max=b.x_max, y_max=b.y_max, score=d.score,
+                            **b.as_columns(), score=d.score,
                         )
                     )  # fmt: skip
                     stored += 1
