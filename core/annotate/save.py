@@ -305,11 +305,7 @@ def copy_boxes(session: Session, source_image_id: int, target_width: int, target
 
 def box_history(session: Session, image_id: int, limit: int = 50) -> list[BoxChange]:
     """The newest box changes of an image."""
+    newest_first = (BoxChange.created_at.desc(), BoxChange.id.desc())
     return list(
-        session.scalars(
-            select(BoxChange)
-            .where(BoxChange.image_id == image_id)
-            .order_by(BoxChange.created_at.desc(), BoxChange.id.desc())
-            .limit(limit)
-        )
+        session.scalars(select(BoxChange).where(BoxChange.image_id == image_id).order_by(*newest_first).limit(limit))
     )
