@@ -94,10 +94,12 @@ with st.expander("Auto-accept confident predictions", expanded=False):
                 session, project_id, controls.model_version_id, thresholds, threshold=controls.threshold,
                 audit_fraction=float(audit),
             )  # fmt: skip
+        refused = f" {res.refused} not saved, left for review: " + "; ".join(res.problems) if res.refused else ""
         st.session_state[FLASH_KEY] = (
-            "success", f"Auto-accepted {res.accepted} images; {res.audit} sent to people as the audit sample; "
-            f"{res.left} left for review."
-        )  # fmt: skip
+            "warning" if res.refused else "success",
+            f"Auto-accepted {res.accepted} images; {res.audit} sent to people as the audit sample; "
+            f"{res.left} left for review.{refused}",
+        )
         st.session_state.pop(ITEM_KEY, None)
         st.session_state.pop(QUEUE_KEY, None)
         st.rerun()

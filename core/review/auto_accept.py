@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
+from core.annotate.errors import AnnotationError
 from core.review.decisions import accept, record_decision
 from core.review.errors import ReviewError
 from core.review.item import load_review_item
@@ -19,11 +20,19 @@ AUTO_ACCEPT_USER = "auto-accept"
 
 @dataclass
 class AutoAcceptResult:
-    """What an auto-accept run did."""
+    """What an auto-accept run did.
+
+    Attributes:
+        refused: Images whose save was refused (e.g. a box already stored under a prediction of
+            another label): nothing of them was written, they stay in the queue for people.
+        problems: Why, one line per refused image.
+    """
 
     accepted: int = 0
     audit: int = 0
     left: int = 0
+    refused: int = 0
+    problems: list[str] = field(default_factory=list)
 
 
 def _in_audit(image_id: int, seed: int, fraction: float) -> bool:
@@ -53,6 +62,9 @@ def auto_accept(
         threshold: The review threshold (predictions below it are not shown, so not saved).
         audit_fraction: Share of the eligible images left for people (``audit`` decision).
         seed: Audit sample seed.
+
+    An image whose save is refused (:class:`core.annotate.errors.AnnotationError`) is skipped and
+    counted in ``refused``; the others are still accepted.
     """
     if not 0.0 <= audit_fraction <= 1.0:
         raise ReviewError("The audit share must be between 0 and 1.")
@@ -68,7 +80,15 @@ def auto_accept(
             record_decision(session, item, "audit", AUTO_ACCEPT_USER)
             result.audit += 1
             continue
-        accept(session, item, AUTO_ACCEPT_USER, auto=True)
+        try:
+            # A savepoint per image: a save the rules refuse rolls back that image alone, and the
+            # run goes on with the next one instead of losing every image accepted before it.
+            with session.begin_nested():
+                accept(session, item, AUTO_ACCEPT_USER, auto=True)
+        except AnnotationError as exc:
+            result.refused += 1
+            result.problems.append(f"{item.state.name}: {exc}")
+            continue
         result.accepted += 1
     session.flush()
     return result
