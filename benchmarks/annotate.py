@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from core.annotate.annotations import DraftBox, load_image, save_boxes  # noqa: E402
+from core.annotate.save import save_boxes  # noqa: E402
+from core.annotate.state import DraftBox, load_image  # noqa: E402
 from core.boxes import Box  # noqa: E402
 from core.database import open_database  # noqa: E402
 from core.project.imagestore import ImageStore  # noqa: E402

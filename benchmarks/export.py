@@ -156,7 +156,7 @@ def classic_pipeline(engine, settings, project_id: int, out: Path) -> None:
 def _box(b):
     from core.boxes import Box
 
-    return Box(b.x_min, b.y_min, b.x_max, b.y_max)
+    return Box.from_row(b)
 
 
 def plain_copy(settings, paths: list[str], out: Path, shards: int) -> None:

@@ -6,7 +6,7 @@
    against the whole ``predict_images`` (read and decode from the blob store, predict,
    store every box in SQLite), images/s for each.
 2. Review page, server side: with 100,000 predictions in the database (10,000 new images x
-   10 boxes), the time to show the next item: the queue (core.review.review.review_queue,
+   10 boxes), the time to show the next item: the queue (core.review.queue.review_queue,
    ordered by uncertainty) plus loading the item (load_review_item), median of repeated
    runs; and an accept followed by the next item, recomputing the queue vs taking the next
    open image from the cached order (what the page does between refreshes). Target < 200 ms.
@@ -131,7 +131,9 @@ def bench_review(n_predictions: int, per_image: int, repeats: int) -> dict:
     """Server-side time to show the next review item with ``n_predictions`` in the database."""
     import random
 
-    from core.review.review import accept, first_open, load_review_item, review_queue
+    from core.review.decisions import accept
+    from core.review.item import load_review_item
+    from core.review.queue import first_open, review_queue
 
     root = Path(tempfile.mkdtemp(prefix="bench-review-"))
     settings = _settings(root)

@@ -14,6 +14,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
+
+
+class HasCorners(Protocol):
+    """Anything with the four corner attributes: a database box or prediction row, a query row."""
+
+    @property
+    def x_min(self) -> float: ...
+    @property
+    def y_min(self) -> float: ...
+    @property
+    def x_max(self) -> float: ...
+    @property
+    def y_max(self) -> float: ...
 
 
 class InvalidBoxError(ValueError):
@@ -40,6 +54,19 @@ class Box:
     def from_xywh(cls, x: float, y: float, width: float, height: float) -> Box:
         """Builds a box from its top-left corner and size (the COCO layout)."""
         return cls(x, y, x + width, y + height)
+
+    @classmethod
+    def from_row(cls, row: HasCorners) -> Box:
+        """Builds a box from a database row with ``x_min``..``y_max`` columns (``BoxRow``,
+        ``Prediction`` or a query row selecting them).
+
+        Duck-typed, so this module does not import ``db`` (``db`` never imports ``core``).
+        """
+        return cls(row.x_min, row.y_min, row.x_max, row.y_max)
+
+    def as_columns(self) -> dict[str, float]:
+        """The box as the coordinate columns of a database row: ``BoxRow(**box.as_columns(), ...)``."""
+        return {"x_min": self.x_min, "y_min": self.y_min, "x_max": self.x_max, "y_max": self.y_max}
 
     @property
     def width(self) -> float:
@@ -103,8 +130,7 @@ class Box:
             raise InvalidBoxError(f"box has a non-finite coordinate: {self}")
         if self.x_max <= self.x_min or self.y_max <= self.y_min:
             raise InvalidBoxError(
-                f"box has zero or negative area: x {self.x_min:g}..{self.x_max:g}, "
-                f"y {self.y_min:g}..{self.y_max:g}"
+                f"box has zero or negative area: x {self.x_min:g}..{self.x_max:g}, y {self.y_min:g}..{self.y_max:g}"
             )
         clipped = self.clip(width, height)
         if clipped.x_max <= clipped.x_min or clipped.y_max <= clipped.y_min:

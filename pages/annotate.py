@@ -2,7 +2,7 @@
 
 The page keeps, per browser session, the image it shows and the revision and boxes it
 loaded. A save names that revision, so a second tab's stale save is refused (see
-``core/annotate/annotations.py``). Moving to another image saves unsaved changes first, so a box
+``core/annotate/save.py``). Moving to another image saves unsaved changes first, so a box
 is never dropped by navigating away.
 """
 
@@ -14,24 +14,12 @@ from typing import Any
 
 import streamlit as st
 
-from core.annotate.annotations import (
-    AnnotationError,
-    DraftBox,
-    ImageState,
-    QueueFilter,
-    StaleRevisionError,
-    copy_boxes,
-    effective_attributes,
-    find_by_name,
-    first_to_do,
-    has_changes,
-    load_image,
-    match_boxes,
-    progress,
-    project_labels,
-    queue,
-    save_boxes,
-)
+from core.annotate.attributes import effective_attributes
+from core.annotate.errors import AnnotationError, StaleRevisionError
+from core.annotate.matching import has_changes, match_boxes
+from core.annotate.queue import AnnotationQueueFilter, find_by_name, first_to_do, progress, queue
+from core.annotate.save import copy_boxes, save_boxes
+from core.annotate.state import DraftBox, ImageState, load_image, project_labels
 from core.project.imagestore import ImageStore
 from db.engine import session_scope
 from db.models import BoxSource, Project
@@ -108,7 +96,9 @@ if not labels:
     st.warning("This project has no labels yet: add some on the Home page.")
     st.stop()
 if not entries:
-    st.info("No images match the filters." if flt != QueueFilter() else "No images yet: add some on 'Add images'.")
+    st.info(
+        "No images match the filters." if flt != AnnotationQueueFilter() else "No images yet: add some on 'Add images'."
+    )
     st.stop()
 
 ids = [e.id for e in entries]

@@ -1,12 +1,12 @@
 """Review: people check what the model is unsure about, fix it in place, and the fixes become ground truth.
 
-The queue (core.review.review.review_queue) lists the new images with predictions of one model
+The queue (core.review.queue.review_queue) lists the new images with predictions of one model
 version, most uncertain first. Each item opens with the predicted boxes at or above the
 threshold on the canvas (the Annotate page's canvas, labels with scores); the reviewer
 moves, resizes, relabels, deletes or adds boxes and then accepts as is (A), saves the
 corrections (S), rejects the image (X) or says it has no garments (Shift+N, as on Annotate).
 An item with nothing on the canvas (every prediction under the threshold) is not saved by A or S:
-that would record "no garments" by accident. Saving goes through core.annotate.annotations.save_boxes,
+that would record "no garments" by accident. Saving goes through core.annotate.save.save_boxes,
 so a second tab's stale save is refused, and the next item appears at once.
 """
 
@@ -16,25 +16,15 @@ import time
 
 import streamlit as st
 
-from core.annotate.annotations import AnnotationError, StaleRevisionError, project_labels, resolve_label
+from core.annotate.attributes import MACHINE_ATTRIBUTE_PREFIX
+from core.annotate.errors import AnnotationError, StaleRevisionError
+from core.annotate.state import project_labels, resolve_label
 from core.project.imagestore import ImageStore
-from core.review.review import (
-    MACHINE_ATTRIBUTE_PREFIX,
-    NothingShownError,
-    ReviewError,
-    ReviewItem,
-    accept,
-    auto_accept,
-    correct,
-    first_open,
-    has_predictions,
-    latest_version_with_predictions,
-    load_review_item,
-    match_predictions,
-    no_garments,
-    reject,
-    review_queue,
-)
+from core.review.auto_accept import auto_accept
+from core.review.decisions import accept, correct, match_predictions, no_garments, reject
+from core.review.errors import NothingShownError, ReviewError
+from core.review.item import ReviewItem, load_review_item
+from core.review.queue import first_open, has_predictions, latest_version_with_predictions, review_queue
 from db.engine import session_scope
 from ui.annotate_panels import box_table_ui, canvas_width_ui, label_picker_ui
 from ui.canvas import CanvasBox, CanvasGeometry, canvas_ui
@@ -104,10 +94,12 @@ with st.expander("Auto-accept confident predictions", expanded=False):
                 session, project_id, controls.model_version_id, thresholds, threshold=controls.threshold,
                 audit_fraction=float(audit),
             )  # fmt: skip
+        refused = f" {res.refused} not saved, left for review: " + "; ".join(res.problems) if res.refused else ""
         st.session_state[FLASH_KEY] = (
-            "success", f"Auto-accepted {res.accepted} images; {res.audit} sent to people as the audit sample; "
-            f"{res.left} left for review."
-        )  # fmt: skip
+            "warning" if res.refused else "success",
+            f"Auto-accepted {res.accepted} images; {res.audit} sent to people as the audit sample; "
+            f"{res.left} left for review.{refused}",
+        )
         st.session_state.pop(ITEM_KEY, None)
         st.session_state.pop(QUEUE_KEY, None)
         st.rerun()

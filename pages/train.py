@@ -290,7 +290,7 @@ def versions_ui() -> None:
 # Reviewed images (Review page) are ground truth like hand-annotated ones: say how many the
 # next training gets that the newest model has not seen.
 with session_scope(ctx.engine) as _session:
-    from core.review.review import reviewed_since_last_model
+    from core.review.summaries import reviewed_since_last_model
 
     _new_reviewed = reviewed_since_last_model(_session, project_id)
 if _new_reviewed:

@@ -8,22 +8,15 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from core.annotate.annotations import (
-    UNASSIGNED,
-    DraftBox,
-    ImageState,
-    LabelInfo,
-    QueueFilter,
-    StoredBox,
-    box_history,
-    effective_attributes,
-    resolve_label,
-)
+from core.annotate.attributes import effective_attributes
+from core.annotate.queue import UNASSIGNED, AnnotationQueueFilter
+from core.annotate.save import box_history
+from core.annotate.state import DraftBox, ImageState, LabelInfo, StoredBox, resolve_label
 from db.engine import session_scope
 from db.models import BoxSource, ImageStatus, Split
 
 
-def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> QueueFilter:
+def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> AnnotationQueueFilter:
     """Sidebar filters for the annotation queue (status, label, split); returns the filter."""
     names = {lab.id: lab.name for lab in labels}
     with st.sidebar.expander("Queue filters", expanded=False):
@@ -37,7 +30,7 @@ def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> QueueFilter
         splits = st.multiselect(
             "Split", [s.value for s in Split] + [UNASSIGNED], key=f"ann_f_split_{project_id}", placeholder="any split"
         )
-    return QueueFilter(tuple(ImageStatus(s) for s in statuses), tuple(label_ids), tuple(splits))
+    return AnnotationQueueFilter(tuple(ImageStatus(s) for s in statuses), tuple(label_ids), tuple(splits))
 
 
 def _pick(key: str, name: str) -> None:

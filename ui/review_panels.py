@@ -10,10 +10,12 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine, select
 
-from core.annotate.annotations import LabelInfo
+from core.annotate.state import LabelInfo
 from core.jobs import JobError, reap_stale
 from core.model.prediction import JOB_KIND, predict_params, start_prediction
-from core.review.review import DEFAULT_THRESHOLD, ORDERS, QueueFilter, ReviewItem, audit_error_rate, decision_summary
+from core.review.item import ReviewItem
+from core.review.queue import DEFAULT_THRESHOLD, ORDERS, ReviewQueueFilter
+from core.review.summaries import audit_error_rate, decision_summary
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Job, JobStatus, ModelVersion
@@ -67,7 +69,7 @@ class ReviewControls:
     model_version_id: int
     threshold: float
     order: str
-    flt: QueueFilter
+    flt: ReviewQueueFilter
 
 
 def versions_with_names(engine: Engine, project_id: int) -> dict[int, str]:
@@ -106,7 +108,7 @@ def review_controls_ui(
         )
         lo, hi = st.slider("Top score between", 0.0, 1.0, (0.0, 1.0), 0.05, key=f"rev_f_score_{project_id}")
     return ReviewControls(
-        int(version), float(threshold), str(order), QueueFilter(tuple(label_ids), lo, hi, tuple(main))
+        int(version), float(threshold), str(order), ReviewQueueFilter(tuple(label_ids), lo, hi, tuple(main))
     )
 
 

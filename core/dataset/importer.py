@@ -445,10 +445,7 @@ def _store_one(
             BoxRow(
                 image_id=image.id,
                 label_id=labels.ids[labels.find(label) or label],
-                x_min=b.x_min,
-                y_min=b.y_min,
-                x_max=b.x_max,
-                y_max=b.y_max,
+                **b.as_columns(),
                 source=BoxSource.HUMAN,
                 created_by=who,
                 updated_by=who,

@@ -67,10 +67,7 @@ def create_demo_project(
                     BoxRow(
                         image_id=image.id,
                         label_id=label_ids[obj.label],
-                        x_min=b.x_min,
-                        y_min=b.y_min,
-                        x_max=b.x_max,
-                        y_max=b.y_max,
+                        **b.as_columns(),
                         source=BoxSource.HUMAN,
                         created_by=DEMO_USER,
                         updated_by=DEMO_USER,

@@ -97,8 +97,8 @@ def load_boxes(
         .where(Prediction.model_version_id == model_version_id, Image.split == Split.TEST,
                Image.status.in_(GROUND_TRUTH))
     ).all()  # fmt: skip
-    gts = [GroundTruth(i, name, Box(x0, y0, x1, y1)) for i, name, x0, y0, x1, y1 in gt_rows if i in ids]
-    dts = [Detection(i, name, Box(x0, y0, x1, y1), s) for i, name, x0, y0, x1, y1, s in dt_rows if i in ids]
+    gts = [GroundTruth(r.image_id, r.name, Box.from_row(r)) for r in gt_rows if r.image_id in ids]
+    dts = [Detection(r.image_id, r.name, Box.from_row(r), r.score) for r in dt_rows if r.image_id in ids]
     return gts, dts
 
 

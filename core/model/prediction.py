@@ -138,7 +138,7 @@ def predict_images(
                     session.add(
                         Prediction(
                             model_version_id=model_version_id, image_id=image_id, label_id=label_id,
-                            x_min=b.x_min, y_min=b.y_min, x_max=b.x_max, y_max=b.y_max, score=d.score,
+                            **b.as_columns(), score=d.score,
                         )
                     )  # fmt: skip
                     stored += 1
@@ -182,7 +182,7 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     )  # fmt: skip
     with session_scope(ctx.engine) as session:
         from core.project.projects import record_activity
-        from core.review.review import update_auto_tags
+        from core.review.auto_tags import update_auto_tags
 
         tagged = update_auto_tags(session, version_id, image_ids)
 

@@ -48,3 +48,13 @@ def test_clip_stays_inside(x0: float, y0: float, x1: float, y1: float) -> None:
     c = Box(x0, y0, x1, y1).clip(640, 480)
     assert c.is_inside(640, 480)
     assert 0 <= c.iou(c) <= 1
+
+
+def test_row_round_trip() -> None:
+    from db.models import BoxRow, Prediction
+
+    box = Box(1.5, 2.25, 30.0, 40.75)
+    row = BoxRow(image_id=1, label_id=2, **box.as_columns())
+    assert (row.x_min, row.y_min, row.x_max, row.y_max) == (1.5, 2.25, 30.0, 40.75)
+    assert Box.from_row(row) == box
+    assert Box.from_row(Prediction(**box.as_columns(), score=0.5)) == box

@@ -15,7 +15,8 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 from sqlalchemy import select
 
-from core.annotate.annotations import DraftBox, load_image, save_boxes
+from core.annotate.save import save_boxes
+from core.annotate.state import DraftBox, load_image
 from core.boxes import Box
 from core.database import open_database
 from core.project.imagestore import ImageStore

@@ -8,13 +8,13 @@ from pathlib import Path
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.annotate.annotations import DraftBox, load_image, save_boxes
+from core.annotate.save import save_boxes
+from core.annotate.state import DraftBox, load_image
 from core.boxes import Box
 from core.database import open_database
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import BoxSource, Image, ImageStatus, Label
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label
 
 PAGE = "pages/annotate.py"
 

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from core.annotate.annotations import StoredBox, match_boxes
+from core.annotate.matching import match_boxes
+from core.annotate.state import StoredBox
 from core.boxes import Box
 from db.models import BoxSource
 from ui.canvas import CanvasGeometry, Fit, canvas_size

@@ -10,35 +10,18 @@ import pytest
 from PIL import Image as PILImage
 from sqlalchemy import Engine, select
 
-from core.annotate.annotations import (
-    UNASSIGNED,
-    AnnotationError,
-    DraftBox,
-    QueueFilter,
-    StaleRevisionError,
-    StoredBox,
-    copy_boxes,
-    default_attributes,
-    effective_attributes,
-    find_by_name,
-    first_to_do,
-    has_changes,
-    load_image,
-    match_boxes,
-    progress,
-    project_labels,
-    queue,
-    resolve_label,
-    SaveResult,
-    save_boxes,
-)
+from core.annotate.attributes import default_attributes, effective_attributes
+from core.annotate.errors import AnnotationError, StaleRevisionError
+from core.annotate.matching import has_changes, match_boxes
+from core.annotate.queue import UNASSIGNED, AnnotationQueueFilter, find_by_name, first_to_do, progress, queue
+from core.annotate.save import SaveResult, copy_boxes, save_boxes
+from core.annotate.state import DraftBox, StoredBox, load_image, project_labels, resolve_label
 from core.boxes import Box
 from core.project.imagestore import ImageStore
 from core.project.ingest import ingest_one
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import BoxChange, BoxSource, Image, ImageStatus, Split, utcnow
+from db.models import BoxChange, BoxRow, BoxSource, Image, ImageStatus, Split, utcnow
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
 
@@ -257,13 +240,13 @@ def test_queue_order_filters_first_to_do_and_find(engine: Engine, settings: Sett
         assert first_to_do(every).name == "b.jpg"  # type: ignore[union-attr]
         assert first_to_do(every, after=1).name == "d.jpg"  # type: ignore[union-attr]
         assert first_to_do(every, after=3).name == "b.jpg"  # type: ignore[union-attr]  (wraps)
-        assert [e.name for e in queue(session, project_id, QueueFilter(statuses=(ImageStatus.NEW,)))] == [
+        assert [e.name for e in queue(session, project_id, AnnotationQueueFilter(statuses=(ImageStatus.NEW,)))] == [
             "b.jpg",
             "d.jpg",
         ]
-        assert [e.name for e in queue(session, project_id, QueueFilter(label_ids=(jeans,)))] == ["a.jpg"]
-        assert [e.name for e in queue(session, project_id, QueueFilter(splits=("val",)))] == ["b.jpg"]
-        assert len(queue(session, project_id, QueueFilter(splits=(UNASSIGNED,)))) == 3
+        assert [e.name for e in queue(session, project_id, AnnotationQueueFilter(label_ids=(jeans,)))] == ["a.jpg"]
+        assert [e.name for e in queue(session, project_id, AnnotationQueueFilter(splits=("val",)))] == ["b.jpg"]
+        assert len(queue(session, project_id, AnnotationQueueFilter(splits=(UNASSIGNED,)))) == 3
     assert find_by_name(every, "C.JPG").name == "c.jpg"  # type: ignore[union-attr]
     assert find_by_name(every, "d.j").name == "d.jpg"  # type: ignore[union-attr]
     assert find_by_name(every, "zzz") is None and find_by_name(every, " ") is None

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core.annotate.annotations import load_image
+from core.annotate.state import load_image
 from core.dataset.importer import import_annotations
 from core.project.projects import create_project
 from db.engine import session_scope

@@ -15,13 +15,13 @@ from sqlalchemy import Engine, func, select
 from core.boxes import Box
 from core.database import open_database
 from core.demo.project import create_demo_project
+from core.demo import DEMO_LABELS as TINY_CLASSES
 from core.jobs import create_job, run_job
 from core.model.prediction import JOB_KIND, PredictionError, predict_images, predict_params, select_images
-from core.settings import Settings
 from core.model.training import JOB_KIND as TRAIN_KIND
 from core.model.training import train_params
+from core.settings import Settings
 from db.engine import session_scope
-from core.demo import DEMO_LABELS as TINY_CLASSES
 from db.models import Image, ImageStatus, Job, JobStatus, ModelVersion, Prediction
 
 TINY = {
@@ -122,20 +122,14 @@ def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db, caps
 def test_review_loop_accept_correct_reject_then_export_carries_the_reviewed_images(db, tmp_path: Path) -> None:
     import json
 
-    from core.annotate.annotations import StaleRevisionError
+    from core.annotate.errors import StaleRevisionError
     from core.dataset.exporter import export_dataset
-    from core.review.review import (
-        AUTO_MAIN_CLASS,
-        accept,
-        correct,
-        decision_summary,
-        load_review_item,
-        reject,
-        review_queue,
-        reviewed_since,
-    )
-    from db.models import BoxRow
-    from db.models import BoxSource, ReviewDecision
+    from core.review.auto_tags import AUTO_MAIN_CLASS
+    from core.review.decisions import accept, correct, reject
+    from core.review.item import load_review_item
+    from core.review.queue import review_queue
+    from core.review.summaries import decision_summary, reviewed_since
+    from db.models import BoxRow, BoxSource, ReviewDecision
 
     engine, settings, pid, version_id = db
     with session_scope(engine) as session:
@@ -230,7 +224,11 @@ def test_review_loop_accept_correct_reject_then_export_carries_the_reviewed_imag
 
 
 def test_auto_accept_takes_confident_images_and_leaves_an_audit_sample(db) -> None:
-    from core.review.review import accept, audit_error_rate, auto_accept, load_review_item, review_queue
+    from core.review.auto_accept import auto_accept
+    from core.review.decisions import accept
+    from core.review.item import load_review_item
+    from core.review.queue import review_queue
+    from core.review.summaries import audit_error_rate
     from db.models import ReviewDecision
 
     engine, settings, pid, version_id = db

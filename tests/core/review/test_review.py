@@ -9,23 +9,16 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import Engine, select
 
-from core.annotate.annotations import StaleRevisionError
+from core.annotate.errors import StaleRevisionError
 from core.boxes import Box
-from core.review.review import (
-    NothingShownError,
-    accept,
-    auto_accept,
-    correct,
-    first_open,
-    load_review_item,
-    no_garments,
-    reject,
-    review_queue,
-)
+from core.review.auto_accept import auto_accept
+from core.review.decisions import accept, correct, no_garments, reject
+from core.review.errors import NothingShownError
+from core.review.item import load_review_item
+from core.review.queue import first_open, review_queue
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
 from tests.core.annotate.test_annotations import add_image
 
 pytestmark = pytest.mark.both_databases
@@ -186,3 +179,44 @@ def test_auto_accept_stores_one_box_for_a_garment_predicted_as_two_classes(
     with session_scope(engine) as session:
         stored = session.scalars(select(BoxRow).where(BoxRow.image_id == image)).all()
         assert [(b.label_id, b.score) for b in stored] == [(labels["Shirts"], 0.91)]
+
+
+def test_auto_accept_skips_an_image_whose_save_is_refused_and_goes_on(
+    engine: Engine, settings: Settings, project_id: int
+) -> None:
+    # "stored.jpg" already has a Shirts box where the model sees Jackets: saving both is one garment
+    # with two labels, which a save refuses. It comes first in the queue (lower top score).
+    refused = add_image(engine, settings, project_id, "stored.jpg", (640, 480))
+    clean = add_image(engine, settings, project_id, "clean.jpg", (640, 480))
+    with session_scope(engine) as session:
+        labels = {lab.name: lab.id for lab in session.scalars(select(Label).where(Label.project_id == project_id))}
+        version = ModelVersion(project_id=project_id, name="v", path="models/v/model.keras")
+        session.add(version)
+        session.add(
+            BoxRow(image_id=refused, label_id=labels["Shirts"], **Box(10, 10, 200, 300).as_columns(),
+                   source=BoxSource.HUMAN, created_by="ann", updated_by="ann")
+        )  # fmt: skip
+        session.flush()
+        for image, score in ((refused, 0.85), (clean, 0.95)):
+            session.add(
+                Prediction(model_version_id=version.id, image_id=image, label_id=labels["Jackets"],
+                           **Box(10, 10, 200, 300).as_columns(), score=score)
+            )  # fmt: skip
+        version_id = version.id
+    with session_scope(engine) as session:
+        before = session.get(Image, refused).revision
+        assert [q.image_id for q in review_queue(session, project_id, version_id)] == [refused, clean]
+    with session_scope(engine) as session:
+        result = auto_accept(session, project_id, version_id, {"Jackets": 0.8}, audit_fraction=0.0)
+    assert (result.accepted, result.refused, result.left) == (1, 1, 0)
+    assert len(result.problems) == 1 and result.problems[0].startswith("stored.jpg: Not saved:")
+    assert "same box" in result.problems[0]
+    with session_scope(engine) as session:
+        kept = session.get(Image, refused)
+        assert (kept.status, kept.revision) == (ImageStatus.NEW, before)  # nothing of it was written
+        assert [b.label_id for b in session.scalars(select(BoxRow).where(BoxRow.image_id == refused))] == [
+            labels["Shirts"]
+        ]
+        assert not session.scalars(select(ReviewDecision).where(ReviewDecision.image_id == refused)).all()
+        assert session.get(Image, clean).status is ImageStatus.DONE
+        assert [q.image_id for q in review_queue(session, project_id, version_id)] == [refused]  # left for people
