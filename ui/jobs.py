@@ -54,7 +54,9 @@ def progress_fraction(progress: dict[str, Any]) -> float:
     return min(done / total, 1.0) if total else 0.0
 
 
-def _poll(job_id: int, text: Callable[[dict[str, Any]], str] | None, running_ui: Callable[[JobSnapshot], None] | None) -> None:
+def _poll(
+    job_id: int, text: Callable[[dict[str, Any]], str] | None, running_ui: Callable[[JobSnapshot], None] | None
+) -> None:
     state = job_snapshot(job_id)
     if state is None or state.status.is_final:
         # The page shows the outcome (and what the job changed) itself; a finished job is
