@@ -11,7 +11,7 @@ from core.project.splits import exportable_per_split
 from db.engine import session_scope
 from db.models import JobStatus
 from ui.context import current_user, get_context, require_project
-from ui.jobs import JobSnapshot, job_progress_ui, start_job
+from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 # The browser download goes through Streamlit's media store, which holds the whole file
 # in the server's memory while the session lasts (Streamlit 1.67 has no streaming
@@ -76,8 +76,8 @@ if params is not None and (job_id := start_job("export", params, project_id)) is
 
 def export_result_ui(job_id: int, job: JobSnapshot) -> None:
     """The finished export: summary and the download."""
-    status, result, error = job.status, job.result, job.error
-    if status is JobStatus.SUCCEEDED and result:
+    result = job.result
+    if job.status is JobStatus.SUCCEEDED and result:
         path = Path(result["path"])
         st.success(
             f"Exported {result['images']} images and {result['boxes']} boxes as {result['format']} "
@@ -107,10 +107,8 @@ def export_result_ui(job_id: int, job: JobSnapshot) -> None:
                 "`python -m core export FORMAT OUT` next to the data instead."
             )
         st.caption(f"On the server: `{path}`")
-    elif status is JobStatus.FAILED:
-        st.error(f"The export failed: {error}")
     else:
-        st.warning(f"The export was {status.value}.")
+        job_ended_ui(job, "export")
 
 
 current_job = st.session_state.get(JOB_KEY)

@@ -10,7 +10,7 @@ import streamlit as st
 
 from db.models import JobStatus
 from ui.context import current_user, get_context, require_project
-from ui.jobs import JobSnapshot, job_progress_ui, start_job
+from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 FORMATS = {
     "voc": "Pascal VOC (zip with Annotations/*.xml and the images)",
@@ -91,8 +91,8 @@ if params is not None and (job_id := start_job("import-annotations", params, pro
 
 def import_result_ui(job: JobSnapshot) -> None:
     """The finished import: summary and every record with a problem or a note."""
-    status, result, error = job.status, job.result, job.error
-    if status is JobStatus.SUCCEEDED and result:
+    result = job.result
+    if job.status is JobStatus.SUCCEEDED and result:
         st.success(
             f"{result['imported']} images imported and {result['updated']} existing images annotated "
             f"({result['boxes']} boxes); {result['duplicate']} already present (nothing added); "
@@ -107,10 +107,8 @@ def import_result_ui(job: JobSnapshot) -> None:
         notes = [r for r in result["records"] if r["outcome"] not in ("imported", "updated") or r["message"]]
         if notes:
             st.dataframe(pd.DataFrame(notes)[["source", "outcome", "message"]], hide_index=True, width="stretch")
-    elif status is JobStatus.FAILED:
-        st.error(f"The import failed: {error}")
     else:
-        st.warning(f"The import was {status.value}.")
+        job_ended_ui(job, "import")
 
 
 job_progress_ui(

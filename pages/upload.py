@@ -8,7 +8,7 @@ import streamlit as st
 from core.project.ingest import IMAGE_EXTENSIONS
 from db.models import JobStatus
 from ui.context import current_user, get_context, require_project
-from ui.jobs import JobSnapshot, job_progress_ui, start_job
+from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 ctx = get_context()
 st.title("Add images")
@@ -49,8 +49,8 @@ if submitted:
 
 def import_result_ui(job: JobSnapshot) -> None:
     """The finished import: summary and every file with a problem or a note."""
-    status, result, error = job.status, job.result, job.error
-    if status is JobStatus.SUCCEEDED and result:
+    result = job.result
+    if job.status is JobStatus.SUCCEEDED and result:
         parts = [f"Imported {result['imported']} images"]
         if result["duplicate"]:
             parts.append(f"{result['duplicate']} already in the project (not stored twice)")
@@ -64,10 +64,8 @@ def import_result_ui(job: JobSnapshot) -> None:
             st.dataframe(
                 pd.DataFrame(problems)[["name", "outcome", "message"]], hide_index=True, width="stretch"
             )
-    elif status is JobStatus.FAILED:
-        st.error(f"The import failed: {error}")
     else:
-        st.warning(f"The import was {status.value}.")
+        job_ended_ui(job, "import")
 
 
 job_progress_ui(

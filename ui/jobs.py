@@ -94,3 +94,11 @@ def job_progress_ui(
     elif done_ui is not None:
         done_ui(state)
     return state
+
+
+def job_ended_ui(job: JobSnapshot, what: str) -> None:
+    """A job that ended without success: its error, or how it ended ("The export was cancelled.")."""
+    if job.status is JobStatus.FAILED:
+        st.error(f"The {what} failed: {job.error}")
+    else:
+        st.warning(f"The {what} was {job.status.value}.")
