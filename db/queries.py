@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import Activity, BoxRow, Image, ImageStatus, Job, Label, Split
+from db.models import Activity, BoxRow, Image, ImageStatus, Job, JobStatus, Label, ModelVersion, Project, Split
 
 
 def images_by_status(session: Session, project_id: int) -> dict[str, int]:
@@ -73,3 +74,46 @@ def recent_jobs(session: Session, project_id: int, limit: int = 10) -> list[Job]
     return list(
         session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit))
     )
+
+
+ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def latest_job(session: Session, kind: str, project_id: int | None = None, active: bool = False) -> Job | None:
+    """The newest job of a kind (of one project when ``project_id`` is given); only queued or running ones
+    when ``active``. Pages reap stale workers first (core.jobs.reap_stale) so a dead one does not count."""
+    query = select(Job).where(Job.kind == kind)
+    if project_id is not None:
+        query = query.where(Job.project_id == project_id)
+    if active:
+        query = query.where(Job.status.in_(ACTIVE_JOB_STATUSES))
+    return session.scalar(query.order_by(Job.id.desc()).limit(1))
+
+
+def model_versions(session: Session, project_id: int) -> list[ModelVersion]:
+    """The project's model versions, newest first."""
+    return list(
+        session.scalars(
+            select(ModelVersion).where(ModelVersion.project_id == project_id).order_by(ModelVersion.id.desc())
+        )
+    )
+
+
+def model_version_names(session: Session, project_id: int) -> dict[int, str]:
+    """The project's model versions, newest first, as id -> name (without loading metrics and params)."""
+    rows = session.execute(
+        select(ModelVersion.id, ModelVersion.name)
+        .where(ModelVersion.project_id == project_id)
+        .order_by(ModelVersion.id.desc())
+    ).all()
+    return {vid: name for vid, name in rows}
+
+
+def image_names(session: Session, image_ids: Iterable[int]) -> dict[int, str]:
+    """Original file name per image id (ids that do not exist are left out)."""
+    return dict(session.execute(select(Image.id, Image.original_name).where(Image.id.in_(list(image_ids)))).all())
+
+
+def project_names(session: Session) -> dict[int, str]:
+    """Every project as id -> name, oldest first."""
+    return dict(session.execute(select(Project.id, Project.name).order_by(Project.id)).all())

@@ -9,22 +9,19 @@ from __future__ import annotations
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import select
 
 from core.model.evaluation import JOB_KIND, evaluated_versions
 from core.project.health import dataset_health
 from db.engine import session_scope
-from db.models import Image, Job, JobStatus
-from ui.context import current_project_id, get_context
-from ui.evaluate_panels import bar_chart, confusion_chart, distribution_chart, pr_curves_chart, table_ui
-from ui.jobs import job_snapshot, start_job
+from db.models import JobStatus
+from db.queries import image_names, latest_job
+from ui.context import get_context, require_project
+from ui.evaluate_panels import bar_chart, confusion_chart, dataset_health_ui, pr_curves_chart, table_ui
+from ui.jobs import JobSnapshot, job_progress_ui, start_job
 
 ctx = get_context()
 st.title("Evaluate")
-project_id = current_project_id()
-if project_id is None:
-    st.info("Create a project on the Home page first.")
-    st.stop()
+project_id = require_project()
 
 
 def open_in_annotate(image_id: int) -> None:
@@ -42,11 +39,8 @@ def _fmt(x: float | None) -> str:
 
 with session_scope(ctx.engine) as session:
     versions = evaluated_versions(session, project_id)
-    running = session.scalar(
-        select(Job.id).where(
-            Job.project_id == project_id, Job.kind == JOB_KIND, Job.status.in_((JobStatus.QUEUED, JobStatus.RUNNING))
-        )
-    )
+    running_job = latest_job(session, JOB_KIND, project_id, active=True)
+    running = running_job.id if running_job is not None else None
 
 tab_models, tab_errors, tab_health = st.tabs(["Model versions", "Error gallery", "Dataset health"])
 
@@ -67,22 +61,19 @@ with tab_models:
                 st.session_state["eval_job"] = job_id
                 st.rerun()
     job_id = st.session_state.get("eval_job") or running
-    if job_id:
 
-        @st.fragment(run_every=2.0)
-        def job_ui() -> None:
-            snap = job_snapshot(int(job_id))
-            if snap is None:
-                return
-            if not snap.status.is_final:
-                done, total = snap.progress.get("done") or 0, snap.progress.get("total") or 0
-                st.progress(min(done / total, 1.0) if total else 0.0, text=snap.progress.get("message") or "starting…")
-            elif snap.status is JobStatus.FAILED:
-                st.error(f"Evaluation failed: {snap.error}")
-            elif st.session_state.pop("eval_job", None):
-                st.rerun(scope="app")
+    def evaluation_done_ui(job: JobSnapshot) -> None:
+        if job.status is JobStatus.FAILED:  # stays up until another evaluation starts
+            st.error(f"Evaluation failed: {job.error}")
+        else:
+            st.session_state.pop("eval_job", None)
 
-        job_ui()
+    job_progress_ui(
+        int(job_id) if job_id else None,
+        lambda p: p.get("message") or "starting…",
+        done_ui=evaluation_done_ui,
+        run_every=2.0,
+    )
 
     done = [(i, n, r) for i, n, r in versions if r is not None]
     if done:
@@ -126,7 +117,7 @@ with tab_models:
         )  # fmt: skip
 
         per_class = []
-        for i, name, r in done:
+        for _, name, r in done:
             at = r["at"].get(threshold) or {}
             for label in r["labels"]:
                 per_class.append({
@@ -182,15 +173,15 @@ with tab_errors:
         )
         ids = sorted({e["image_id"] for e in items})
         with session_scope(ctx.engine) as session:
-            image_names = dict(session.execute(select(Image.id, Image.original_name).where(Image.id.in_(ids))).all())
-        df = pd.DataFrame([{"image": image_names.get(e["image_id"], "?"), **e} for e in items])
+            names_by_id = image_names(session, ids)
+        df = pd.DataFrame([{"image": names_by_id.get(e["image_id"], "?"), **e} for e in items])
         if df.empty:
             st.success("None at this threshold.")
         else:
             for n, e in enumerate(items[:20]):
                 c = st.columns([4, 2, 2, 1], vertical_alignment="center")
                 what = f"{e['true_label']} → predicted {e['label']}" if kind == "wrong_class" else e["label"]
-                c[0].markdown(f"**{image_names.get(e['image_id'], '?')}** · {what}")
+                c[0].markdown(f"**{names_by_id.get(e['image_id'], '?')}** · {what}")
                 c[1].markdown(f"score {e['score']:.2f}" if "score" in e else f"{e['area']:,} px²")
                 c[2].caption(f"box {', '.join(f'{v:.0f}' for v in e['box'])}")
                 if c[3].button("Open", key=f"open_{kind}_{n}", icon=":material/edit:"):
@@ -201,45 +192,4 @@ with tab_errors:
 with tab_health:
     with session_scope(ctx.engine) as session:
         health = dataset_health(session, project_id)
-    for w in health.warnings:
-        st.warning(w)
-    st.subheader("Boxes and images per class and split")
-    per_class = health.per_class.reset_index()
-    long = per_class.melt(
-        id_vars="label", value_vars=["train boxes", "val boxes", "test boxes", "unassigned boxes"],
-        var_name="split", value_name="count",
-    )  # fmt: skip
-    st.altair_chart(bar_chart(long, "label", "count", color="split"), width="stretch")
-    table_ui(per_class, "boxes per class", "boxes_per_class")
-
-    st.subheader("Box size and shape per class")
-    if health.box_geometry.empty:
-        st.caption("No boxes yet.")
-    else:
-        c1, c2 = st.columns(2)
-        c1.altair_chart(
-            distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True),
-            width="stretch",
-        )
-        c2.altair_chart(distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True),
-                        width="stretch")  # fmt: skip
-        summary = (
-            health.box_geometry.groupby("label")[["width", "height", "relative_area", "aspect"]]
-            .describe(percentiles=[0.1, 0.5, 0.9])
-            .round(3)
-        )
-        summary.columns = [f"{a} {b}" for a, b in summary.columns]
-        table_ui(summary.reset_index(), "box geometry per class", "box_geometry")
-
-    c1, c2 = st.columns(2)
-    with c1:
-        st.subheader("Images per status")
-        st.altair_chart(bar_chart(health.by_status, "status", "images"), width="stretch")
-        table_ui(health.by_status, "images per status", "images_per_status")
-    with c2:
-        st.subheader("Annotation throughput")
-        if health.throughput.empty:
-            st.caption("No boxes yet.")
-        else:
-            st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), width="stretch")
-            table_ui(health.throughput, "boxes per person per day", "throughput")
+    dataset_health_ui(health)

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import func, select
 
-from core.project.splits import EXPORTABLE_STATUSES
+from core.project.splits import exportable_per_split
 from db.engine import session_scope
-from db.models import Image, JobStatus
-from ui.context import current_project_id, current_user, get_context
-from ui.jobs import job_snapshot, start_job
+from db.models import JobStatus
+from ui.context import current_user, get_context, require_project
+from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 # The browser download goes through Streamlit's media store, which holds the whole file
 # in the server's memory while the session lasts (Streamlit 1.67 has no streaming
@@ -28,19 +27,12 @@ FORMATS = {
 
 ctx = get_context()
 st.title("Export")
-project_id = current_project_id()
-if project_id is None:
-    st.info("Create a project on the Home page first.")
-    st.stop()
+project_id = require_project()
 JOB_KEY = f"export_job_{project_id}"
 
 with session_scope(ctx.engine) as session:
-    rows = session.execute(
-        select(Image.split, func.count())
-        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
-        .group_by(Image.split)
-    ).all()
-counts = {(s.value if s else "not yet assigned"): n for s, n in rows}
+    per_split = exportable_per_split(session, project_id)
+counts = {(s.value if s else "not yet assigned"): n for s, n in per_split.items()}
 total = sum(counts.values())
 st.caption(
     f"{total} ground-truth images (status done or no objects) will be exported; new, in-progress and skipped "
@@ -82,22 +74,10 @@ if params is not None and (job_id := start_job("export", params, project_id)) is
     st.session_state[JOB_KEY] = job_id
 
 
-@st.fragment(run_every=1.0)
-def export_progress_ui(job_id: int) -> None:
-    """Polls the running export job; when it ends, reruns the whole page once to show the result."""
-    state = job_snapshot(job_id)
-    if state is None or state.status.is_final:
-        # The split table above changes too; and the finished page no longer polls, so the
-        # download button is not redrawn under the user's click every second.
-        st.rerun(scope="app")
-    progress = state.progress
-    done, total_ = progress.get("done", 0) or 0, progress.get("total") or 0
-    st.progress(min(done / total_, 1.0) if total_ else 0.0, text=f"Exporting… {done} of {total_ or '?'} images")
-
-
-def export_result_ui(job_id: int, status: JobStatus, result: dict | None, error: str | None) -> None:
+def export_result_ui(job_id: int, job: JobSnapshot) -> None:
     """The finished export: summary and the download."""
-    if status is JobStatus.SUCCEEDED and result:
+    result = job.result
+    if job.status is JobStatus.SUCCEEDED and result:
         path = Path(result["path"])
         st.success(
             f"Exported {result['images']} images and {result['boxes']} boxes as {result['format']} "
@@ -127,15 +107,15 @@ def export_result_ui(job_id: int, status: JobStatus, result: dict | None, error:
                 "`python -m core export FORMAT OUT` next to the data instead."
             )
         st.caption(f"On the server: `{path}`")
-    elif status is JobStatus.FAILED:
-        st.error(f"The export failed: {error}")
     else:
-        st.warning(f"The export was {status.value}.")
+        job_ended_ui(job, "export")
 
 
 current_job = st.session_state.get(JOB_KEY)
-if current_job is not None and (job_state := job_snapshot(current_job)) is not None:
-    if job_state.status.is_final:
-        export_result_ui(current_job, job_state.status, job_state.result, job_state.error)
-    else:
-        export_progress_ui(current_job)
+# When the job ends the page reruns: the split table above changes too, and the finished
+# page no longer polls, so the download button is not redrawn under the user's click.
+job_progress_ui(
+    current_job,
+    lambda p: f"Exporting… {p.get('done', 0) or 0} of {p.get('total') or '?'} images",
+    done_ui=lambda job: export_result_ui(current_job, job),
+)

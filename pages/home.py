@@ -15,6 +15,7 @@ from core.project.projects import (
 from db.engine import session_scope
 from db.queries import project_stats, recent_activity, recent_jobs
 from ui.context import current_project_id, current_user, get_context, select_project
+from ui.project import attribute_schema_ui, label_set_ui
 
 ctx = get_context()
 st.title("Tagrack")
@@ -95,32 +96,10 @@ with right:
     )
 
 st.subheader("Label set")
-label_df = pd.DataFrame(labels, columns=["name", "colour"])
-edited_labels = st.data_editor(
-    label_df,
-    num_rows="dynamic",
-    hide_index=True,
-    key=f"labels_{project_id}",
-    column_config={
-        "name": st.column_config.TextColumn("Label", required=True),
-        "colour": st.column_config.TextColumn("Colour (#rrggbb)", validate=r"^#[0-9a-fA-F]{6}$"),
-    },
-)
+edited_labels = label_set_ui(labels, project_id)
 
 st.subheader("Image attributes")
-schema_df = pd.DataFrame(
-    [(name, ", ".join(values)) for name, values in schema.items()], columns=["attribute", "values"]
-)
-edited_schema = st.data_editor(
-    schema_df,
-    num_rows="dynamic",
-    hide_index=True,
-    key=f"schema_{project_id}",
-    column_config={
-        "attribute": st.column_config.TextColumn("Attribute", required=True),
-        "values": st.column_config.TextColumn("Values, comma-separated (first is the default)", required=True),
-    },
-)
+edited_schema = attribute_schema_ui(schema, project_id)
 if st.button("Save labels and attributes"):
     try:
         with session_scope(ctx.engine) as session:

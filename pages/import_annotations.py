@@ -9,8 +9,8 @@ import pandas as pd
 import streamlit as st
 
 from db.models import JobStatus
-from ui.context import current_project_id, current_user, get_context
-from ui.jobs import job_snapshot, start_job
+from ui.context import current_user, get_context, require_project
+from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 FORMATS = {
     "voc": "Pascal VOC (zip with Annotations/*.xml and the images)",
@@ -21,10 +21,7 @@ FORMATS = {
 
 ctx = get_context()
 st.title("Import annotations")
-project_id = current_project_id()
-if project_id is None:
-    st.info("Create a project on the Home page first.")
-    st.stop()
+project_id = require_project()
 JOB_KEY = f"import_annotations_job_{project_id}"
 st.caption(
     "Images come in with their boxes. The same file twice adds nothing; a bad record is reported and the rest "
@@ -92,18 +89,10 @@ if params is not None and (job_id := start_job("import-annotations", params, pro
     st.session_state[JOB_KEY] = job_id
 
 
-@st.fragment(run_every=1.0)
-def import_progress_ui(job_id: int) -> None:
-    """Polls the running import job; when it ends, reruns the page once to show the report."""
-    state = job_snapshot(job_id)
-    if state is None or state.status.is_final:
-        st.rerun(scope="app")
-    st.progress(0.0, text=f"Importing… {state.progress.get('done', 0)} records read")
-
-
-def import_result_ui(status: JobStatus, result: dict | None, error: str | None) -> None:
+def import_result_ui(job: JobSnapshot) -> None:
     """The finished import: summary and every record with a problem or a note."""
-    if status is JobStatus.SUCCEEDED and result:
+    result = job.result
+    if job.status is JobStatus.SUCCEEDED and result:
         st.success(
             f"{result['imported']} images imported and {result['updated']} existing images annotated "
             f"({result['boxes']} boxes); {result['duplicate']} already present (nothing added); "
@@ -118,15 +107,12 @@ def import_result_ui(status: JobStatus, result: dict | None, error: str | None) 
         notes = [r for r in result["records"] if r["outcome"] not in ("imported", "updated") or r["message"]]
         if notes:
             st.dataframe(pd.DataFrame(notes)[["source", "outcome", "message"]], hide_index=True, width="stretch")
-    elif status is JobStatus.FAILED:
-        st.error(f"The import failed: {error}")
     else:
-        st.warning(f"The import was {status.value}.")
+        job_ended_ui(job, "import")
 
 
-current_job = st.session_state.get(JOB_KEY)
-if current_job is not None and (job_state := job_snapshot(current_job)) is not None:
-    if job_state.status.is_final:
-        import_result_ui(job_state.status, job_state.result, job_state.error)
-    else:
-        import_progress_ui(current_job)
+job_progress_ui(
+    st.session_state.get(JOB_KEY),
+    lambda p: f"Importing… {p.get('done', 0)} records read",
+    done_ui=import_result_ui,
+)

@@ -16,41 +16,38 @@ import time
 
 import streamlit as st
 
-from core.annotate.attributes import MACHINE_ATTRIBUTE_PREFIX
 from core.annotate.errors import AnnotationError, StaleRevisionError
-from core.annotate.state import project_labels, resolve_label
+from core.annotate.state import project_labels
 from core.project.imagestore import ImageStore
-from core.review.auto_accept import auto_accept
-from core.review.decisions import accept, correct, match_predictions, no_garments, reject
+from core.review.decisions import match_predictions
 from core.review.errors import NothingShownError, ReviewError
 from core.review.item import ReviewItem, load_review_item
-from core.review.queue import first_open, has_predictions, latest_version_with_predictions, review_queue
+from core.review.queue import first_open, has_predictions, latest_version_with_predictions
 from db.engine import session_scope
 from ui.annotate_panels import box_table_ui, canvas_width_ui, label_picker_ui
-from ui.canvas import CanvasBox, CanvasGeometry, canvas_ui
-from ui.context import current_project_id, current_user, get_context
+from ui.canvas import canvas_ui, image_geometry
+from ui.context import current_user, get_context, require_project
 from ui.review_panels import (
-    alternatives_hint,
+    auto_accept_panel_ui,
+    auto_tags_ui,
+    cached_queue,
+    canvas_labels,
+    item_header_ui,
     predict_panel_ui,
+    prediction_boxes,
+    review_actions_ui,
     review_controls_ui,
-    scored_label,
-    strip_score,
     summary_ui,
-    thresholds_ui,
     versions_with_names,
 )
 
 ctx = get_context()
 st.title("Review")
-project_id = current_project_id()
-if project_id is None:
-    st.info("Create a project on the Home page first.")
-    st.stop()
+project_id = require_project()
 who = current_user()
 ITEM_KEY = f"rev_item_{project_id}"
 QUEUE_KEY = f"rev_queue_{project_id}"
 DECIDED_KEY = f"rev_decided_{project_id}"
-QUEUE_TTL_S = 60.0
 # The outcome of the last action stays on screen until the next one: the canvas reruns the
 # page once it mounts, and a message shown for one run only would vanish before it is read.
 FLASH_KEY = f"rev_flash_{project_id}"
@@ -81,48 +78,17 @@ if unpredicted:
 
 canvas_w = canvas_width_ui()
 
-with st.expander("Auto-accept confident predictions", expanded=False):
-    st.caption(
-        "Images whose every box clears its class's threshold become annotations without review; a random audit "
-        "sample still comes to people (first in the queue) so the real error rate is measured."
-    )
-    thresholds = thresholds_ui(labels, project_id)
-    audit = st.number_input("Audit share", 0.0, 1.0, 0.05, 0.01, key=f"rev_audit_{project_id}")
-    if st.button("Auto-accept now", disabled=not thresholds):
-        with session_scope(ctx.engine) as session:
-            res = auto_accept(
-                session, project_id, controls.model_version_id, thresholds, threshold=controls.threshold,
-                audit_fraction=float(audit),
-            )  # fmt: skip
-        refused = f" {res.refused} not saved, left for review: " + "; ".join(res.problems) if res.refused else ""
-        st.session_state[FLASH_KEY] = (
-            "warning" if res.refused else "success",
-            f"Auto-accepted {res.accepted} images; {res.audit} sent to people as the audit sample; "
-            f"{res.left} left for review.{refused}",
-        )
-        st.session_state.pop(ITEM_KEY, None)
-        st.session_state.pop(QUEUE_KEY, None)
-        st.rerun()
+outcome = auto_accept_panel_ui(ctx.engine, labels, project_id, controls)
+if outcome is not None:
+    st.session_state[FLASH_KEY] = outcome
+    st.session_state.pop(ITEM_KEY, None)
+    st.session_state.pop(QUEUE_KEY, None)
+    st.rerun()
 
 t0 = time.perf_counter()
-# The queue (an aggregate over all predictions of the version) is computed when the controls
-# change or it is older than QUEUE_TTL_S; between, the next item comes from the cached order,
-# checked against the database (first_open), so a decision shows the next item at once even
-# with 100,000 predictions, and an image someone else reviewed meanwhile is skipped.
-queue_key = (controls.model_version_id, controls.threshold, controls.order, controls.flt)
-cached = st.session_state.get(QUEUE_KEY)
 decided: set[int] = st.session_state.setdefault(DECIDED_KEY, set())
 with session_scope(ctx.engine) as session:
-    if cached is None or cached[0] != queue_key or time.monotonic() - cached[1] > QUEUE_TTL_S:
-        full = review_queue(
-            session, project_id, controls.model_version_id, threshold=controls.threshold, order=controls.order,
-            flt=controls.flt,
-        )  # fmt: skip
-        st.session_state[QUEUE_KEY] = (queue_key, time.monotonic(), full)
-        decided.clear()
-    else:
-        full = cached[2]
-    queue = [q for q in full if q.image_id not in decided]
+    queue = cached_queue(session, project_id, controls, QUEUE_KEY, decided)
     item: ReviewItem | None = st.session_state.get(ITEM_KEY)
     ids = [q.image_id for q in queue]
     if (
@@ -149,71 +115,27 @@ if item is None:
 entry = queue[ids.index(item.state.id)]
 state = item.state
 store = ImageStore(ctx.settings.data_dir)
-with store.open(state.display_path) as im:
-    display_w, display_h = im.size
-geometry = CanvasGeometry.for_image(
-    state.width, state.height, display_w, display_h, max_w=canvas_w, max_h=round(canvas_w * 0.9)
-)
-colours = {lab.name: lab.colour for lab in labels}
-st.markdown(
-    f"**{state.name}** · {len(queue)} to review · top score {entry.top_score:.2f} ({entry.top_label}) · "
-    f"margin {entry.margin:.2f} · {entry.below} box(es) under the threshold"
-    + (" · :orange[audit sample]" if entry.audit else "")
-)
-hint = alternatives_hint(item)
-if hint:  # before the buttons: Accept keeps the box's shown label, not the others
-    st.markdown(f":orange[{hint}]")
+geometry = image_geometry(store, state.display_path, state.width, state.height, canvas_w)
+item_header_ui(item, entry, len(queue))
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
-    # The decisions first (as on Annotate), then the labels for new boxes. Accept and Save
-    # take a row each: side by side in this column "Save corrections" was cut to "Save correc…".
-    do_accept = st.button("Accept as is", type="primary", shortcut="A", width="stretch")
-    do_save = st.button("Save corrections", shortcut="S", width="stretch")
-    c3, c4 = st.columns(2)
-    do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
-    do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
-    do_none = st.button(
-        "No garments in this image", shortcut="Shift+N", width="stretch",
-        help="Done with no boxes: every prediction is recorded as a false positive",
-    )  # fmt: skip
+    actions = review_actions_ui()  # the decisions first (as on Annotate), then the labels for new boxes
     current_label = label_picker_ui(labels, project_id)
     st.caption(
         "Keys: A accept · S save corrections · X reject · K skip · Shift+N no garments · 1–9 label for new boxes."
     )
-    tags = {
-        k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v
-        for k, v in state.attributes.items()
-        if k.startswith(MACHINE_ATTRIBUTE_PREFIX)
-    }
-    if tags:
-        st.markdown("**Auto-tags**")
-        st.dataframe(
-            [
-                {"tag": k, "value": v, "confidence": tags.get(f"{k}_confidence", "")}
-                for k, v in tags.items()
-                if not k.endswith("_confidence") and k != "model_version"
-            ],
-            hide_index=True,
-            width="stretch",
-        )
+    auto_tags_ui(state.attributes)
     st.caption(f"Server time for this item: {server_ms:.0f} ms")
 
 with left:
-    boxes = [
-        CanvasBox(scored_label(p.label, p.score), p.box, colours.get(p.label, "#808080"), True)
-        for p in item.predictions
-    ]
+    boxes = prediction_boxes(item, labels)
     key = f"rev_canvas_{state.id}_v{item.model_version_id}_n{st.session_state.get('rev_mounts', 0)}"
     with st.container(key=f"{key}_box"):
         edited_raw = canvas_ui(
             geometry, store.path(state.display_path), boxes, current_label.name, current_label.colour, key
         )
-    # A relabel typed as a number or in another case becomes the label's name, as on Annotate.
-    edited = []
-    for text, box in edited_raw:
-        found = resolve_label(strip_score(text), labels)
-        edited.append((found.name if found else strip_score(text), box))
+    edited = canvas_labels(edited_raw, labels)
     st.caption(
         f"{len(item.predictions)} predicted box(es) at or above {item.threshold:.2f} are on the canvas "
         f"({item.hidden} hidden below it). Fix them in place: pencil toggle to move, resize, delete or relabel; "
@@ -233,17 +155,10 @@ def finish(message: str) -> None:
     st.rerun()
 
 
-if do_accept or do_save or do_reject or do_none:
+if actions.decision is not None:
     try:
         with session_scope(ctx.engine) as session:
-            if do_accept:
-                res = accept(session, item, who)
-            elif do_save:
-                res = correct(session, item, edited, who, tolerance=geometry.unchanged_tolerance)
-            elif do_none:
-                res = no_garments(session, item, who)
-            else:
-                res = reject(session, item, who)
+            res = actions.apply(session, item, edited, who, tolerance=geometry.unchanged_tolerance)
     except NothingShownError as exc:  # nothing was saved; the same item stays, the message above it
         st.session_state[FLASH_KEY] = ("warning", str(exc))
         st.rerun()
@@ -257,7 +172,7 @@ if do_accept or do_save or do_reject or do_none:
     else:
         counts = ", ".join(f"{n} {k}" for k, n in sorted(res.decisions.items())) or "no boxes"
         finish(f"{counts}. {res.summary}")
-elif do_skip:
+elif actions.skip:
     pos = ids.index(state.id)
     nxt = ids[(pos + 1) % len(ids)]
     with session_scope(ctx.engine) as session:

@@ -7,15 +7,12 @@ import streamlit as st
 
 from core.project.ingest import IMAGE_EXTENSIONS
 from db.models import JobStatus
-from ui.context import current_project_id, current_user, get_context
-from ui.jobs import job_snapshot, start_job
+from ui.context import current_user, get_context, require_project
+from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 ctx = get_context()
 st.title("Add images")
-project_id = current_project_id()
-if project_id is None:
-    st.info("Create a project on the Home page first.")
-    st.stop()
+project_id = require_project()
 
 st.caption(
     "JPEG, PNG, GIF, BMP, TIFF or WebP files, or zip archives of them. Every file is decoded and checked; "
@@ -50,21 +47,10 @@ if submitted:
             st.session_state[JOB_KEY] = job_id
 
 
-@st.fragment(run_every=1.0)
-def import_progress_ui() -> None:
-    """Polls the import job and shows its progress, then its per-file report."""
-    job_id = st.session_state.get(JOB_KEY)
-    if job_id is None:
-        return
-    state = job_snapshot(job_id)
-    if state is None:
-        return
-    status, progress, result, error = state.status, state.progress, state.result, state.error
-    done, total = progress.get("done", 0), progress.get("total") or 0
-    if not status.is_final:
-        st.progress(min(done / total, 1.0) if total else 0.0, text=f"Importing… {done} of {total or '?'} files")
-        return
-    if status is JobStatus.SUCCEEDED and result:
+def import_result_ui(job: JobSnapshot) -> None:
+    """The finished import: summary and every file with a problem or a note."""
+    result = job.result
+    if job.status is JobStatus.SUCCEEDED and result:
         parts = [f"Imported {result['imported']} images"]
         if result["duplicate"]:
             parts.append(f"{result['duplicate']} already in the project (not stored twice)")
@@ -78,10 +64,12 @@ def import_progress_ui() -> None:
             st.dataframe(
                 pd.DataFrame(problems)[["name", "outcome", "message"]], hide_index=True, width="stretch"
             )
-    elif status is JobStatus.FAILED:
-        st.error(f"The import failed: {error}")
     else:
-        st.warning(f"The import was {status.value}.")
+        job_ended_ui(job, "import")
 
 
-import_progress_ui()
+job_progress_ui(
+    st.session_state.get(JOB_KEY),
+    lambda p: f"Importing… {p.get('done', 0)} of {p.get('total') or '?'} files",
+    done_ui=import_result_ui,
+)

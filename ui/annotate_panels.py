@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import astuple, dataclass
 
 import pandas as pd
 import streamlit as st
@@ -14,6 +15,7 @@ from core.annotate.save import box_history
 from core.annotate.state import DraftBox, ImageState, LabelInfo, StoredBox, resolve_label
 from db.engine import session_scope
 from db.models import BoxSource, ImageStatus, Split
+from ui.canvas import CanvasBox, CanvasGeometry
 
 
 def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> AnnotationQueueFilter:
@@ -160,3 +162,122 @@ def import_note_ui(state: ImageState) -> None:
 
 def _escape_markdown(text: str) -> str:
     return "".join(f"\\{c}" if c in "\\`*_{}[]<>()#+-.!|~:$" else c for c in text)
+
+
+@dataclass(frozen=True)
+class AnnotateActions:
+    """The image buttons pressed in this run."""
+
+    save: bool
+    no_garments: bool
+    prev: bool
+    nxt: bool
+    next_todo: bool
+    copy_prev: bool
+    discard: bool
+
+    @property
+    def any(self) -> bool:
+        """Whether any of them was pressed."""
+        return any(astuple(self))
+
+
+def image_actions_ui(pos: int, count: int) -> AnnotateActions:
+    """The image buttons with their keys: save, no garments, previous, next, next new, copy previous, discard."""
+    # The actions first: below nine label buttons and the attributes they fell under the fold
+    # of a 1400x900 laptop window.
+    st.markdown("**Image**")
+    c1, c2 = st.columns(2)
+    save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
+    no_garments = c2.button(
+        "No garments", shortcut="Shift+N", width="stretch",
+        help="Mark this image done with zero boxes (different from never opened)",
+    )  # fmt: skip
+    c3, c4 = st.columns(2)
+    prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
+    nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == count - 1, help="Saves first")
+    c5, c6 = st.columns(2)
+    next_todo = c5.button("Next new", shortcut="Shift+F", width="stretch", help="Next new or in-progress image")
+    copy_prev = c6.button(
+        "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
+    )
+    discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
+    return AnnotateActions(save, no_garments, prev, nxt, next_todo, copy_prev, discard)
+
+
+def image_header_ui(fresh: ImageState, revision: int, pos: int, count: int) -> None:
+    """The image's line (name, place in the queue, size, status, revision), its import note, a newer save."""
+    st.markdown(
+        f"**{fresh.name}** · image {pos + 1} of {count} · {fresh.width}×{fresh.height} px · "
+        f"status `{fresh.status.value}` · revision {revision}"
+    )
+    import_note_ui(fresh)
+    if fresh.revision != revision:
+        st.warning(
+            f"{fresh.updated_by or 'Someone'} saved this image (revision {fresh.revision}) after you opened it. "
+            "Saving now will be refused; press 'Discard and reload' to see their version."
+        )
+
+
+def draft_canvas_boxes(
+    drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox], labels: Sequence[LabelInfo]
+) -> list[CanvasBox]:
+    """The boxes to start the canvas from, in their label's colour, model-made ones marked."""
+    colours = {lab.name: lab.colour for lab in labels}
+    return [
+        CanvasBox(
+            d.label,
+            d.box,
+            colours.get(d.label, "#808080"),
+            from_model=d.box_id in stored and stored[d.box_id].source is BoxSource.MODEL,
+        )
+        for d in drafts
+    ]
+
+
+TINY_CANVAS_PX = 5
+
+
+def changes_ui(
+    drafts: Sequence[DraftBox],
+    stored: Mapping[int, StoredBox],
+    saved: Sequence[StoredBox],
+    dirty: bool,
+    attributes_changed: bool,
+    geometry: CanvasGeometry,
+) -> None:
+    """What is not saved yet (boxes new, changed, deleted; attributes), and boxes too small to be meant."""
+    if dirty:
+        n_new = sum(d.box_id is None for d in drafts)
+        kept = {d.box_id for d in drafts if d.box_id is not None}
+        n_changed = sum(
+            d.box_id is not None and (stored[d.box_id].box != d.box or stored[d.box_id].label != d.label)
+            for d in drafts
+        )
+        n_deleted = len([b for b in saved if b.id not in kept])
+        st.markdown(
+            f":orange[**Unsaved changes:** {n_new} new, {n_changed} changed, {n_deleted} deleted"
+            f"{', attributes' if attributes_changed else ''}]"
+        )
+    else:
+        st.markdown(f":green[All changes saved] · {len(drafts)} box(es) on the canvas")
+    # The drawing tool leaves a 2x2 px box on a plain click; flag such specks so a stray
+    # click is undone instead of saved (they are valid boxes, so the save does not refuse them).
+    per_px = geometry.original_per_canvas_px
+    specks = [n for n, d in enumerate(drafts, 1) if min(d.box.width, d.box.height) < TINY_CANVAS_PX * per_px]
+    if specks:
+        st.warning(
+            f"Box {', '.join(map(str, specks))} is only a few pixels on screen — a stray click? "
+            "Undo it (toolbar) or delete it before saving."
+        )
+
+
+def keys_and_jump_ui(jump_key: str, pending_key: str) -> None:
+    """The keyboard shortcuts, and the field that jumps to an image by name (sets ``pending_key`` when used)."""
+    # Keys mean the same on Review: Shift+N is "no garments" (a save) on both pages, and no
+    # key that only moves here writes there (issue 13: N was "next new" here, "no garments" there).
+    st.caption(
+        "Keys: 1–9 label · Ctrl+S save · F next · D previous · Shift+F next new image · Shift+N no garments. "
+        "Moving on saves first."
+    )
+    st.text_input("Jump to image (name)", key=jump_key, on_change=lambda: st.session_state.update({pending_key: True}))

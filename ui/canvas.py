@@ -30,9 +30,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.boxes import Box
+
+if TYPE_CHECKING:
+    from core.project.imagestore import ImageStore
 
 # Fabric serialises coordinates with two decimals; an untouched box comes back within
 # this many canvas pixels of what was sent (used to recognise unchanged boxes).
@@ -220,3 +223,14 @@ def canvas_ui(
         return [(str(r["label"]), geometry.display_to_box(r)) for r in in_image]
     # Before the browser has reported how it placed the image: the same contain formula.
     return [(str(r["label"]), geometry.canvas_to_box(r)) for r in result.boxes]
+
+
+def image_geometry(
+    store: ImageStore, display_path: str, original_w: int, original_h: int, canvas_w: int
+) -> CanvasGeometry:
+    """The canvas for an image's display copy in ``store``, at most ``canvas_w`` wide and 0.9 of that high."""
+    with store.open(display_path) as im:
+        display_w, display_h = im.size
+    return CanvasGeometry.for_image(
+        original_w, original_h, display_w, display_h, max_w=canvas_w, max_h=round(canvas_w * 0.9)
+    )

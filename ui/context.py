@@ -97,3 +97,12 @@ def current_project_id() -> int | None:
     """The project picked in the sidebar, or None before any exists."""
     value = st.session_state.get(PROJECT_KEY)
     return int(value) if value is not None else None
+
+
+def require_project() -> int:
+    """The current project's id; without one, says to create it on Home and stops the page there."""
+    project_id = current_project_id()
+    if project_id is None:
+        st.info("Create a project on the Home page first.")
+        st.stop()
+    return project_id

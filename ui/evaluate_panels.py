@@ -8,6 +8,8 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
+from core.project.health import DatasetHealth
+
 
 def table_ui(df: pd.DataFrame, name: str, key: str, **kwargs: Any) -> None:
     """A dataframe with a 'Download CSV' button under it."""
@@ -93,3 +95,49 @@ def distribution_chart(geometry: pd.DataFrame, column: str, title: str, log: boo
     box = base.mark_bar(size=18).encode(y="q25:Q", y2="q75:Q", tooltip=tooltip)
     median = base.mark_tick(color="white", size=18, thickness=2).encode(y="median:Q")
     return (whisker + box + median).properties(height=260)
+
+
+def dataset_health_ui(health: DatasetHealth) -> None:
+    """The Dataset health tab: warnings, boxes per class and split, box geometry, status and throughput."""
+    for w in health.warnings:
+        st.warning(w)
+    st.subheader("Boxes and images per class and split")
+    per_class = health.per_class.reset_index()
+    long = per_class.melt(
+        id_vars="label", value_vars=["train boxes", "val boxes", "test boxes", "unassigned boxes"],
+        var_name="split", value_name="count",
+    )  # fmt: skip
+    st.altair_chart(bar_chart(long, "label", "count", color="split"), width="stretch")
+    table_ui(per_class, "boxes per class", "boxes_per_class")
+
+    st.subheader("Box size and shape per class")
+    if health.box_geometry.empty:
+        st.caption("No boxes yet.")
+    else:
+        c1, c2 = st.columns(2)
+        c1.altair_chart(
+            distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True),
+            width="stretch",
+        )
+        c2.altair_chart(distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True),
+                        width="stretch")  # fmt: skip
+        summary = (
+            health.box_geometry.groupby("label")[["width", "height", "relative_area", "aspect"]]
+            .describe(percentiles=[0.1, 0.5, 0.9])
+            .round(3)
+        )
+        summary.columns = [f"{a} {b}" for a, b in summary.columns]
+        table_ui(summary.reset_index(), "box geometry per class", "box_geometry")
+
+    c1, c2 = st.columns(2)
+    with c1:
+        st.subheader("Images per status")
+        st.altair_chart(bar_chart(health.by_status, "status", "images"), width="stretch")
+        table_ui(health.by_status, "images per status", "images_per_status")
+    with c2:
+        st.subheader("Annotation throughput")
+        if health.throughput.empty:
+            st.caption("No boxes yet.")
+        else:
+            st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), width="stretch")
+            table_ui(health.throughput, "boxes per person per day", "throughput")

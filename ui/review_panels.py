@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
 
-from core.annotate.state import LabelInfo
-from core.jobs import JobError, reap_stale
+from core.annotate.attributes import MACHINE_ATTRIBUTE_PREFIX
+from core.annotate.state import LabelInfo, resolve_label
+from core.boxes import Box
+from core.jobs import JobError
 from core.model.prediction import JOB_KIND, predict_params, start_prediction
+from core.review.auto_accept import auto_accept
+from core.review.decisions import ReviewResult, accept, correct, no_garments, reject
 from core.review.item import ReviewItem
-from core.review.queue import DEFAULT_THRESHOLD, ORDERS, ReviewQueueFilter
+from core.review.queue import DEFAULT_THRESHOLD, ORDERS, QueueItem, ReviewQueueFilter, review_queue
 from core.review.summaries import audit_error_rate, decision_summary
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Job, JobStatus, ModelVersion
+from db.models import JobStatus
+from db.queries import latest_job, model_version_names
+from ui.canvas import CanvasBox
+from ui.jobs import job_progress_ui
 
 # A prediction is drawn with its score in the canvas label ("Jeans 0.83") so the reviewer
 # sees it on the box; the score is stripped again when the canvas hands the boxes back.
@@ -75,11 +84,8 @@ class ReviewControls:
 def versions_with_names(engine: Engine, project_id: int) -> dict[int, str]:
     """The project's model versions, newest first, as id -> display name."""
     with session_scope(engine) as session:
-        rows = session.execute(
-            select(ModelVersion.id, ModelVersion.name).where(ModelVersion.project_id == project_id)
-            .order_by(ModelVersion.id.desc())
-        ).all()  # fmt: skip
-    return {vid: f"#{vid} {name}" for vid, name in rows}
+        names = model_version_names(session, project_id)
+    return {vid: f"#{vid} {name}" for vid, name in names.items()}
 
 
 def review_controls_ui(
@@ -112,34 +118,6 @@ def review_controls_ui(
     )
 
 
-def _active_predict_job(engine: Engine, project_id: int) -> Job | None:
-    with session_scope(engine) as session:
-        reap_stale(session)
-        job = session.scalar(
-            select(Job).where(Job.project_id == project_id, Job.kind == JOB_KIND).order_by(Job.id.desc()).limit(1)
-        )
-        if job is not None:
-            session.expunge(job)
-        return job
-
-
-@st.fragment(run_every=1.0)
-def _predict_progress_ui(engine: Engine, project_id: int) -> None:
-    job = _active_predict_job(engine, project_id)
-    if job is None:
-        return
-    p = job.progress or {}
-    done, total = p.get("done", 0) or 0, p.get("total") or 0
-    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        st.progress(min(done / total, 1.0) if total else 0.0, text=f"Predicting… {p.get('message', '')}")
-    else:
-        if job.status is JobStatus.SUCCEEDED:
-            st.success(f"Prediction job #{job.id} finished: {job.result}")
-        else:
-            st.error(f"Prediction job #{job.id} {job.status.value}: {job.error or ''}")
-        st.rerun()  # the whole page: the queue has changed
-
-
 def predict_panel_ui(
     engine: Engine, settings: Settings, project_id: int, versions: dict[int, str], who: str, selected: int | None = None
 ) -> None:
@@ -147,12 +125,15 @@ def predict_panel_ui(
 
     ``selected`` (the version under review) is the one offered first.
     """
-    job = _active_predict_job(engine, project_id)
-    if job is not None and job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
-        _predict_progress_ui(engine, project_id)
+    with session_scope(engine) as session:
+        latest = latest_job(session, JOB_KIND, project_id)
+        job_id = latest.id if latest is not None else None
+    # When it ends the whole page reruns: the queue has changed.
+    job = job_progress_ui(job_id, lambda p: f"Predicting… {p.get('message', '')}")
+    if job is not None and not job.status.is_final:
         return
     if job is not None and job.status is JobStatus.FAILED:
-        st.caption(f"Last prediction job #{job.id} failed: {job.error}")
+        st.caption(f"Last prediction job #{job_id} failed: {job.error}")
     if not versions:
         st.info("No model version yet: train one on the Train page.")
         return
@@ -211,3 +192,144 @@ def summary_ui(engine: Engine, project_id: int, model_version_id: int) -> None:
         st.caption("Audit: no audited auto-accept image reviewed yet for this version.")
     else:
         st.caption(f"Audit: {audited} predictions auto-accept would have taken were reviewed; {rate:.1%} needed a fix.")
+
+
+def auto_accept_panel_ui(
+    engine: Engine, labels: Sequence[LabelInfo], project_id: int, controls: ReviewControls
+) -> tuple[str, str] | None:
+    """The "Auto-accept confident predictions" expander; returns (level, message) of what auto-accept did."""
+    with st.expander("Auto-accept confident predictions", expanded=False):
+        st.caption(
+            "Images whose every box clears its class's threshold become annotations without review; a random audit "
+            "sample still comes to people (first in the queue) so the real error rate is measured."
+        )
+        thresholds = thresholds_ui(labels, project_id)
+        audit = st.number_input("Audit share", 0.0, 1.0, 0.05, 0.01, key=f"rev_audit_{project_id}")
+        if not st.button("Auto-accept now", disabled=not thresholds):
+            return None
+        with session_scope(engine) as session:
+            res = auto_accept(
+                session, project_id, controls.model_version_id, thresholds, threshold=controls.threshold,
+                audit_fraction=float(audit),
+            )  # fmt: skip
+    refused = f" {res.refused} not saved, left for review: " + "; ".join(res.problems) if res.refused else ""
+    return (
+        "warning" if res.refused else "success",
+        f"Auto-accepted {res.accepted} images; {res.audit} sent to people as the audit sample; "
+        f"{res.left} left for review.{refused}",
+    )
+
+
+QUEUE_TTL_S = 60.0
+
+
+def cached_queue(
+    session: Session, project_id: int, controls: ReviewControls, cache_key: str, decided: set[int]
+) -> list[QueueItem]:
+    """The review queue for the controls, less the images decided in this browser session.
+
+    The queue (an aggregate over all predictions of the version) is computed when the controls
+    change or it is older than QUEUE_TTL_S; between, the next item comes from the cached order,
+    checked against the database (first_open), so a decision shows the next item at once even
+    with 100,000 predictions, and an image someone else reviewed meanwhile is skipped.
+    """
+    queue_key = (controls.model_version_id, controls.threshold, controls.order, controls.flt)
+    cached = st.session_state.get(cache_key)
+    if cached is None or cached[0] != queue_key or time.monotonic() - cached[1] > QUEUE_TTL_S:
+        full = review_queue(
+            session, project_id, controls.model_version_id, threshold=controls.threshold, order=controls.order,
+            flt=controls.flt,
+        )  # fmt: skip
+        st.session_state[cache_key] = (queue_key, time.monotonic(), full)
+        decided.clear()
+    else:
+        full = cached[2]
+    return [q for q in full if q.image_id not in decided]
+
+
+def auto_tags_ui(attributes: dict[str, str]) -> None:
+    """The image's machine-made tags (main garment, colours...) with their confidence, if it has any."""
+    tags = {
+        k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v for k, v in attributes.items() if k.startswith(MACHINE_ATTRIBUTE_PREFIX)
+    }
+    if not tags:
+        return
+    st.markdown("**Auto-tags**")
+    st.dataframe(
+        [
+            {"tag": k, "value": v, "confidence": tags.get(f"{k}_confidence", "")}
+            for k, v in tags.items()
+            if not k.endswith("_confidence") and k != "model_version"
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def item_header_ui(item: ReviewItem, entry: QueueItem, to_review: int) -> None:
+    """The item's line (name, queue length, scores) and what else the model called its boxes."""
+    st.markdown(
+        f"**{item.state.name}** · {to_review} to review · top score {entry.top_score:.2f} ({entry.top_label}) · "
+        f"margin {entry.margin:.2f} · {entry.below} box(es) under the threshold"
+        + (" · :orange[audit sample]" if entry.audit else "")
+    )
+    hint = alternatives_hint(item)
+    if hint:  # before the buttons: Accept keeps the box's shown label, not the others
+        st.markdown(f":orange[{hint}]")
+
+
+@dataclass(frozen=True)
+class ReviewActions:
+    """Which decision button was pressed in this run (None: none of them) and whether Skip was."""
+
+    decision: str | None
+    skip: bool
+
+    def apply(
+        self, session: Session, item: ReviewItem, edited: list[tuple[str, Box]], who: str, tolerance: float
+    ) -> ReviewResult:
+        """Records the decision on the item (see core.review.decisions)."""
+        if self.decision == "accept":
+            return accept(session, item, who)
+        if self.decision == "save":
+            return correct(session, item, edited, who, tolerance=tolerance)
+        if self.decision == "no_garments":
+            return no_garments(session, item, who)
+        return reject(session, item, who)
+
+
+def review_actions_ui() -> ReviewActions:
+    """The decision buttons with their keys: accept, save corrections, reject, skip, no garments."""
+    # Accept and Save take a row each: side by side in this column "Save corrections" was cut to "Save correc…".
+    do_accept = st.button("Accept as is", type="primary", shortcut="A", width="stretch")
+    do_save = st.button("Save corrections", shortcut="S", width="stretch")
+    c3, c4 = st.columns(2)
+    do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
+    do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
+    do_none = st.button(
+        "No garments in this image", shortcut="Shift+N", width="stretch",
+        help="Done with no boxes: every prediction is recorded as a false positive",
+    )  # fmt: skip
+    pressed = {"accept": do_accept, "save": do_save, "no_garments": do_none, "reject": do_reject}
+    return ReviewActions(next((name for name, on in pressed.items() if on), None), do_skip)
+
+
+def prediction_boxes(item: ReviewItem, labels: Sequence[LabelInfo]) -> list[CanvasBox]:
+    """The item's predictions as canvas boxes, each labelled with its score in its label's colour."""
+    colours = {lab.name: lab.colour for lab in labels}
+    return [
+        CanvasBox(scored_label(p.label, p.score), p.box, colours.get(p.label, "#808080"), True)
+        for p in item.predictions
+    ]
+
+
+def canvas_labels(edited: list[tuple[str, Box]], labels: Sequence[LabelInfo]) -> list[tuple[str, Box]]:
+    """The canvas boxes with their scores stripped and their labels resolved.
+
+    A relabel typed as a number or in another case becomes the label's name, as on Annotate.
+    """
+    out = []
+    for text, box in edited:
+        found = resolve_label(strip_score(text), labels)
+        out.append((found.name if found else strip_score(text), box))
+    return out

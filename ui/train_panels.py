@@ -13,7 +13,6 @@ from typing import Any
 import altair as alt
 import pandas as pd
 import streamlit as st
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.model.training import (
@@ -26,8 +25,9 @@ from core.model.training import (
     resolve_weights,
 )
 from core.settings import Settings
-from db.models import Image, Job, JobStatus, ModelVersion, Split
-from ui.jobs import job_snapshot, start_job
+from db.models import JobStatus, Split
+from db.queries import latest_job, model_versions
+from ui.jobs import job_progress_ui, start_job
 
 # core.model.detector.model.OFFLINE_IMAGENET, spelled out: importing that module loads TensorFlow into the page.
 OFFLINE_IMAGENET = "imagenet-offline"
@@ -72,25 +72,17 @@ class TrainingData:
 
 def training_data(session: Session, project_id: int) -> TrainingData:
     """Finished (exportable) images the train and val splits will have, and the newest model version's images/s."""
-    from core.project.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES
+    from core.project.splits import DEFAULT_FRACTIONS, exportable_per_split
 
-    rows = session.execute(
-        select(Image.split, func.count())
-        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
-        .group_by(Image.split)
-    ).all()
-    counts = {split: n for split, n in rows}
+    counts = exportable_per_split(session, project_id)
     # Finished images without a split are placed when the training exports (80/10/10 by
     # default, stratified, see core.project.splits): count their expected share.
     unassigned = counts.get(None, 0)
     train = counts.get(Split.TRAIN, 0) + round(unassigned * DEFAULT_FRACTIONS[0])
     val = counts.get(Split.VAL, 0) + round(unassigned * DEFAULT_FRACTIONS[1])
     speed, model = None, None
-    for metrics, params in session.execute(
-        select(ModelVersion.metrics, ModelVersion.params)
-        .where(ModelVersion.project_id == project_id)
-        .order_by(ModelVersion.id.desc())
-    ):
+    for version in model_versions(session, project_id):
+        metrics, params = version.metrics, version.params
         if (metrics or {}).get("images_per_s"):
             speed = float(metrics["images_per_s"])
             p = params or {}
@@ -206,31 +198,15 @@ def weights_ui(settings: Settings, alpha: float, offline_ready: bool) -> tuple[s
     return choice, path
 
 
-def _latest_prepare_job(session: Session) -> tuple[int, JobStatus] | None:
-    job = session.scalar(select(Job).where(Job.kind == PREPARE_KIND).order_by(Job.id.desc()).limit(1))
-    return (job.id, job.status) if job is not None else None
-
-
-@st.fragment(run_every=1.0)
-def _prepare_progress_ui(job_id: int) -> None:
-    """Polls the preparation job; when it ends, reruns the page so the weights' status and defaults update."""
-    state = job_snapshot(job_id)
-    if state is None or state.status.is_final:
-        st.rerun(scope="app")
-    progress = state.progress
-    done, total = progress.get("done") or 0, progress.get("total") or 0
-    st.progress(min(done / total, 1.0) if total else 0.0, text=f"Preparing: {progress.get('message') or 'starting…'}")
-
-
 def prepare_weights_ui(session: Session, offline_ready: bool) -> None:
     """Status of the offline ImageNet weights, and the button that prepares them as a background job."""
     # The newest preparation job, wherever it was started (the weights are the server's, not a
     # browser's): one running elsewhere shows its progress, a failed last attempt its error.
-    latest = _latest_prepare_job(session)
-    job_id = latest[0] if latest is not None else None
-    state = job_snapshot(job_id) if job_id is not None else None
+    latest = latest_job(session, PREPARE_KIND)
+    job_id = latest.id if latest is not None else None
+    # When it ends the page reruns, so the weights' status and defaults update.
+    state = job_progress_ui(job_id, lambda p: f"Preparing: {p.get('message') or 'starting…'}")
     if state is not None and not state.status.is_final:
-        _prepare_progress_ui(job_id)
         return
     if offline_ready:
         if st.session_state.get(PREPARE_KEY) == job_id and state is not None and state.status is JobStatus.SUCCEEDED:

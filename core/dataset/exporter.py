@@ -25,12 +25,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
 from core.boxes import Box
 from core.settings import Settings
-from core.project.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES, SPLITS, assign_splits, check_fractions
+from core.project.splits import (
+    DEFAULT_FRACTIONS,
+    EXPORTABLE_STATUSES,
+    SPLITS,
+    assign_splits,
+    check_fractions,
+    exportable_per_split,
+)
 from db.engine import session_scope
 from db.models import BoxRow
 from db.models import Image, Label, Project
@@ -329,13 +336,7 @@ def export_dataset(
         label_names = [lab.name for lab in labels]
         label_index = {lab.id: (lab.name, i) for i, lab in enumerate(labels, start=1)}
         names = _unique_names(session, project_id)
-        per_split = dict(
-            session.execute(
-                select(Image.split, func.count())
-                .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
-                .group_by(Image.split)
-            ).all()
-        )
+        per_split = exportable_per_split(session, project_id)
         counts = {s.value: int(per_split.get(s, 0)) for s in SPLITS}
         total = sum(counts.values())
         state = _State(total=total, notify=notify)
