@@ -1,4 +1,4 @@
-"""Dataset export: TFRecord (OD API), Pascal VOC, CSV and COCO, streamed from the database.
+"""Dataset export in any format with a writer (:mod:`core.formats.registry`), streamed from the database.
 
 Only ground truth leaves: images whose status is ``done`` or ``no_objects`` (an image
 marked done with zero boxes, or no_objects, is exported on purpose as a negative
@@ -12,7 +12,6 @@ JSON is written as it goes, and zips are written entry by entry to disk.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import posixpath
@@ -27,7 +26,7 @@ from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from core.boxes import Box
-from core.dataset.items import ExportContext, ExportError, ExportImage, ExportObject, ImageRow, truncated
+from core.dataset.items import ExportContext, ExportError, ExportImage, ExportObject, ImageRow
 from core.formats import registry
 from core.project.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES, SPLITS, assign_splits, check_fractions
 from core.settings import Settings
@@ -372,83 +371,6 @@ def _read_file(path: str) -> bytes:
         return data
     finally:
         os.close(fd)
-
-
-def _write_voc(ctx: ExportContext) -> list[str]:
-    from core.formats.voc import VocObject, format_voc_xml
-
-    with ctx.open_sink() as sink:
-        files: list[str] = []
-        sink.write_text("labels.txt", "".join(f"{n}\n" for n in ctx.label_names))
-        files.append("labels.txt")
-        for split in (s.value for s in SPLITS):
-            rel_list = f"ImageSets/Main/{split}.txt"
-            with sink.open_text(rel_list) as listing:
-                for img in ctx.images(split):
-                    stem = posixpath.splitext(img.name)[0]
-                    sink.copy_file(f"JPEGImages/{img.name}", ctx.settings.data_dir / img.stored_path)
-                    xml = format_voc_xml(
-                        filename=img.name,
-                        width=img.width,
-                        height=img.height,
-                        objects=[VocObject(o.box, o.label, truncated=truncated(o.box, img)) for o in img.objects],
-                        attributes=img.attributes,
-                    )
-                    sink.write_text(f"Annotations/{stem}.xml", xml)
-                    listing.write(stem + "\n")
-            files.append(rel_list)
-    return files
-
-
-def _write_csv(ctx: ExportContext) -> list[str]:
-    import csv
-
-    from core.formats.csv_boxes import CSV_HEADER, csv_rows
-
-    with ctx.open_sink() as sink:
-        files: list[str] = []
-        for split in (s.value for s in SPLITS):
-            rel = f"{split}_labels.csv"
-            with sink.open_text(rel) as fh:
-                w = csv.writer(fh, lineterminator="\n")
-                w.writerow(CSV_HEADER)
-                for img in ctx.images(split):
-                    sink.copy_file(f"images/{img.name}", ctx.settings.data_dir / img.stored_path)
-                    w.writerows(csv_rows(img.name, img.width, img.height, [(o.box, o.label) for o in img.objects]))
-            files.append(rel)
-    return files
-
-
-def _write_coco(ctx: ExportContext) -> list[str]:
-    from core.formats.coco import coco_annotation, coco_categories, coco_image
-
-    with ctx.open_sink() as sink:
-        files: list[str] = []
-        categories = coco_categories(ctx.label_names)
-        ann_id = 0
-        for split in (s.value for s in SPLITS):
-            rel = f"annotations/instances_{split}.json"
-            # Annotations go to a scratch file while the image list streams out, then follow it.
-            with tempfile.TemporaryFile("w+", encoding="utf-8") as anns, sink.open_text(rel) as fh:
-                fh.write('{"info": {"description": "Tagrack export", "version": "1.0"}, "licenses": [], ')
-                fh.write('"categories": ' + json.dumps(categories) + ', "images": [')
-                first_image, first_ann = True, True
-                for img in ctx.images(split):
-                    sink.copy_file(f"images/{img.name}", ctx.settings.data_dir / img.stored_path)
-                    entry = coco_image(img.id, img.name, img.width, img.height, img.attributes, split)
-                    fh.write(("" if first_image else ", ") + json.dumps(entry))
-                    first_image = False
-                    for o in img.objects:
-                        ann_id += 1
-                        ann = coco_annotation(ann_id, img.id, o.label_index, o.box)
-                        anns.write(("" if first_ann else ", ") + json.dumps(ann))
-                        first_ann = False
-                fh.write('], "annotations": [')
-                anns.seek(0)
-                shutil.copyfileobj(anns, fh)
-                fh.write("]}\n")
-            files.append(rel)
-    return files
 
 
 # --- the background job -----------------------------------------------------------------------------------------

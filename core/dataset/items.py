@@ -158,6 +158,11 @@ class ExportContext:
     rows: Callable[[str], Iterator[tuple[str, ImageRow]]]
     num_shards: int | None = None
 
+    @property
+    def splits(self) -> list[str]:
+        """The splits in export order: train, val, test."""
+        return list(self.counts)
+
     @contextmanager
     def open_sink(self) -> Iterator[Sink]:
         """The folder or zip to write into; closed (a zip's directory written) when the block ends."""

@@ -111,36 +111,6 @@ def _pending() -> dict[str, FormatSpec]:
 
         return _export_tfrecord(ctx)
 
-    def voc_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-        from core.dataset.importer import voc_items
-
-        return voc_items(path)
-
-    def voc_write(ctx: ExportContext) -> list[str]:
-        from core.dataset.exporter import _write_voc
-
-        return _write_voc(ctx)
-
-    def coco_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-        from core.dataset.importer import coco_items
-
-        return coco_items(path, images)
-
-    def coco_write(ctx: ExportContext) -> list[str]:
-        from core.dataset.exporter import _write_coco
-
-        return _write_coco(ctx)
-
-    def dataturks_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-        from core.dataset.importer import dataturks_items
-
-        return dataturks_items(path, images)
-
-    def csv_write(ctx: ExportContext) -> list[str]:
-        from core.dataset.exporter import _write_csv
-
-        return _write_csv(ctx)
-
     return {
         "tfrecord": FormatSpec(
             name="tfrecord",
@@ -154,48 +124,6 @@ def _pending() -> dict[str, FormatSpec]:
             options=frozenset({Option.LABEL_MAP}),
             import_rank=40,
             export_rank=10,
-        ),
-        "voc": FormatSpec(
-            name="voc",
-            title="VOC",
-            import_path="folder or zip",
-            reader=voc_read,
-            writer=voc_write,
-            import_description="Pascal VOC (zip with Annotations/*.xml and the images)",
-            export_description="Pascal VOC (LabelImg layout: Annotations, JPEGImages, ImageSets)",
-            file_patterns=("*.zip",),
-            import_rank=10,
-            export_rank=20,
-        ),
-        "coco": FormatSpec(
-            name="coco",
-            title="COCO",
-            import_path=".json",
-            reader=coco_read,
-            writer=coco_write,
-            import_description="COCO JSON (+ the images as a zip)",
-            export_description="COCO JSON",
-            file_patterns=("*.json", "*.zip"),
-            options=frozenset({Option.IMAGES}),
-            import_rank=20,
-            export_rank=30,
-        ),
-        "dataturks": FormatSpec(
-            name="dataturks",
-            title="DataTurks",
-            import_path=".json (one object per line)",
-            reader=dataturks_read,
-            import_description="DataTurks JSON, one object per line (+ the images as a zip)",
-            file_patterns=("*.json", "*.jsonl", "*.txt", "*.zip"),
-            options=frozenset({Option.IMAGES}),
-            import_rank=30,
-        ),
-        "csv": FormatSpec(
-            name="csv",
-            title="CSV",
-            writer=csv_write,
-            export_description="CSV, one row per box (filename,width,height,class,xmin,ymin,xmax,ymax)",
-            export_rank=40,
         ),
     }
 

@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_every_format_today_is_listed_in_the_pages_order() -> None:
-    assert list(registry.readers())[:4] == ["voc", "coco", "dataturks", "tfrecord"]
-    assert list(registry.writers())[:4] == ["tfrecord", "voc", "coco", "csv"]
+    known_readers, known_writers = ["voc", "coco", "dataturks", "tfrecord"], ["tfrecord", "voc", "coco", "csv"]
+    assert [f for f in registry.readers() if f in known_readers] == known_readers  # a new format may sit anywhere
+    assert [f for f in registry.writers() if f in known_writers] == known_writers
+    assert list(registry.readers())[0] == "voc" and list(registry.writers())[0] == "tfrecord"  # the pages' defaults
     assert "csv" not in registry.readers()  # export only
     assert "dataturks" not in registry.writers()  # import only
 
@@ -77,14 +79,15 @@ def test_a_new_module_with_a_format_is_found_by_the_cli(tmp_path: Path) -> None:
         "from core.cli import main; main(['export', '--help'])"
     )
     out = subprocess.run([sys.executable, "-c", code, str(extra)], cwd=ROOT, capture_output=True, text=True)
-    assert "{tfrecord,voc,coco,csv,toy}" in out.stdout, out.stderr
+    choices = out.stdout.split("{", 1)[1].split("}", 1)[0].split(",")
+    assert choices[:2] == ["tfrecord", "voc"] and choices[-1] == "toy", out.stdout + out.stderr
 
 
 def test_the_orchestrators_refuse_unknown_formats_naming_the_known_ones(engine, settings, project_id, tmp_path) -> None:
     from core.dataset.exporter import ExportError, export_dataset
     from core.dataset.importer import AnnotationImportError, read_items
 
-    with pytest.raises(ExportError, match="Unknown export format 'pascal'; choose one of tfrecord, voc, coco, csv"):
+    with pytest.raises(ExportError, match="Unknown export format 'pascal'; choose one of tfrecord, voc, coco, .*csv"):
         export_dataset(engine, settings, project_id, "pascal", tmp_path / "out")
-    with pytest.raises(AnnotationImportError, match="choose one of voc, coco, dataturks, tfrecord"):
+    with pytest.raises(AnnotationImportError, match="Unknown import format 'pascal'; choose one of voc, coco, .*dataturks, .*tfrecord"):
         read_items("pascal", tmp_path)
