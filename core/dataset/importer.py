@@ -1,7 +1,7 @@
-"""Importing annotated datasets: Pascal VOC, COCO JSON, DataTurks JSON and OD API TFRecord.
+"""Importing annotated datasets in any format with a reader (:mod:`core.formats.registry`).
 
-Every format is read into a stream of :class:`ImportItem` (one image: where its bytes
-come from and its boxes), and :func:`import_items` stores them:
+Every format's reader turns its files into a stream of :class:`ImportItem` (one image:
+where its bytes come from and its boxes), and :func:`import_items` stores them:
 
 - Images go through :func:`core.project.ingest.ingest_one`, so they are decoded, checked and
   deduplicated by content hash like uploads.
@@ -31,101 +31,30 @@ come from and its boxes), and :func:`import_items` stores them:
 
 from __future__ import annotations
 
-import json
 import posixpath
 import zipfile
-from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from core.boxes import Box, InvalidBoxError
+from core.dataset.items import AnnotationImportError, ImportItem, ImportOutcome, Outcome
+from core.formats import registry
 from core.project.imagestore import ImageStore
 from core.project.ingest import (
-    IMAGE_EXTENSIONS,
-    MAX_FILE_BYTES,
-    MAX_ZIP_RATIO,
     IngestError,
-    _safe_member_name,
     ingest_one,
 )
 from core.project.projects import colour_for, record_activity
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import BoxSource, Image, ImageStatus, Label, Split
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, Split
 
-IMPORT_FORMATS: tuple[str, ...] = ("voc", "coco", "dataturks", "tfrecord")
-Outcome = Literal["imported", "updated", "duplicate", "failed", "skipped"]
-# Box coordinates of an item: pixels of the image, or normalised to [0, 1] (DataTurks, TFRecord).
-Coords = Literal["pixels", "normalised"]
 BATCH = 50
-# VOC's split lists, in the order that wins when one id is listed in several: an image that is anywhere
-# in a test list must never be trained on (that would leak it into the model it is meant to measure).
-VOC_SPLIT_LISTS: tuple[Split, ...] = (Split.TEST, Split.VAL, Split.TRAIN)
-VOC_SPLIT_SOURCE = "ImageSets/Main"
 
-
-class AnnotationImportError(ValueError):
-    """An input that cannot be imported at all (the message says why)."""
-
-
-@dataclass
-class ImportItem:
-    """One image to import and its annotation.
-
-    Attributes:
-        source: Where the record came from, for the report (``Annotations/a.xml``, ``train.record#12``).
-        image_name: The image's file name (stored as the image's name).
-        read: Returns the image bytes; raises OSError/IngestError when they cannot be read.
-        objects: (label, box) in ``coords``.
-        coords: ``pixels`` or ``normalised``.
-        declared_size: The size the annotation states, if any (checked against the image).
-        attributes: Image-level attributes.
-        annotated: False when the record carries no annotation at all (status stays new).
-        notes: What the reader noticed.
-        refs: How the source names each of ``objects`` (``object 3``, ``annotation 17``), for
-            messages; None numbers them ``box 1..n``.
-        left_out: Why each box the reader could not read was left out (refusals, counted as such).
-        split: The split the dataset puts the image in (train/val/test), if it says.
-        split_from: Where that split came from, for the report (``ImageSets/Main``).
-    """
-
-    source: str
-    image_name: str
-    read: Callable[[], bytes]
-    objects: list[tuple[str, Box]]
-    coords: Coords = "pixels"
-    declared_size: tuple[int, int] | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    annotated: bool = True
-    notes: list[str] = field(default_factory=list)
-    split: str | None = None
-    split_from: str | None = None
-    refs: list[str] | None = None
-    left_out: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ImportOutcome:
-    """What happened to one record.
-
-    ``split`` is the split this import stored on the image (from the dataset's split
-    lists); None when it stored none. ``boxes_refused`` counts the record's boxes that
-    were left out (the message says why); with ``boxes`` 0 the image was left to annotate.
-    """
-
-    source: str
-    outcome: Outcome
-    message: str = ""
-    image_id: int | None = None
-    boxes: int = 0
-    split: str | None = None
-    split_from: str | None = None
-    boxes_refused: int = 0
 
 
 @dataclass
@@ -499,369 +428,6 @@ def _apply_split(image: Image, item: ImportItem, notes: list[str]) -> str | None
     return None
 
 
-# --- reading files from a folder or a zip ------------------------------------------------------------------------
-
-
-class _Files:
-    """The files of a folder or a zip archive, found by relative path or by base name."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.zip: zipfile.ZipFile | None = None
-        self.refused: list[ImportOutcome] = []
-        self.members: dict[str, Any] = {}
-        if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                if p.is_file() and not p.name.startswith("."):
-                    self.members[p.relative_to(path).as_posix()] = p
-        elif zipfile.is_zipfile(path):
-            self.zip = zipfile.ZipFile(path)
-            for info in self.zip.infolist():
-                if info.is_dir():
-                    continue
-                safe = _safe_member_name(info.filename)
-                if safe is None:
-                    self.refused.append(
-                        ImportOutcome(
-                            info.filename, "failed", "refused: the entry's path is absolute or leaves the archive (..)"
-                        )
-                    )
-                    continue
-                if safe.startswith("__MACOSX/") or posixpath.basename(safe).startswith("."):
-                    continue
-                if info.file_size > MAX_FILE_BYTES or (
-                    info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO
-                ):
-                    self.refused.append(ImportOutcome(safe, "failed", "refused: entry too large or a likely zip bomb"))
-                    continue
-                self.members[safe] = info
-        else:
-            raise AnnotationImportError(f"{path.name} is neither a folder nor a zip archive")
-        self.by_base: dict[str, list[str]] = defaultdict(list)
-        for rel in self.members:
-            self.by_base[posixpath.basename(rel).lower()].append(rel)
-
-    def read(self, rel: str) -> bytes:
-        member = self.members[rel]
-        if isinstance(member, Path):
-            if member.stat().st_size > MAX_FILE_BYTES:
-                raise IngestError("file too large")
-            return member.read_bytes()
-        assert self.zip is not None
-        with self.zip.open(member) as fh:
-            blob = fh.read(MAX_FILE_BYTES + 1)
-        if len(blob) > MAX_FILE_BYTES:
-            raise IngestError("entry inflates past the size limit")
-        return blob
-
-    def find_image(self, name: str, near: str | None = None, stem_of: str | None = None) -> str | None:
-        """The image called ``name`` (case-insensitive base name); prefer one beside ``near``'s folder."""
-        candidates = self.by_base.get(name.lower(), [])
-        if not candidates and stem_of:
-            stem = posixpath.splitext(posixpath.basename(stem_of))[0].lower()
-            candidates = [
-                rel
-                for ext in IMAGE_EXTENSIONS
-                for rel in self.by_base.get(stem + ext, [])
-            ]
-        if not candidates:
-            return None
-        if near is not None:
-            parent = posixpath.dirname(posixpath.dirname(near))
-            for rel in candidates:
-                if rel.startswith(parent):
-                    return rel
-        return sorted(candidates, key=lambda r: ("jpegimages" not in r.lower(), r))[0]
-
-
-@dataclass
-class _VocSplitLists:
-    """The ``ImageSets/Main/{train,val,test}.txt`` lists of one VOC dataset root.
-
-    Attributes:
-        listed: Image id -> the splits it is listed in, in :data:`VOC_SPLIT_LISTS` order.
-        folded: Case-folded id -> id, for datasets whose lists and file names differ in case.
-        used: Ids matched to an annotation so far.
-        files: The list files found, by split.
-    """
-
-    listed: dict[str, list[Split]] = field(default_factory=dict)
-    folded: dict[str, str] = field(default_factory=dict)
-    used: set[str] = field(default_factory=set)
-    files: dict[Split, str] = field(default_factory=dict)
-
-    def lookup(self, *stems: str) -> str | None:
-        """The listed id among ``stems`` (exact first, then ignoring case)."""
-        for stem in stems:
-            if stem in self.listed:
-                return stem
-        for stem in stems:
-            if (hit := self.folded.get(stem.casefold())) is not None:
-                return hit
-        return None
-
-
-def _voc_root(xml_rel: str) -> str:
-    """The dataset root of an annotation: the folder holding its ``Annotations`` folder.
-
-    ``VOC2012/Annotations/a.xml`` -> ``VOC2012``; an XML outside any ``Annotations`` folder
-    counts its own folder as the root.
-    """
-    parts = xml_rel.split("/")[:-1]
-    for i in range(len(parts) - 1, -1, -1):
-        if parts[i].lower() == "annotations":
-            return "/".join(parts[:i])
-    return "/".join(parts)
-
-
-def _read_voc_split_lists(files: _Files, root: str, problems: list[ImportOutcome]) -> _VocSplitLists:
-    """Reads ``<root>/ImageSets/Main/{train,val,test}.txt`` (any of them; names compared ignoring case).
-
-    Only these three lists count: VOC's per-class lists (``dog_train.txt``, "id 1/-1" lines)
-    and ``trainval.txt`` (the union of two lists) say nothing new. Lines are image ids (the
-    XML/image stem); surrounding whitespace and blank lines are ignored. A list that cannot
-    be read is reported in ``problems`` and left out.
-    """
-    lists = _VocSplitLists()
-    prefix = f"{root}/" if root else ""
-    wanted = {f"{prefix}{VOC_SPLIT_SOURCE}/{s.value}.txt".lower(): s for s in VOC_SPLIT_LISTS}
-    for rel in files.members:
-        split = wanted.get(rel.lower())
-        if split is not None:
-            lists.files[split] = rel
-    for split in VOC_SPLIT_LISTS:  # precedence order, so each id's list of splits is in that order too
-        rel = lists.files.get(split)
-        if rel is None:
-            continue
-        try:
-            text = files.read(rel).decode("utf-8-sig")
-        except (OSError, IngestError, UnicodeDecodeError, zipfile.BadZipFile) as exc:
-            problems.append(ImportOutcome(rel, "failed", f"split list not readable ({exc}); its images get no split"))
-            del lists.files[split]
-            continue
-        for line in text.splitlines():
-            image_id = line.strip()
-            if not image_id:
-                continue
-            splits = lists.listed.setdefault(image_id, [])
-            if split not in splits:
-                splits.append(split)
-            lists.folded.setdefault(image_id.casefold(), image_id)
-    return lists
-
-
-def _unmatched_ids(lists: _VocSplitLists) -> Iterator[ImportOutcome]:
-    """One ``skipped`` record per split list naming ids that no annotation matched."""
-    for split, rel in lists.files.items():
-        missing = sorted(i for i, splits in lists.listed.items() if split in splits and i not in lists.used)
-        if missing:
-            shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
-            yield ImportOutcome(
-                rel, "skipped", f"{len(missing)} listed image ids have no annotation XML, so nothing was imported "
-                f"for them: {shown}",
-            )  # fmt: skip
-
-
-def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
-    """Items of a Pascal VOC folder or zip (``Annotations/*.xml`` and the images beside them).
-
-    Images are found by the base name in ``<filename>`` (or ``<path>``), preferring
-    ``JPEGImages/``, else by the XML's stem with an image extension. The split of an image
-    comes from ``ImageSets/Main/{train,val,test}.txt`` beside the ``Annotations`` folder
-    its XML is in (see :func:`_read_voc_split_lists`), matched by the XML's or the image's stem.
-    """
-    from core.formats.voc import VocError, parse_voc_xml
-
-    files = _Files(path)
-    yield from files.refused
-    xmls = [rel for rel in files.members if rel.lower().endswith(".xml")]
-    if not xmls:
-        raise AnnotationImportError(f"{path.name}: no .xml annotation files found")
-    split_lists: dict[str, _VocSplitLists] = {}
-    for rel in xmls:
-        root = _voc_root(rel)
-        if root not in split_lists:
-            problems: list[ImportOutcome] = []
-            split_lists[root] = _read_voc_split_lists(files, root, problems)
-            yield from problems
-        lists = split_lists[root]
-        xml_stem = posixpath.splitext(posixpath.basename(rel))[0]
-        if (listed_id := lists.lookup(xml_stem)) is not None:
-            lists.used.add(listed_id)  # has an annotation, even if it turns out unusable (reported on its own)
-        try:
-            ann = parse_voc_xml(files.read(rel), rel)
-        except (VocError, IngestError, OSError) as exc:
-            yield ImportOutcome(rel, "failed", str(exc))
-            continue
-        image_rel = files.find_image(ann.filename, near=rel, stem_of=rel)
-        if image_rel is None:
-            yield ImportOutcome(rel, "failed", f"image {ann.filename!r} not found in {path.name}")
-            continue
-        notes = list(ann.notes)
-        split: Split | None = None
-        image_id = lists.lookup(xml_stem, posixpath.splitext(posixpath.basename(image_rel))[0])
-        if image_id is not None:
-            lists.used.add(image_id)
-            splits = lists.listed[image_id]
-            split = splits[0]
-            if len(splits) > 1:
-                notes.append(
-                    f"listed in {' and '.join(f'{s.value}.txt' for s in splits)} of {VOC_SPLIT_SOURCE}; "
-                    f"taken as {split.value} (an image listed for testing must never be trained on)"
-                )
-        yield ImportItem(
-            source=rel,
-            image_name=posixpath.basename(image_rel),
-            read=lambda r=image_rel: files.read(r),
-            objects=[(o.name, o.box) for o in ann.objects],
-            declared_size=(ann.width, ann.height) if ann.width and ann.height else None,
-            attributes=dict(ann.attributes),
-            notes=notes,
-            refs=[f"object {o.number}" for o in ann.objects],
-            left_out=list(ann.left_out),
-            split=split.value if split else None,
-            split_from=VOC_SPLIT_SOURCE if split else None,
-        )
-    for lists in split_lists.values():
-        yield from _unmatched_ids(lists)
-
-
-def _ann_ref(ann: dict[str, Any], position: int) -> str:
-    """How a report names a COCO annotation: by its ``id``, else by its place in the file's list."""
-    return f"annotation {ann['id']}" if ann.get("id") is not None else f"annotation #{position} (no id)"
-
-
-def _refs_list(refs: list[str]) -> str:
-    """``annotations 20, 21`` from ``['annotation 20', 'annotation 21']`` (at most 10 named)."""
-    if len(refs) == 1:
-        return refs[0]
-    names = [r.removeprefix("annotation ") for r in refs]
-    return "annotations " + ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
-
-
-def coco_items(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-    """Items of a COCO detection JSON; images are looked up by ``file_name`` in ``images``.
-
-    ``images`` defaults to the JSON's folder's parent (the ``annotations/`` + ``images/``
-    layout) searched recursively by base name. Every annotation that cannot be imported is
-    reported by its ``id``: those naming an ``image_id`` that is not in ``images`` (or none),
-    and those of an image entry that fails, as well as refused boxes.
-    """
-    from core.formats.coco import box_from_coco
-
-    try:
-        doc = json.loads(json_path.read_bytes())
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AnnotationImportError(f"{json_path.name}: not readable JSON: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("images"), list):
-        raise AnnotationImportError(f"{json_path.name}: not a COCO file (no 'images' list)")
-    categories = {c.get("id"): str(c.get("name")) for c in doc.get("categories") or [] if isinstance(c, dict)}
-    image_ids = {e.get("id") for e in doc["images"] if isinstance(e, dict)}
-    by_image: dict[Any, list[tuple[str, dict[str, Any]]]] = defaultdict(list)
-    orphans: dict[Any, list[str]] = defaultdict(list)
-    without_image: list[str] = []
-    for position, ann in enumerate(doc.get("annotations") or [], start=1):
-        if not isinstance(ann, dict):
-            without_image.append(f"annotation #{position} (not an object)")
-            continue
-        ref = _ann_ref(ann, position)
-        image_id = ann.get("image_id")
-        if image_id is None:
-            without_image.append(ref)
-        elif image_id in image_ids:
-            by_image[image_id].append((ref, ann))
-        else:
-            orphans[image_id].append(ref)
-    root = images or (json_path.parent.parent if json_path.parent.name == "annotations" else json_path.parent)
-    files = _Files(root)
-    for entry in doc["images"]:
-        lost = [ref for ref, _a in by_image.get(entry.get("id"), [])] if isinstance(entry, dict) else []
-        also = f"; its {_refs_list(lost)} not imported" if lost else ""
-        if not isinstance(entry, dict) or not entry.get("file_name"):
-            yield ImportOutcome(json_path.name, "failed", f"image entry without file_name: {str(entry)[:80]}{also}")
-            continue
-        name = posixpath.basename(str(entry["file_name"]).replace("\\", "/"))
-        source = f"{json_path.name}#{entry.get('id')}"
-        rel = files.find_image(name)
-        if rel is None:
-            yield ImportOutcome(source, "failed", f"image {name!r} not found in {root}{also}")
-            continue
-        objects: list[tuple[str, Box]] = []
-        refs: list[str] = []
-        left_out: list[str] = []
-        for ref, ann in by_image.get(entry.get("id"), []):
-            label = categories.get(ann.get("category_id"))
-            if label is None:
-                left_out.append(f"{ref}: unknown category_id {ann.get('category_id')}; left out")
-                continue
-            try:
-                objects.append((label, box_from_coco(ann.get("bbox") or [])))
-                refs.append(ref)
-            except (TypeError, ValueError) as exc:
-                left_out.append(f"{ref} ({label}): bad bbox ({exc}); left out")
-        w, h = entry.get("width"), entry.get("height")
-        attrs = entry.get("attributes") if isinstance(entry.get("attributes"), dict) else {}
-        yield ImportItem(
-            source=source,
-            image_name=name,
-            read=lambda r=rel: files.read(r),
-            objects=objects,
-            declared_size=(int(w), int(h)) if isinstance(w, int) and isinstance(h, int) else None,
-            attributes=attrs,
-            refs=refs,
-            left_out=left_out,
-        )
-    for image_id, refs in orphans.items():
-        yield ImportOutcome(
-            f"{json_path.name} image_id {image_id}", "skipped",
-            f"{_refs_list(refs)} name image_id {image_id!r}, which is not in the file's images; left out",
-        )  # fmt: skip
-    if without_image:
-        yield ImportOutcome(
-            f"{json_path.name} annotations", "skipped",
-            f"{_refs_list(without_image)}: no image_id; left out",
-        )  # fmt: skip
-
-
-def dataturks_items(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-    """Items of a DataTurks export (one JSON object per line); images resolved by name in ``images``.
-
-    URLs in ``content`` are never fetched.
-    """
-    from core.formats.dataturks import DataturksError, iter_lines, parse_line
-
-    try:
-        text = json_path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AnnotationImportError(f"{json_path.name}: not readable as UTF-8 text: {exc}") from exc
-    files = _Files(images or json_path.parent)
-    for n, line in iter_lines(text):
-        source = f"{json_path.name}:{n}"
-        try:
-            item = parse_line(line)
-        except DataturksError as exc:
-            yield ImportOutcome(source, "failed", f"line {n}: {exc}")
-            continue
-        rel = next((r for name in item.names if (r := files.find_image(name)) is not None), None)
-        if rel is None:
-            yield ImportOutcome(
-                source, "failed", f"image {item.names[0]!r} not found in {files.path} (URLs are never downloaded)"
-            )
-            continue
-        raw = json.loads(line)
-        yield ImportItem(
-            source=source,
-            image_name=posixpath.basename(rel),
-            read=lambda r=rel: files.read(r),
-            objects=[(label, Box(*c)) for label, c in item.objects],
-            coords="normalised",
-            annotated=raw.get("annotation") is not None,
-            notes=item.notes,
-            refs=[f"box {n}" for n in item.numbers],
-            left_out=list(item.left_out),
-        )
-
-
 def tfrecord_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
     """Items of OD API TFRecords: a file, or a folder of ``*.record*``/``*.tfrecord*`` files.
 
@@ -939,15 +505,12 @@ def read_items(fmt: str, path: Path, images: Path | None = None) -> Iterator[Imp
     fmt = fmt.lower()
     if not path.exists():
         raise AnnotationImportError(f"{path} does not exist")
-    if fmt == "voc":
-        return voc_items(path)
-    if fmt == "coco":
-        return coco_items(path, images)
-    if fmt == "dataturks":
-        return dataturks_items(path, images)
-    if fmt == "tfrecord":
-        return tfrecord_items(path)
-    raise AnnotationImportError(f"Unknown import format {fmt!r}; choose one of {', '.join(IMPORT_FORMATS)}.")
+    formats = registry.readers()
+    if fmt not in formats:
+        raise AnnotationImportError(f"Unknown import format {fmt!r}; choose one of {', '.join(formats)}.")
+    reader = formats[fmt].reader
+    assert reader is not None
+    return reader(path, images)
 
 
 def import_annotations(

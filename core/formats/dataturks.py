@@ -21,9 +21,13 @@ import posixpath
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from core.boxes import Box
+from core.dataset.files import Files
+from core.dataset.items import AnnotationImportError, ImportItem, ImportOutcome
+from core.formats.registry import FormatSpec, Option
 
 
 class DataturksError(ValueError):
@@ -115,3 +119,55 @@ def iter_lines(text: str) -> Iterator[tuple[int, str]]:
     for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             yield n, line
+
+
+# --- reading a file --------------------------------------------------------------------------------------------
+
+
+def read(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
+    """Items of a DataTurks export (one JSON object per line); images resolved by name in ``images``.
+
+    URLs in ``content`` are never fetched.
+    """
+    try:
+        text = json_path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AnnotationImportError(f"{json_path.name}: not readable as UTF-8 text: {exc}") from exc
+    files = Files(images or json_path.parent)
+    for n, line in iter_lines(text):
+        source = f"{json_path.name}:{n}"
+        try:
+            item = parse_line(line)
+        except DataturksError as exc:
+            yield ImportOutcome(source, "failed", f"line {n}: {exc}")
+            continue
+        rel = next((r for name in item.names if (r := files.find_image(name)) is not None), None)
+        if rel is None:
+            yield ImportOutcome(
+                source, "failed", f"image {item.names[0]!r} not found in {files.path} (URLs are never downloaded)"
+            )
+            continue
+        raw = json.loads(line)
+        yield ImportItem(
+            source=source,
+            image_name=posixpath.basename(rel),
+            read=lambda r=rel: files.read(r),
+            objects=[(label, Box(*c)) for label, c in item.objects],
+            coords="normalised",
+            annotated=raw.get("annotation") is not None,
+            notes=item.notes,
+            refs=[f"box {n}" for n in item.numbers],
+            left_out=list(item.left_out),
+        )
+
+
+FORMAT = FormatSpec(
+    name="dataturks",
+    title="DataTurks",
+    reader=read,
+    import_description="DataTurks JSON, one object per line (+ the images as a zip)",
+    import_path=".json (one object per line)",
+    file_patterns=("*.json", "*.jsonl", "*.txt", "*.zip"),
+    options=frozenset({Option.IMAGES}),
+    import_rank=30,
+)

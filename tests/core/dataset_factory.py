@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import random
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image as PILImage
 from sqlalchemy import Engine, select
@@ -72,3 +73,24 @@ def make_dataset(engine: Engine, settings: Settings, project_id: int, n: int = 1
                 boxes.append((lab.name, (x0, y0, x1, y1)))
             made[image.id] = (status, boxes)
     return Made(made)
+
+
+def voc_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    """Writes ``files`` (relative path -> bytes) below ``tmp_path/vocin`` and returns that folder."""
+    root = tmp_path / "vocin"
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    return root
+
+
+def voc_xml(
+    filename: str, objects: str, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>"
+) -> bytes:
+    """A VOC annotation naming ``filename``, with ``objects`` (from :func:`voc_obj`) and a size."""
+    return f"<annotation><folder>x</folder><filename>{filename}</filename>{size}{objects}</annotation>".encode()
+
+
+def voc_obj(name: str, xmin, ymin, xmax, ymax) -> str:
+    """One VOC ``<object>`` with a bndbox."""
+    return f"<object><name>{name}</name><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"

@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from core.dataset.importer import AnnotationImportError, import_annotations
 from core.dataset.exporter import export_dataset
+from core.dataset.importer import AnnotationImportError, import_annotations
 from core.project.projects import create_project
 from db.engine import session_scope
 from db.models import BoxRow, Image, ImageStatus, Label
-from tests.core.dataset_factory import jpeg_bytes, make_dataset
+from tests.core.dataset_factory import jpeg_bytes, make_dataset, voc_folder, voc_obj, voc_xml
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
 
@@ -103,90 +102,14 @@ def test_import_twice_adds_nothing(engine, settings, project_id, tmp_path: Path,
     assert "its boxes are left as they are" in second.outcomes[0].message
 
 
-def _voc_folder(tmp_path: Path, files: dict[str, bytes]) -> Path:
-    root = tmp_path / "vocin"
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    return root
-
-
-def _xml(
-    filename: str, objects: str, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>"
-) -> bytes:
-    return f"<annotation><folder>x</folder><filename>{filename}</filename>{size}{objects}</annotation>".encode()
-
-
-def _obj(name: str, xmin, ymin, xmax, ymax) -> str:
-    return f"<object><name>{name}</name><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
-
-
-def test_voc_quirks_each_reported(engine, settings, project_id, tmp_path: Path) -> None:
-    root = _voc_folder(
-        tmp_path,
-        {
-            "JPEGImages/a.jpg": jpeg_bytes(64, 48, 1),
-            "JPEGImages/b.jpg": jpeg_bytes(64, 48, 2),
-            "JPEGImages/c.jpg": jpeg_bytes(64, 48, 3),
-            "JPEGImages/d.jpg": jpeg_bytes(64, 48, 4),
-            "JPEGImages/e.jpg": jpeg_bytes(64, 48, 5),
-            # Windows absolute path, float coordinates, shuffled bndbox children.
-            "Annotations/a.xml": _xml(
-                "C:\\Users\\anna\\Desktop\\a.jpg",
-                "<object><bndbox><ymax>40.6</ymax><xmax>30.2</xmax><ymin>5.5</ymin><xmin>10.4</xmin></bndbox><name>Shirts</name></object>",
-            ),
-            # POSIX absolute path only in <path>, no size at all, a box past the edge.
-            "Annotations/b.xml": b"<annotation><path>/home/u/b.jpg</path><filename></filename>"
-            + _obj("Jeans", 50, 40, 90, 60).encode()
-            + b"</annotation>",
-            # Unspecified size values; an unknown label; an empty box.
-            "Annotations/c.xml": _xml(
-                "c.jpg",
-                _obj("Ponchos", 1, 1, 10, 10) + _obj("Shirts", 30, 20, 10, 30),
-                size="<size><width>Unspecified</width><height></height></size>",
-            ),
-            # Billion laughs.
-            "Annotations/d.xml": b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><annotation><filename>&b;</filename></annotation>',
-            # Malformed.
-            "Annotations/e.xml": b"<annotation><filename>e.jpg</filename><object>",
-            # Points at an image that is not there.
-            "Annotations/f.xml": _xml("missing.jpg", _obj("Shirts", 1, 1, 5, 5)),
-        },
-    )
-    report = import_annotations(engine, settings, project_id, "voc", root)
-    by = {o.source: o for o in report.outcomes}
-    assert by["Annotations/a.xml"].outcome == "imported" and by["Annotations/a.xml"].boxes == 1
-    assert "went past" not in by["Annotations/a.xml"].message
-    assert by["Annotations/b.xml"].outcome == "imported"
-    assert "no usable <size>: read from the image" in by["Annotations/b.xml"].message
-    assert "object 1 (Jeans) went past the 64x48 image edge and was clipped" in by["Annotations/b.xml"].message
-    assert "label 'Ponchos' added to the project" in by["Annotations/c.xml"].message
-    assert "object 2 (Shirts) left out: box has zero or negative area" in by["Annotations/c.xml"].message
-    assert by["Annotations/d.xml"].outcome == "failed"
-    assert "refused: the XML declares entities" in by["Annotations/d.xml"].message
-    assert by["Annotations/e.xml"].outcome == "failed" and "malformed XML" in by["Annotations/e.xml"].message
-    assert (
-        by["Annotations/f.xml"].outcome == "failed"
-        and "image 'missing.jpg' not found" in by["Annotations/f.xml"].message
-    )
-    assert report.summary()["labels_added"] == ["Ponchos"]
-    with session_scope(engine) as session:
-        a = session.scalar(select(Image).where(Image.original_name == "a.jpg"))
-        (box,) = a.boxes
-        assert (box.x_min, box.y_min, box.x_max, box.y_max) == pytest.approx((9.4, 4.5, 30.2, 40.6))
-        assert a.status is ImageStatus.DONE
-        b = session.scalar(select(Image).where(Image.original_name == "b.jpg"))
-        assert [(x.x_min, x.y_min, x.x_max, x.y_max) for x in b.boxes] == [(49, 39, 64, 48)]
-
-
 def test_unknown_labels_refused_by_option(engine, settings, project_id, tmp_path: Path) -> None:
-    root = _voc_folder(
+    root = voc_folder(
         tmp_path,
         {
             "JPEGImages/a.jpg": jpeg_bytes(64, 48, 1),
             "JPEGImages/b.jpg": jpeg_bytes(64, 48, 2),
-            "Annotations/a.xml": _xml("a.jpg", _obj("Ponchos", 1, 1, 10, 10) + _obj("Capes", 1, 1, 10, 10)),
-            "Annotations/b.xml": _xml("b.jpg", _obj("Shirts", 1, 1, 10, 10)),
+            "Annotations/a.xml": voc_xml("a.jpg", voc_obj("Ponchos", 1, 1, 10, 10) + voc_obj("Capes", 1, 1, 10, 10)),
+            "Annotations/b.xml": voc_xml("b.jpg", voc_obj("Shirts", 1, 1, 10, 10)),
         },
     )
     report = import_annotations(engine, settings, project_id, "voc", root, add_labels=False)
@@ -199,60 +122,11 @@ def test_unknown_labels_refused_by_option(engine, settings, project_id, tmp_path
         assert session.scalar(select(Label).where(Label.name == "Ponchos")) is None
 
 
-def test_voc_zip_with_hostile_entries(engine, settings, project_id, tmp_path: Path) -> None:
-    path = tmp_path / "in.zip"
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("ds/JPEGImages/a.jpg", jpeg_bytes(64, 48, 7))
-        zf.writestr("ds/Annotations/a.xml", _xml("a.jpg", _obj("Shirts", 2, 2, 20, 20)))
-        zf.writestr("../evil.xml", _xml("a.jpg", ""))
-        zf.writestr("ds/Annotations/corrupt.xml", _xml("bad.jpg", _obj("Shirts", 2, 2, 20, 20)))
-        zf.writestr("ds/JPEGImages/bad.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
-    report = import_annotations(engine, settings, project_id, "voc", path)
-    by = {o.source: o for o in report.outcomes}
-    assert by["../evil.xml"].outcome == "failed" and "leaves the archive" in by["../evil.xml"].message
-    assert by["ds/Annotations/a.xml"].outcome == "imported"
-    assert by["ds/Annotations/corrupt.xml"].outcome == "failed"
-    assert (
-        "not an image" in by["ds/Annotations/corrupt.xml"].message
-        or "corrupt" in by["ds/Annotations/corrupt.xml"].message
-    )
-
-
-def test_dataturks(engine, settings, project_id, tmp_path: Path) -> None:
-    images = tmp_path / "imgs"
-    images.mkdir()
-    (images / "shirt1.jpg").write_bytes(jpeg_bytes(100, 50, 11))
-    (images / "plain.jpg").write_bytes(jpeg_bytes(100, 50, 12))
-    lines = [
-        {"content": "http://com.dataturks.a96-i23.open.s3.amazonaws.com/2c9fafb0/abc___shirt1.jpg",
-         "annotation": [{"label": ["Shirts"], "points": [{"x": 0.5, "y": 0.8}, {"x": 0.1, "y": 0.2}],
-                         "imageWidth": 100, "imageHeight": 50}]},
-        {"content": "C:\\data\\plain.jpg", "annotation": []},
-        {"content": "https://example.com/nowhere.jpg", "annotation": []},
-        {"content": "x/plain.jpg", "annotation": [{"label": ["Shirts"], "points": [{"x": 0.1}]}]},
-    ]  # fmt: skip
-    f = tmp_path / "dt.json"
-    f.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
-    report = import_annotations(engine, settings, project_id, "dataturks", f, images=images)
-    by = {o.source: o for o in report.outcomes}
-    assert by["dt.json:1"].outcome == "imported" and by["dt.json:1"].boxes == 1
-    assert by["dt.json:2"].outcome == "imported" and by["dt.json:2"].boxes == 0
-    assert by["dt.json:3"].outcome == "failed" and "URLs are never downloaded" in by["dt.json:3"].message
-    assert by["dt.json:4"].outcome == "duplicate"  # plain.jpg again: already annotated
-    assert by["dt.json:5"].outcome == "failed" and by["dt.json:5"].message.startswith("line 5: not JSON")
-    with session_scope(engine) as session:
-        shirt = session.scalar(select(Image).where(Image.original_name == "shirt1.jpg"))
-        (b,) = shirt.boxes
-        assert (b.x_min, b.y_min, b.x_max, b.y_max) == pytest.approx((10, 10, 50, 40))
-        plain = session.scalar(select(Image).where(Image.original_name == "plain.jpg"))
-        assert plain.status is ImageStatus.NO_OBJECTS
-
-
 def test_tfrecord_bad_records_reported(engine, settings, project_id, tmp_path: Path) -> None:
     import tensorflow as tf
 
-    from core.formats.tfrecord import ExampleObject, build_example
     from core.boxes import Box as CBox
+    from core.formats.tfrecord import ExampleObject, build_example
 
     path = tmp_path / "in.record"
     with tf.io.TFRecordWriter(str(path)) as w:
@@ -332,23 +206,3 @@ def test_tfrecord_with_numeric_labels_needs_the_label_map(engine, settings, proj
     with session_scope(engine) as session:
         (box,) = session.scalar(select(Image).where(Image.original_name == "n.jpg")).boxes
         assert box.label.name == "Jeans"
-
-
-def test_coco_with_images_in_a_zip(engine, settings, project_id, tmp_path: Path) -> None:
-    with zipfile.ZipFile(tmp_path / "images.zip", "w") as zf:
-        zf.writestr("photos/p1.jpg", jpeg_bytes(50, 40, 41))
-    doc = {
-        "images": [{"id": 1, "file_name": "C:\\\\export\\\\p1.jpg", "width": 50, "height": 40},
-                   {"id": 2, "file_name": "gone.jpg"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 60, 10]},
-                        {"id": 2, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]}],
-        "categories": [{"id": 3, "name": "Shirts"}],
-    }  # fmt: skip
-    (tmp_path / "c.json").write_text(json.dumps(doc))
-    report = import_annotations(
-        engine, settings, project_id, "coco", tmp_path / "c.json", images=tmp_path / "images.zip"
-    )
-    first, second = report.outcomes
-    assert first.outcome == "imported" and first.boxes == 1
-    assert "unknown category_id 99" in first.message and "went past the 50x40 image edge" in first.message
-    assert second.outcome == "failed" and "image 'gone.jpg' not found" in second.message

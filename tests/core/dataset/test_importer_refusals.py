@@ -17,7 +17,7 @@ from core.dataset.importer import import_annotations
 from core.project.projects import create_project
 from db.engine import session_scope
 from db.models import Image, ImageStatus, Label
-from tests.core.dataset_factory import jpeg_bytes
+from tests.core.dataset_factory import jpeg_bytes, voc_folder, voc_obj, voc_xml
 
 pytestmark = pytest.mark.both_databases  # the SQL of this module runs on SQLite and PostgreSQL
 
@@ -114,44 +114,24 @@ def test_tfrecord_with_inverted_boxes_leaves_those_images_to_annotate(engine, se
     assert again.count("duplicate") == 50
 
 
-def _voc(tmp_path: Path, files: dict[str, bytes]) -> Path:
-    root = tmp_path / "voc"
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    return root
-
-
-def _xml(filename: str, objects: str) -> bytes:
-    size = "<size><width>64</width><height>48</height><depth>3</depth></size>"
-    return f"<annotation><filename>{filename}</filename>{size}{objects}</annotation>".encode()
-
-
-def _obj(name: str, xmin, ymin, xmax, ymax) -> str:
-    return (
-        f"<object><name>{name}</name><bndbox><xmin>{xmin}</xmin><ymin>{ymin}</ymin>"
-        f"<xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>"
-    )
-
-
 def test_voc_refusals_keep_images_to_annotate(engine, settings, tmp_path: Path) -> None:
-    root = _voc(
+    root = voc_folder(
         tmp_path,
         {
             "JPEGImages/only_inverted.jpg": jpeg_bytes(64, 48, 1),
             "JPEGImages/partly.jpg": jpeg_bytes(64, 48, 2),
             "JPEGImages/empty.jpg": jpeg_bytes(64, 48, 3),
             "JPEGImages/unreadable.jpg": jpeg_bytes(64, 48, 4),
-            "Annotations/only_inverted.xml": _xml("only_inverted.jpg", _obj("Shirts", 40, 5, 10, 30)),
+            "Annotations/only_inverted.xml": voc_xml("only_inverted.jpg", voc_obj("Shirts", 40, 5, 10, 30)),
             # Object 1 has no number (the reader leaves it out), object 2 is fine, object 3 lies outside.
-            "Annotations/partly.xml": _xml(
+            "Annotations/partly.xml": voc_xml(
                 "partly.jpg",
                 "<object><name>Jeans</name><bndbox><xmin></xmin></bndbox></object>"
-                + _obj("Shirts", 2, 2, 20, 20)
-                + _obj("Shirts", 100, 100, 120, 120),
+                + voc_obj("Shirts", 2, 2, 20, 20)
+                + voc_obj("Shirts", 100, 100, 120, 120),
             ),
-            "Annotations/empty.xml": _xml("empty.jpg", ""),  # an annotation with no object: no garments
-            "Annotations/unreadable.xml": _xml(
+            "Annotations/empty.xml": voc_xml("empty.jpg", ""),  # an annotation with no object: no garments
+            "Annotations/unreadable.xml": voc_xml(
                 "unreadable.jpg", "<object><name>Jeans</name><bndbox><xmin>x</xmin></bndbox></object>"
             ),
         },
@@ -221,13 +201,13 @@ def test_coco_orphan_annotations_reported_by_source_id(engine, settings, tmp_pat
 
 
 def test_labels_matched_ignoring_case_and_spaces(engine, settings, tmp_path: Path) -> None:
-    root = _voc(
+    root = voc_folder(
         tmp_path,
         {
             "JPEGImages/a.jpg": jpeg_bytes(64, 48, 71),
             "JPEGImages/b.jpg": jpeg_bytes(64, 48, 72),
-            "Annotations/a.xml": _xml("a.jpg", _obj("sunglasses", 2, 2, 20, 20) + _obj("  SHIRTS ", 5, 5, 30, 30)),
-            "Annotations/b.xml": _xml("b.jpg", _obj("Ponchos", 2, 2, 20, 20) + _obj("ponchos", 5, 5, 30, 30)),
+            "Annotations/a.xml": voc_xml("a.jpg", voc_obj("sunglasses", 2, 2, 20, 20) + voc_obj("  SHIRTS ", 5, 5, 30, 30)),
+            "Annotations/b.xml": voc_xml("b.jpg", voc_obj("Ponchos", 2, 2, 20, 20) + voc_obj("ponchos", 5, 5, 30, 30)),
         },
     )
     pid = _project(engine, labels=("Shirts", "Sunglasses"))

@@ -1,19 +1,22 @@
-"""COCO export read back by pycocotools, the reference COCO reader."""
+"""COCO: the export read back by pycocotools, the reference COCO reader; a COCO file with its images in a zip."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from core.boxes import Box
 from core.dataset.exporter import export_dataset
+from core.dataset.importer import import_annotations
 from core.formats.coco import box_from_coco, box_to_coco
 from db.engine import session_scope
 from db.models import Image, Label
-from tests.core.dataset_factory import make_dataset
+from tests.core.dataset_factory import jpeg_bytes, make_dataset
 
 
 def test_xywh_conversion() -> None:
@@ -53,29 +56,22 @@ def test_coco_export_read_by_pycocotools(engine, settings, project_id, tmp_path:
     assert seen == summary["images"]
 
 
-def test_csv_export_rows(engine, settings, project_id, tmp_path: Path) -> None:
-    import csv
-
-    from core.formats.csv_boxes import CSV_HEADER
-    from core.formats.voc import box_to_voc
-
-    made = make_dataset(engine, settings, project_id, n=8)
-    out = tmp_path / "csv"
-    export_dataset(engine, settings, project_id, "csv", out)
-    rows = []
-    for split in ("train", "val", "test"):
-        with open(out / f"{split}_labels.csv", newline="") as fh:
-            reader = csv.reader(fh)
-            assert tuple(next(reader)) == CSV_HEADER
-            rows.extend(reader)
-    with session_scope(engine) as session:
-        sizes = {i.original_name: (i.width, i.height) for i in session.query(Image)}
-        names = {i.id: i.original_name for i in session.query(Image)}
-    expected = sorted(
-        [names[i], str(sizes[names[i]][0]), str(sizes[names[i]][1]), label,
-         *map(str, box_to_voc(Box(*b), *sizes[names[i]]))]
-        for i, (status, boxes) in made.images.items() if status.value in ("done", "no_objects")
-        for label, b in boxes
-    )  # fmt: skip
-    assert sorted(rows) == expected
-    assert all((out / "images" / r[0]).is_file() for r in rows)
+@pytest.mark.both_databases
+def test_coco_with_images_in_a_zip(engine, settings, project_id, tmp_path: Path) -> None:
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as zf:
+        zf.writestr("photos/p1.jpg", jpeg_bytes(50, 40, 41))
+    doc = {
+        "images": [{"id": 1, "file_name": "C:\\\\export\\\\p1.jpg", "width": 50, "height": 40},
+                   {"id": 2, "file_name": "gone.jpg"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 60, 10]},
+                        {"id": 2, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]}],
+        "categories": [{"id": 3, "name": "Shirts"}],
+    }  # fmt: skip
+    (tmp_path / "c.json").write_text(json.dumps(doc))
+    report = import_annotations(
+        engine, settings, project_id, "coco", tmp_path / "c.json", images=tmp_path / "images.zip"
+    )
+    first, second = report.outcomes
+    assert first.outcome == "imported" and first.boxes == 1
+    assert "unknown category_id 99" in first.message and "went past the 50x40 image edge" in first.message
+    assert second.outcome == "failed" and "image 'gone.jpg' not found" in second.message

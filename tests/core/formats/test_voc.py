@@ -7,13 +7,15 @@ from pathlib import Path
 
 import pytest
 from defusedxml.ElementTree import fromstring
+from sqlalchemy import select
 
 from core.boxes import Box
 from core.dataset.exporter import export_dataset
+from core.dataset.importer import import_annotations
 from core.formats.voc import VocError, VocObject, box_from_voc, box_to_voc, format_voc_xml, parse_voc_xml
 from db.engine import session_scope
 from db.models import Image, ImageStatus, Label
-from tests.core.dataset_factory import make_dataset
+from tests.core.dataset_factory import jpeg_bytes, make_dataset, voc_folder, voc_obj, voc_xml
 
 
 def test_voc_coordinates_are_one_based_inclusive() -> None:
@@ -119,3 +121,82 @@ def test_quirks_read() -> None:
     assert [(o.name, o.box, o.difficult) for o in ann.objects] == [("Shirts", Box(9.2, 4.0, 30.0, 40.7), 0)]
     posix = parse_voc_xml(b"<annotation><path>/home/u/data/x.png</path><filename></filename></annotation>")
     assert posix.filename == "x.png"
+
+
+@pytest.mark.both_databases
+def test_voc_quirks_each_reported(engine, settings, project_id, tmp_path: Path) -> None:
+    root = voc_folder(
+        tmp_path,
+        {
+            "JPEGImages/a.jpg": jpeg_bytes(64, 48, 1),
+            "JPEGImages/b.jpg": jpeg_bytes(64, 48, 2),
+            "JPEGImages/c.jpg": jpeg_bytes(64, 48, 3),
+            "JPEGImages/d.jpg": jpeg_bytes(64, 48, 4),
+            "JPEGImages/e.jpg": jpeg_bytes(64, 48, 5),
+            # Windows absolute path, float coordinates, shuffled bndbox children.
+            "Annotations/a.xml": voc_xml(
+                "C:\\Users\\anna\\Desktop\\a.jpg",
+                "<object><bndbox><ymax>40.6</ymax><xmax>30.2</xmax><ymin>5.5</ymin><xmin>10.4</xmin></bndbox><name>Shirts</name></object>",
+            ),
+            # POSIX absolute path only in <path>, no size at all, a box past the edge.
+            "Annotations/b.xml": b"<annotation><path>/home/u/b.jpg</path><filename></filename>"
+            + voc_obj("Jeans", 50, 40, 90, 60).encode()
+            + b"</annotation>",
+            # Unspecified size values; an unknown label; an empty box.
+            "Annotations/c.xml": voc_xml(
+                "c.jpg",
+                voc_obj("Ponchos", 1, 1, 10, 10) + voc_obj("Shirts", 30, 20, 10, 30),
+                size="<size><width>Unspecified</width><height></height></size>",
+            ),
+            # Billion laughs.
+            "Annotations/d.xml": b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;&a;">]><annotation><filename>&b;</filename></annotation>',
+            # Malformed.
+            "Annotations/e.xml": b"<annotation><filename>e.jpg</filename><object>",
+            # Points at an image that is not there.
+            "Annotations/f.xml": voc_xml("missing.jpg", voc_obj("Shirts", 1, 1, 5, 5)),
+        },
+    )
+    report = import_annotations(engine, settings, project_id, "voc", root)
+    by = {o.source: o for o in report.outcomes}
+    assert by["Annotations/a.xml"].outcome == "imported" and by["Annotations/a.xml"].boxes == 1
+    assert "went past" not in by["Annotations/a.xml"].message
+    assert by["Annotations/b.xml"].outcome == "imported"
+    assert "no usable <size>: read from the image" in by["Annotations/b.xml"].message
+    assert "object 1 (Jeans) went past the 64x48 image edge and was clipped" in by["Annotations/b.xml"].message
+    assert "label 'Ponchos' added to the project" in by["Annotations/c.xml"].message
+    assert "object 2 (Shirts) left out: box has zero or negative area" in by["Annotations/c.xml"].message
+    assert by["Annotations/d.xml"].outcome == "failed"
+    assert "refused: the XML declares entities" in by["Annotations/d.xml"].message
+    assert by["Annotations/e.xml"].outcome == "failed" and "malformed XML" in by["Annotations/e.xml"].message
+    assert (
+        by["Annotations/f.xml"].outcome == "failed"
+        and "image 'missing.jpg' not found" in by["Annotations/f.xml"].message
+    )
+    assert report.summary()["labels_added"] == ["Ponchos"]
+    with session_scope(engine) as session:
+        a = session.scalar(select(Image).where(Image.original_name == "a.jpg"))
+        (box,) = a.boxes
+        assert (box.x_min, box.y_min, box.x_max, box.y_max) == pytest.approx((9.4, 4.5, 30.2, 40.6))
+        assert a.status is ImageStatus.DONE
+        b = session.scalar(select(Image).where(Image.original_name == "b.jpg"))
+        assert [(x.x_min, x.y_min, x.x_max, x.y_max) for x in b.boxes] == [(49, 39, 64, 48)]
+
+
+@pytest.mark.both_databases
+def test_voc_zip_with_hostile_entries(engine, settings, project_id, tmp_path: Path) -> None:
+    path = tmp_path / "in.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("ds/JPEGImages/a.jpg", jpeg_bytes(64, 48, 7))
+        zf.writestr("ds/Annotations/a.xml", voc_xml("a.jpg", voc_obj("Shirts", 2, 2, 20, 20)))
+        zf.writestr("../evil.xml", voc_xml("a.jpg", ""))
+        zf.writestr("ds/Annotations/corrupt.xml", voc_xml("bad.jpg", voc_obj("Shirts", 2, 2, 20, 20)))
+        zf.writestr("ds/JPEGImages/bad.jpg", b"\xff\xd8\xff\xe0 not really a jpeg")
+    report = import_annotations(engine, settings, project_id, "voc", path)
+    by = {o.source: o for o in report.outcomes}
+    assert by["../evil.xml"].outcome == "failed" and "leaves the archive" in by["../evil.xml"].message
+    assert by["ds/Annotations/a.xml"].outcome == "imported"
+    assert by["ds/Annotations/corrupt.xml"].outcome == "failed"
+    assert (
+        "not an image" in by["ds/Annotations/corrupt.xml"].message
+        or "corrupt" in by["ds/Annotations/corrupt.xml"].message
+    )
