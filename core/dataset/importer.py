@@ -874,7 +874,7 @@ def tfrecord_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
     import tensorflow as tf
 
     from core.formats.label_map import LabelMapError, parse_label_map
-    from core.formats.tfrecord import parse_example
+    from core.formats.tfrecord.parse import parse_example
 
     paths = (
         sorted(p for p in path.iterdir() if p.is_file() and (".record" in p.name or ".tfrecord" in p.name))
