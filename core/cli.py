@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 from core.settings import Settings
 
 Handler = Callable[[argparse.Namespace, Settings, Engine], int]
-_COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str]] = {}
+_COMMANDS: dict[str, tuple[Handler, Callable[[argparse.ArgumentParser], None], str | Callable[[], str]]] = {}
 
 
 class CliError(Exception):
@@ -27,9 +27,15 @@ class CliError(Exception):
 
 
 def command(
-    name: str, help_text: str, configure: Callable[[argparse.ArgumentParser], None] | None = None
+    name: str,
+    help_text: str | Callable[[], str],
+    configure: Callable[[argparse.ArgumentParser], None] | None = None,
 ) -> Callable[[Handler], Handler]:
-    """Registers a subcommand; ``configure`` adds its own arguments to its parser."""
+    """Registers a subcommand; ``configure`` adds its own arguments to its parser.
+
+    ``help_text`` may be a function, called when the parser is built (help that names the
+    registered formats: the registry is read then, not when this module is imported).
+    """
 
     def wrap(fn: Handler) -> Handler:
         _COMMANDS[name] = (fn, configure or (lambda p: None), help_text)
@@ -164,9 +170,9 @@ def _fractions(text: str) -> tuple[float, float, float]:
 
 
 def _export_configure(p: argparse.ArgumentParser) -> None:
-    from core.dataset.exporter import FORMATS
+    from core.formats import registry
 
-    p.add_argument("format", choices=FORMATS, help="export format")
+    p.add_argument("format", choices=list(registry.writers()), help="export format")
     p.add_argument("out", type=Path, help="output folder (new or empty), or a file ending in .zip for one archive")
     p.add_argument("--fractions", type=_fractions, default=(0.8, 0.1, 0.1), help="train,val,test (default 0.8,0.1,0.1)")
     p.add_argument("--seed", type=int, default=0, help="seed for placing images that have no split yet (default 0)")
@@ -364,14 +370,13 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
 
 
 def _import_configure(p: argparse.ArgumentParser) -> None:
-    from core.dataset.importer import IMPORT_FORMATS
+    from core.formats import registry
 
-    p.add_argument("format", choices=IMPORT_FORMATS, help="annotation format")
-    p.add_argument(
-        "path", type=Path,
-        help="VOC folder or zip; COCO .json; DataTurks .json (one object per line); TFRecord file or folder",
-    )  # fmt: skip
-    p.add_argument("--images", type=Path, help="folder (or zip) holding the images of a COCO or DataTurks file")
+    formats = registry.readers().values()
+    p.add_argument("format", choices=[f.name for f in formats], help="annotation format")
+    p.add_argument("path", type=Path, help="; ".join(f"{f.title} {f.import_path}" for f in formats))
+    apart = " or ".join(f.title for f in formats if registry.Option.IMAGES in f.options)
+    p.add_argument("--images", type=Path, help=f"folder (or zip) holding the images of a {apart} file")
     p.add_argument(
         "--refuse-unknown-labels", action="store_true",
         help="refuse images whose labels the project lacks (default: add the labels)",
@@ -382,7 +387,13 @@ def _import_configure(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
-@command("import", "import annotated images (VOC, COCO, DataTurks, TFRecord) into a project", _import_configure)
+def _import_help() -> str:
+    from core.formats import registry
+
+    return f"import annotated images ({', '.join(f.title for f in registry.readers().values())}) into a project"
+
+
+@command("import", _import_help, _import_configure)
 def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
     from core.dataset.importer import AnnotationImportError, import_annotations
     from core.project.projects import ProjectError, create_project, delete_empty_project, get_project
@@ -523,6 +534,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (_fn, configure, help_text) in _COMMANDS.items():
+        help_text = help_text() if callable(help_text) else help_text
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.add_argument("--db", help="database URL (default: $TAGRACK_DB_URL or sqlite in the data dir)")
         p.add_argument("--data-dir", help="data folder (default: $TAGRACK_DATA_DIR or ./tagrack-data)")

@@ -1,4 +1,4 @@
-"""Export: the project's ground truth as TFRecord, Pascal VOC, COCO or CSV, made by a background job."""
+"""Export: the project's ground truth in any format with a writer (TFRecord, Pascal VOC, ...), made by a background job."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import func, select
 
+from core.formats import registry
 from core.project.splits import EXPORTABLE_STATUSES
 from db.engine import session_scope
 from db.models import Image, JobStatus
@@ -19,12 +20,7 @@ from ui.jobs import job_snapshot, start_job
 # download for `streamlit run` apps). Past this size we point at the file on the server.
 MAX_BROWSER_DOWNLOAD = 1024**3
 
-FORMATS = {
-    "tfrecord": "TFRecord (TensorFlow Object Detection API) + label_map.pbtxt",
-    "voc": "Pascal VOC (LabelImg layout: Annotations, JPEGImages, ImageSets)",
-    "coco": "COCO JSON",
-    "csv": "CSV, one row per box (filename,width,height,class,xmin,ymin,xmax,ymax)",
-}
+FORMATS = {name: spec.export_description for name, spec in registry.writers().items()}
 
 ctx = get_context()
 st.title("Export")

@@ -1,4 +1,4 @@
-"""Import annotations: datasets labelled elsewhere (VOC, COCO, DataTurks, TFRecord), via a background job."""
+"""Import annotations: datasets labelled elsewhere, in any format with a reader (VOC, COCO, ...), via a background job."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.formats import registry
 from db.models import JobStatus
 from ui.context import current_project_id, current_user, get_context
 from ui.jobs import job_snapshot, start_job
 
-FORMATS = {
-    "voc": "Pascal VOC (zip with Annotations/*.xml and the images)",
-    "coco": "COCO JSON (+ the images as a zip)",
-    "dataturks": "DataTurks JSON, one object per line (+ the images as a zip)",
-    "tfrecord": "TFRecord, TensorFlow Object Detection API (images inside; optional label_map.pbtxt)",
-}
+SPECS = registry.readers()
+FORMATS = {name: spec.import_description for name, spec in SPECS.items()}
 
 ctx = get_context()
 st.title("Import annotations")
@@ -38,12 +35,7 @@ def import_form_ui() -> dict | None:
     """The import options and files; returns job parameters when the user starts an import."""
     fmt = st.radio("Format", list(FORMATS), format_func=FORMATS.__getitem__, key="import_format")
     with st.form("import_annotations", clear_on_submit=True):
-        accepted = {
-            "voc": ["zip"],
-            "coco": ["json", "zip"],
-            "dataturks": ["json", "jsonl", "txt", "zip"],
-            "tfrecord": ["record", "tfrecord", "pbtxt"],
-        }[fmt]
+        accepted = SPECS[fmt].extensions
         files = st.file_uploader(
             "Files", type=None, accept_multiple_files=True, help=f"Expected: {', '.join(accepted)}"
         )
@@ -74,14 +66,14 @@ def import_form_ui() -> dict | None:
         saved.append(staging / name)
     zips = [p for p in saved if p.suffix.lower() == ".zip"]
     others = [p for p in saved if p.suffix.lower() != ".zip"]
-    if fmt == "voc":
-        params["path"] = str(zips[0] if len(saved) == 1 and zips else staging)
-    elif fmt in ("coco", "dataturks"):
+    if registry.Option.IMAGES in SPECS[fmt].options:  # the annotation file, and its images apart
         if not others:
             st.error("Upload the annotation .json file too.")
             return None
         params["path"] = str(others[0])
         params["images"] = str(zips[0] if zips else staging)
+    elif "zip" in accepted:  # one dataset zip is the dataset; anything else, the folder of uploads
+        params["path"] = str(zips[0] if len(saved) == 1 and zips else staging)
     else:
         params["path"] = str(staging)
     return params

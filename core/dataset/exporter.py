@@ -18,56 +18,25 @@ import os
 import posixpath
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from core.boxes import Box
-from core.settings import Settings
+from core.dataset.items import ExportContext, ExportError, ExportImage, ExportObject, ImageRow, truncated
+from core.formats import registry
 from core.project.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES, SPLITS, assign_splits, check_fractions
+from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import Image, Label, Project
+from db.models import BoxRow, Image, Label, Project
 
-FORMATS: tuple[str, ...] = ("tfrecord", "voc", "csv", "coco")
 CHUNK = 500  # images per database round trip (their rows and boxes: a few hundred kB)
 IMAGES_PER_SHARD = 1000  # default shard size: a few hundred MB of phone photos per file
 Progress = Callable[[int, int, str], None]
-
-
-class ExportError(ValueError):
-    """An export that cannot be made (the message says why)."""
-
-
-@dataclass(frozen=True)
-class ExportObject:
-    """A box of an exported image, in original-image pixels."""
-
-    box: Box
-    label: str
-    label_index: int  # 1-based, label order
-
-
-@dataclass
-class ExportImage:
-    """One image as the writers see it."""
-
-    id: int
-    name: str  # file name inside the export (unique, flat)
-    original_name: str
-    sha256: str
-    stored_path: str
-    width: int
-    height: int
-    split: str
-    attributes: dict[str, Any]
-    objects: list[ExportObject] = field(default_factory=list)
 
 
 def _ext_of_stored(stored_path: str) -> str:
@@ -113,9 +82,6 @@ def _unique_names(session: Session, project_id: int) -> dict[int, str]:
     return names
 
 
-# One exportable image as the database gives it: id, original name, sha256, stored path, width,
-# height, attributes, and its boxes as (label id, x_min, y_min, x_max, y_max) tuples in pixels.
-ImageRow = tuple[int, str, str, str, int, int, dict[str, Any] | None, list[tuple[int, float, float, float, float]]]
 
 
 def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[ImageRow]:
@@ -189,78 +155,6 @@ def iter_images(
         )
 
 
-# --- output sinks: a folder, or a zip written entry by entry -------------------------------------------------
-
-
-class FolderSink:
-    """Writes export files below a folder."""
-
-    def __init__(self, root: Path) -> None:
-        """Creates the folder."""
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-
-    def copy_file(self, rel: str, source: Path) -> None:
-        """Copies a file in (the kernel copies; nothing is held in memory)."""
-        target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-
-    @contextmanager
-    def open_text(self, rel: str) -> Iterator[IO[str]]:
-        """A text file to write into."""
-        target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "w", encoding="utf-8", newline="") as fh:
-            yield fh
-
-    def write_text(self, rel: str, text: str) -> None:
-        """Writes a small text file."""
-        target = self.root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-
-    def close(self) -> None:
-        """Nothing to finish for a folder."""
-
-
-class ZipSink:
-    """Writes export files into a zip, one entry at a time (ZIP64, images stored, text deflated)."""
-
-    def __init__(self, path: Path) -> None:
-        """Opens the zip for writing (replacing an existing file)."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self.zf = zipfile.ZipFile(path, "w", allowZip64=True)
-
-    def copy_file(self, rel: str, source: Path) -> None:
-        """Streams a file in, uncompressed: JPEG and PNG do not shrink further."""
-        self.zf.write(source, rel, compress_type=zipfile.ZIP_STORED)
-
-    @contextmanager
-    def open_text(self, rel: str) -> Iterator[IO[str]]:
-        """A text entry to write into, deflated.
-
-        A zip takes one entry at a time, while a split's list or a COCO file is written
-        alongside its images; so the text goes to a scratch file first and is streamed
-        in when it is complete.
-        """
-        with tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="", suffix=".txt", dir=self.path.parent) as fh:
-            yield fh
-            fh.flush()
-            self.zf.write(fh.name, rel, compress_type=zipfile.ZIP_DEFLATED)
-
-    def write_text(self, rel: str, text: str) -> None:
-        """Writes a small text entry, deflated."""
-        self.zf.writestr(rel, text.encode("utf-8"), compress_type=zipfile.ZIP_DEFLATED)
-
-    def close(self) -> None:
-        """Writes the central directory."""
-        self.zf.close()
-
-
-Sink = FolderSink | ZipSink
-
 
 # --- the export -------------------------------------------------------------------------------------------------
 
@@ -284,7 +178,7 @@ def export_dataset(
         engine: Database engine.
         settings: Where the image blobs are.
         project_id: The project.
-        fmt: One of :data:`FORMATS`.
+        fmt: A format with a writer in :mod:`core.formats.registry`.
         out_dir: Output folder (created; must be empty or absent), or with ``archive``
             the zip file to write.
         fractions: Train/val/test shares for images that have no split yet.
@@ -301,8 +195,11 @@ def export_dataset(
         ExportError: Unknown format, bad fractions, non-empty output folder, no labels.
     """
     fmt = fmt.lower()
-    if fmt not in FORMATS:
-        raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}.")
+    formats = registry.writers()
+    if fmt not in formats:
+        raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(formats)}.")
+    writer = formats[fmt].writer
+    assert writer is not None
     try:
         fractions = check_fractions(fractions)
     except ValueError as exc:
@@ -346,21 +243,23 @@ def export_dataset(
                 yield img
                 state.step(img)
 
-        if fmt == "tfrecord":
+        def rows(split: str) -> Iterator[tuple[str, ImageRow]]:
+            for row in iter_image_rows(session, project_id, split):
+                yield names[row[0]], row
+                state.step_row(names[row[0]], len(row[7]))
 
-            def rows(split: str) -> Iterator[tuple[str, ImageRow]]:
-                for row in iter_image_rows(session, project_id, split):
-                    yield names[row[0]], row
-                    state.step_row(names[row[0]], len(row[7]))
-
-            files = _export_tfrecord(settings, out_dir, archive, label_index, counts, rows, num_shards)
-        else:
-            sink: Sink = ZipSink(out_dir) if archive else FolderSink(out_dir)
-            try:
-                writer = {"voc": _write_voc, "csv": _write_csv, "coco": _write_coco}[fmt]
-                files = writer(settings, sink, label_names, counts, images)
-            finally:
-                sink.close()
+        ctx = ExportContext(
+            settings=settings,
+            out=out_dir,
+            archive=archive,
+            label_names=label_names,
+            label_index=label_index,
+            counts=counts,
+            images=images,
+            rows=rows,
+            num_shards=num_shards,
+        )
+        files = writer(ctx)
     notify(total, total, "done")
     size = out_dir.stat().st_size if archive else sum(p.stat().st_size for p in out_dir.rglob("*") if p.is_file())
     return {
@@ -393,24 +292,15 @@ class _State:
         self.notify(self.done, self.total, name)
 
 
-ImagesOf = Callable[[str], Iterator[ExportImage]]
-
-
-def _export_tfrecord(
-    settings: Settings,
-    out: Path,
-    archive: bool,
-    label_index: dict[int, tuple[str, int]],
-    counts: dict[str, int],
-    rows_of: Callable[[str], Iterator[tuple[str, ImageRow]]],
-    num_shards: int | None,
-) -> list[str]:
+def _export_tfrecord(ctx: ExportContext) -> list[str]:
     # TensorFlow is imported only for this format: a VOC export never pays for it.
     from core.formats.label_map import write_label_map
     from core.formats.tfrecord.features import DEFAULT_VIEW, image_format
     from core.formats.tfrecord.records import open_record_writer, shard_name
     from core.formats.tfrecord.wire import ExampleImage, ExampleObject, example_head
 
+    settings, out, archive, label_index, counts = ctx.settings, ctx.out, ctx.archive, ctx.label_index, ctx.counts
+    rows_of, num_shards = ctx.rows, ctx.num_shards
     label_names = [name for name, _ in sorted(label_index.values(), key=lambda item: item[1])]
     text_of = {label_id: name for label_id, (name, _) in label_index.items()}
     index_of = {label_id: index for label_id, (_, index) in label_index.items()}
@@ -431,11 +321,7 @@ def _export_tfrecord(
                 for i, (name, row) in enumerate(rows_of(split)):
                     image_id, _original, sha, stored, width, height, attrs, boxes = row
                     encoded = _read_file(os.path.join(data_dir, stored))  # no Path per image: hot loop
-                    objects = []
-                    for label_id, x0, y0, x1, y1 in boxes:
-                        box = Box(x0, y0, x1, y1)
-                        text, index, trunc = text_of[label_id], index_of[label_id], _truncated(box, width, height)
-                        objects.append(ExampleObject(box, text, index, 0, trunc, DEFAULT_VIEW))
+                    objects: list[ExampleObject] = []
                     image = ExampleImage(
                         image_format(encoded),
                         width,
@@ -449,6 +335,10 @@ def _export_tfrecord(
                         objects,
                         attrs,
                     )
+                    for label_id, x0, y0, x1, y1 in boxes:  # filled here: truncated() needs the image's size
+                        box = Box(x0, y0, x1, y1)
+                        text, index, trunc = text_of[label_id], index_of[label_id], truncated(box, image)
+                        objects.append(ExampleObject(box, text, index, 0, trunc, DEFAULT_VIEW))
                     writers[i % n].write(example_head(image, len(encoded)), encoded)
             finally:
                 # A second thread for the writes was tried: on these 2 shared cores it cost CPU
@@ -457,12 +347,9 @@ def _export_tfrecord(
                     writer.close()
             files.extend(shard_files)
         if archive:
-            sink = ZipSink(out)
-            try:
+            with ctx.open_sink() as sink:
                 for f in files:
                     sink.copy_file(f, folder / f)
-            finally:
-                sink.close()
     finally:
         if archive:
             shutil.rmtree(folder, ignore_errors=True)
@@ -485,94 +372,80 @@ def _read_file(path: str) -> bytes:
         os.close(fd)
 
 
-def _truncated(box: Box, width: int, height: int) -> int:
-    """VOC's truncated flag as LabelImg users mean it: the box touches the edge of the ``width`` x ``height`` image.
-
-    The one rule for every format that writes the flag (VOC, TFRecord).
-    """
-    return int(box.x_min <= 0 or box.y_min <= 0 or box.x_max >= width or box.y_max >= height)
-
-
-def _write_voc(
-    settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf
-) -> list[str]:
+def _write_voc(ctx: ExportContext) -> list[str]:
     from core.formats.voc import VocObject, format_voc_xml
 
-    files: list[str] = []
-    sink.write_text("labels.txt", "".join(f"{n}\n" for n in label_names))
-    files.append("labels.txt")
-    for split in (s.value for s in SPLITS):
-        rel_list = f"ImageSets/Main/{split}.txt"
-        with sink.open_text(rel_list) as listing:
-            for img in images(split):
-                stem = posixpath.splitext(img.name)[0]
-                sink.copy_file(f"JPEGImages/{img.name}", settings.data_dir / img.stored_path)
-                xml = format_voc_xml(
-                    filename=img.name,
-                    width=img.width,
-                    height=img.height,
-                    objects=[
-                        VocObject(o.box, o.label, truncated=_truncated(o.box, img.width, img.height))
-                        for o in img.objects
-                    ],
-                    attributes=img.attributes,
-                )
-                sink.write_text(f"Annotations/{stem}.xml", xml)
-                listing.write(stem + "\n")
-        files.append(rel_list)
+    with ctx.open_sink() as sink:
+        files: list[str] = []
+        sink.write_text("labels.txt", "".join(f"{n}\n" for n in ctx.label_names))
+        files.append("labels.txt")
+        for split in (s.value for s in SPLITS):
+            rel_list = f"ImageSets/Main/{split}.txt"
+            with sink.open_text(rel_list) as listing:
+                for img in ctx.images(split):
+                    stem = posixpath.splitext(img.name)[0]
+                    sink.copy_file(f"JPEGImages/{img.name}", ctx.settings.data_dir / img.stored_path)
+                    xml = format_voc_xml(
+                        filename=img.name,
+                        width=img.width,
+                        height=img.height,
+                        objects=[VocObject(o.box, o.label, truncated=truncated(o.box, img)) for o in img.objects],
+                        attributes=img.attributes,
+                    )
+                    sink.write_text(f"Annotations/{stem}.xml", xml)
+                    listing.write(stem + "\n")
+            files.append(rel_list)
     return files
 
 
-def _write_csv(
-    settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf
-) -> list[str]:
-    from core.formats.csv_boxes import CSV_HEADER, csv_rows
-
+def _write_csv(ctx: ExportContext) -> list[str]:
     import csv
 
-    files: list[str] = []
-    for split in (s.value for s in SPLITS):
-        rel = f"{split}_labels.csv"
-        with sink.open_text(rel) as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(CSV_HEADER)
-            for img in images(split):
-                sink.copy_file(f"images/{img.name}", settings.data_dir / img.stored_path)
-                w.writerows(csv_rows(img.name, img.width, img.height, [(o.box, o.label) for o in img.objects]))
-        files.append(rel)
+    from core.formats.csv_boxes import CSV_HEADER, csv_rows
+
+    with ctx.open_sink() as sink:
+        files: list[str] = []
+        for split in (s.value for s in SPLITS):
+            rel = f"{split}_labels.csv"
+            with sink.open_text(rel) as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(CSV_HEADER)
+                for img in ctx.images(split):
+                    sink.copy_file(f"images/{img.name}", ctx.settings.data_dir / img.stored_path)
+                    w.writerows(csv_rows(img.name, img.width, img.height, [(o.box, o.label) for o in img.objects]))
+            files.append(rel)
     return files
 
 
-def _write_coco(
-    settings: Settings, sink: Sink, label_names: list[str], counts: dict[str, int], images: ImagesOf
-) -> list[str]:
+def _write_coco(ctx: ExportContext) -> list[str]:
     from core.formats.coco import coco_annotation, coco_categories, coco_image
 
-    files: list[str] = []
-    categories = coco_categories(label_names)
-    ann_id = 0
-    for split in (s.value for s in SPLITS):
-        rel = f"annotations/instances_{split}.json"
-        # Annotations go to a scratch file while the image list streams out, then follow it.
-        with tempfile.TemporaryFile("w+", encoding="utf-8") as anns, sink.open_text(rel) as fh:
-            fh.write('{"info": {"description": "Tagrack export", "version": "1.0"}, "licenses": [], ')
-            fh.write('"categories": ' + json.dumps(categories) + ', "images": [')
-            first_image, first_ann = True, True
-            for img in images(split):
-                sink.copy_file(f"images/{img.name}", settings.data_dir / img.stored_path)
-                entry = coco_image(img.id, img.name, img.width, img.height, img.attributes, split)
-                fh.write(("" if first_image else ", ") + json.dumps(entry))
-                first_image = False
-                for o in img.objects:
-                    ann_id += 1
-                    ann = coco_annotation(ann_id, img.id, o.label_index, o.box)
-                    anns.write(("" if first_ann else ", ") + json.dumps(ann))
-                    first_ann = False
-            fh.write('], "annotations": [')
-            anns.seek(0)
-            shutil.copyfileobj(anns, fh)
-            fh.write("]}\n")
-        files.append(rel)
+    with ctx.open_sink() as sink:
+        files: list[str] = []
+        categories = coco_categories(ctx.label_names)
+        ann_id = 0
+        for split in (s.value for s in SPLITS):
+            rel = f"annotations/instances_{split}.json"
+            # Annotations go to a scratch file while the image list streams out, then follow it.
+            with tempfile.TemporaryFile("w+", encoding="utf-8") as anns, sink.open_text(rel) as fh:
+                fh.write('{"info": {"description": "Tagrack export", "version": "1.0"}, "licenses": [], ')
+                fh.write('"categories": ' + json.dumps(categories) + ', "images": [')
+                first_image, first_ann = True, True
+                for img in ctx.images(split):
+                    sink.copy_file(f"images/{img.name}", ctx.settings.data_dir / img.stored_path)
+                    entry = coco_image(img.id, img.name, img.width, img.height, img.attributes, split)
+                    fh.write(("" if first_image else ", ") + json.dumps(entry))
+                    first_image = False
+                    for o in img.objects:
+                        ann_id += 1
+                        ann = coco_annotation(ann_id, img.id, o.label_index, o.box)
+                        anns.write(("" if first_ann else ", ") + json.dumps(ann))
+                        first_ann = False
+                fh.write('], "annotations": [')
+                anns.seek(0)
+                shutil.copyfileobj(anns, fh)
+                fh.write("]}\n")
+            files.append(rel)
     return files
 
 

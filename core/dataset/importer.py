@@ -38,94 +38,29 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Engine, func, select
 
 from core.boxes import Box, InvalidBoxError
+from core.dataset.files import Files
+from core.dataset.items import AnnotationImportError, ImportItem, ImportOutcome, Outcome
+from core.formats import registry
 from core.project.imagestore import ImageStore
 from core.project.ingest import (
-    IMAGE_EXTENSIONS,
-    MAX_FILE_BYTES,
-    MAX_ZIP_RATIO,
     IngestError,
-    _safe_member_name,
     ingest_one,
 )
 from core.project.projects import colour_for, record_activity
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow
-from db.models import BoxSource, Image, ImageStatus, Label, Split
+from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, Split
 
-IMPORT_FORMATS: tuple[str, ...] = ("voc", "coco", "dataturks", "tfrecord")
-Outcome = Literal["imported", "updated", "duplicate", "failed", "skipped"]
-# Box coordinates of an item: pixels of the image, or normalised to [0, 1] (DataTurks, TFRecord).
-Coords = Literal["pixels", "normalised"]
 BATCH = 50
 # VOC's split lists, in the order that wins when one id is listed in several: an image that is anywhere
 # in a test list must never be trained on (that would leak it into the model it is meant to measure).
 VOC_SPLIT_LISTS: tuple[Split, ...] = (Split.TEST, Split.VAL, Split.TRAIN)
 VOC_SPLIT_SOURCE = "ImageSets/Main"
-
-
-class AnnotationImportError(ValueError):
-    """An input that cannot be imported at all (the message says why)."""
-
-
-@dataclass
-class ImportItem:
-    """One image to import and its annotation.
-
-    Attributes:
-        source: Where the record came from, for the report (``Annotations/a.xml``, ``train.record#12``).
-        image_name: The image's file name (stored as the image's name).
-        read: Returns the image bytes; raises OSError/IngestError when they cannot be read.
-        objects: (label, box) in ``coords``.
-        coords: ``pixels`` or ``normalised``.
-        declared_size: The size the annotation states, if any (checked against the image).
-        attributes: Image-level attributes.
-        annotated: False when the record carries no annotation at all (status stays new).
-        notes: What the reader noticed.
-        refs: How the source names each of ``objects`` (``object 3``, ``annotation 17``), for
-            messages; None numbers them ``box 1..n``.
-        left_out: Why each box the reader could not read was left out (refusals, counted as such).
-        split: The split the dataset puts the image in (train/val/test), if it says.
-        split_from: Where that split came from, for the report (``ImageSets/Main``).
-    """
-
-    source: str
-    image_name: str
-    read: Callable[[], bytes]
-    objects: list[tuple[str, Box]]
-    coords: Coords = "pixels"
-    declared_size: tuple[int, int] | None = None
-    attributes: dict[str, Any] = field(default_factory=dict)
-    annotated: bool = True
-    notes: list[str] = field(default_factory=list)
-    split: str | None = None
-    split_from: str | None = None
-    refs: list[str] | None = None
-    left_out: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class ImportOutcome:
-    """What happened to one record.
-
-    ``split`` is the split this import stored on the image (from the dataset's split
-    lists); None when it stored none. ``boxes_refused`` counts the record's boxes that
-    were left out (the message says why); with ``boxes`` 0 the image was left to annotate.
-    """
-
-    source: str
-    outcome: Outcome
-    message: str = ""
-    image_id: int | None = None
-    boxes: int = 0
-    split: str | None = None
-    split_from: str | None = None
-    boxes_refused: int = 0
 
 
 @dataclass
@@ -502,81 +437,6 @@ def _apply_split(image: Image, item: ImportItem, notes: list[str]) -> str | None
     return None
 
 
-# --- reading files from a folder or a zip ------------------------------------------------------------------------
-
-
-class _Files:
-    """The files of a folder or a zip archive, found by relative path or by base name."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.zip: zipfile.ZipFile | None = None
-        self.refused: list[ImportOutcome] = []
-        self.members: dict[str, Any] = {}
-        if path.is_dir():
-            for p in sorted(path.rglob("*")):
-                if p.is_file() and not p.name.startswith("."):
-                    self.members[p.relative_to(path).as_posix()] = p
-        elif zipfile.is_zipfile(path):
-            self.zip = zipfile.ZipFile(path)
-            for info in self.zip.infolist():
-                if info.is_dir():
-                    continue
-                safe = _safe_member_name(info.filename)
-                if safe is None:
-                    self.refused.append(
-                        ImportOutcome(
-                            info.filename, "failed", "refused: the entry's path is absolute or leaves the archive (..)"
-                        )
-                    )
-                    continue
-                if safe.startswith("__MACOSX/") or posixpath.basename(safe).startswith("."):
-                    continue
-                if info.file_size > MAX_FILE_BYTES or (
-                    info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO
-                ):
-                    self.refused.append(ImportOutcome(safe, "failed", "refused: entry too large or a likely zip bomb"))
-                    continue
-                self.members[safe] = info
-        else:
-            raise AnnotationImportError(f"{path.name} is neither a folder nor a zip archive")
-        self.by_base: dict[str, list[str]] = defaultdict(list)
-        for rel in self.members:
-            self.by_base[posixpath.basename(rel).lower()].append(rel)
-
-    def read(self, rel: str) -> bytes:
-        member = self.members[rel]
-        if isinstance(member, Path):
-            if member.stat().st_size > MAX_FILE_BYTES:
-                raise IngestError("file too large")
-            return member.read_bytes()
-        assert self.zip is not None
-        with self.zip.open(member) as fh:
-            blob = fh.read(MAX_FILE_BYTES + 1)
-        if len(blob) > MAX_FILE_BYTES:
-            raise IngestError("entry inflates past the size limit")
-        return blob
-
-    def find_image(self, name: str, near: str | None = None, stem_of: str | None = None) -> str | None:
-        """The image called ``name`` (case-insensitive base name); prefer one beside ``near``'s folder."""
-        candidates = self.by_base.get(name.lower(), [])
-        if not candidates and stem_of:
-            stem = posixpath.splitext(posixpath.basename(stem_of))[0].lower()
-            candidates = [
-                rel
-                for ext in IMAGE_EXTENSIONS
-                for rel in self.by_base.get(stem + ext, [])
-            ]
-        if not candidates:
-            return None
-        if near is not None:
-            parent = posixpath.dirname(posixpath.dirname(near))
-            for rel in candidates:
-                if rel.startswith(parent):
-                    return rel
-        return sorted(candidates, key=lambda r: ("jpegimages" not in r.lower(), r))[0]
-
-
 @dataclass
 class _VocSplitLists:
     """The ``ImageSets/Main/{train,val,test}.txt`` lists of one VOC dataset root.
@@ -617,7 +477,7 @@ def _voc_root(xml_rel: str) -> str:
     return "/".join(parts)
 
 
-def _read_voc_split_lists(files: _Files, root: str, problems: list[ImportOutcome]) -> _VocSplitLists:
+def _read_voc_split_lists(files: Files, root: str, problems: list[ImportOutcome]) -> _VocSplitLists:
     """Reads ``<root>/ImageSets/Main/{train,val,test}.txt`` (any of them; names compared ignoring case).
 
     Only these three lists count: VOC's per-class lists (``dog_train.txt``, "id 1/-1" lines)
@@ -675,7 +535,7 @@ def voc_items(path: Path) -> Iterator[ImportItem | ImportOutcome]:
     """
     from core.formats.voc import VocError, parse_voc_xml
 
-    files = _Files(path)
+    files = Files(path)
     yield from files.refused
     xmls = [rel for rel in files.members if rel.lower().endswith(".xml")]
     if not xmls:
@@ -776,7 +636,7 @@ def coco_items(json_path: Path, images: Path | None = None) -> Iterator[ImportIt
         else:
             orphans[image_id].append(ref)
     root = images or (json_path.parent.parent if json_path.parent.name == "annotations" else json_path.parent)
-    files = _Files(root)
+    files = Files(root)
     for entry in doc["images"]:
         lost = [ref for ref, _a in by_image.get(entry.get("id"), [])] if isinstance(entry, dict) else []
         also = f"; its {_refs_list(lost)} not imported" if lost else ""
@@ -837,7 +697,7 @@ def dataturks_items(json_path: Path, images: Path | None = None) -> Iterator[Imp
         text = json_path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AnnotationImportError(f"{json_path.name}: not readable as UTF-8 text: {exc}") from exc
-    files = _Files(images or json_path.parent)
+    files = Files(images or json_path.parent)
     for n, line in iter_lines(text):
         source = f"{json_path.name}:{n}"
         try:
@@ -942,15 +802,12 @@ def read_items(fmt: str, path: Path, images: Path | None = None) -> Iterator[Imp
     fmt = fmt.lower()
     if not path.exists():
         raise AnnotationImportError(f"{path} does not exist")
-    if fmt == "voc":
-        return voc_items(path)
-    if fmt == "coco":
-        return coco_items(path, images)
-    if fmt == "dataturks":
-        return dataturks_items(path, images)
-    if fmt == "tfrecord":
-        return tfrecord_items(path)
-    raise AnnotationImportError(f"Unknown import format {fmt!r}; choose one of {', '.join(IMPORT_FORMATS)}.")
+    formats = registry.readers()
+    if fmt not in formats:
+        raise AnnotationImportError(f"Unknown import format {fmt!r}; choose one of {', '.join(formats)}.")
+    reader = formats[fmt].reader
+    assert reader is not None
+    return reader(path, images)
 
 
 def import_annotations(

@@ -1,0 +1,250 @@
+"""The one list of dataset formats: each format module declares itself, the CLI and pages read it here.
+
+A format is one module (or package) in :mod:`core.formats` that defines a module-level
+``FORMAT = FormatSpec(...)``; :func:`all_formats` finds it with :mod:`pkgutil`, so adding a
+format is writing that module and its tests, nothing else. Format modules are imported to
+be listed (a page listing formats imports them all), so their top level must stay light:
+TensorFlow and other heavy imports go inside the reader/writer functions.
+
+Interfaces:
+
+- A **reader** is ``read(path, images=None) -> Iterator[ImportItem | ImportOutcome]``
+  (:data:`Reader`): ``path`` is what the user gives (a folder, a zip, an annotation file);
+  ``images`` is the folder or zip of images given apart from the annotation file, for formats
+  with :attr:`Option.IMAGES`, and None otherwise. It raises
+  :class:`core.dataset.items.AnnotationImportError` when the input as a whole cannot be read
+  and yields an ``ImportOutcome`` for each record it cannot use (the rest come in).
+- A **writer** is ``write(ctx: ExportContext) -> list[str]`` (:data:`Writer`): it writes the
+  project's exportable images into ``ctx.open_sink()`` (or, with a fast path of its own,
+  below ``ctx.out``) and returns the files written besides the images (lists, annotation
+  files, shards), relative to the export's root.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from core.dataset.items import ExportContext, ImportItem, ImportOutcome
+
+Reader = Callable[[Path, Path | None], Iterator[ImportItem | ImportOutcome]]
+Writer = Callable[[ExportContext], list[str]]
+
+
+class Option(StrEnum):
+    """What a format's import needs beyond one path; the Import page builds its form from these."""
+
+    # The annotation file comes apart from its images, which are a folder or zip given as ``images``.
+    IMAGES = "images"
+    # Numeric classes are named by a label_map.pbtxt beside the records (it may be uploaded with them).
+    LABEL_MAP = "label_map"
+
+
+class UnknownFormatError(ValueError):
+    """A format name that is not registered (the message names the known ones)."""
+
+
+@dataclass(frozen=True)
+class FormatSpec:
+    """One dataset format.
+
+    Attributes:
+        name: What the CLI and job parameters call it (``voc``).
+        title: What people call it (``VOC``), for help texts.
+        reader: The format's reader, or None when Tagrack cannot import it.
+        writer: The format's writer, or None when Tagrack cannot export it.
+        import_description: What the Import page shows for it (what to give).
+        export_description: What the Export page shows for it (what comes out).
+        import_path: What the import's path is, for the CLI's help (``folder or zip``).
+        file_patterns: What the Import page's uploader asks for (``*.zip``).
+        options: What the import needs beyond one path (:class:`Option`).
+        import_rank: Position in the import lists (lowest first; the first is the default).
+        export_rank: Position in the export lists (lowest first; the first is the default).
+    """
+
+    name: str
+    title: str
+    reader: Reader | None = None
+    writer: Writer | None = None
+    import_description: str = ""
+    export_description: str = ""
+    import_path: str = ""
+    file_patterns: tuple[str, ...] = ()
+    options: frozenset[Option] = frozenset()
+    import_rank: int = 100
+    export_rank: int = 100
+
+    def __post_init__(self) -> None:
+        if self.reader is None and self.writer is None:
+            raise ValueError(f"format {self.name!r} has neither a reader nor a writer")
+
+    @property
+    def extensions(self) -> tuple[str, ...]:
+        """The file patterns as bare extensions (``*.zip`` -> ``zip``), for upload widgets."""
+        return tuple(p.removeprefix("*.") for p in self.file_patterns)
+
+
+# Modules of core.formats that are not format modules, or not yet (see _pending()).
+_NOT_FORMATS = frozenset({"registry", "label_map"})
+
+
+def _pending() -> dict[str, FormatSpec]:
+    """Formats whose reader and writer still live in the orchestrators while they move to core.formats.
+
+    Temporary (issue 14, split B): each entry goes when its module defines ``FORMAT``. The
+    TFRecord module imports TensorFlow at its top level, so it is skipped by discovery until
+    it moves into a package whose top level is light.
+    """
+
+    def tfrecord_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
+        from core.dataset.importer import tfrecord_items
+
+        return tfrecord_items(path)
+
+    def tfrecord_write(ctx: ExportContext) -> list[str]:
+        from core.dataset.exporter import _export_tfrecord
+
+        return _export_tfrecord(ctx)
+
+    def voc_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
+        from core.dataset.importer import voc_items
+
+        return voc_items(path)
+
+    def voc_write(ctx: ExportContext) -> list[str]:
+        from core.dataset.exporter import _write_voc
+
+        return _write_voc(ctx)
+
+    def coco_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
+        from core.dataset.importer import coco_items
+
+        return coco_items(path, images)
+
+    def coco_write(ctx: ExportContext) -> list[str]:
+        from core.dataset.exporter import _write_coco
+
+        return _write_coco(ctx)
+
+    def dataturks_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
+        from core.dataset.importer import dataturks_items
+
+        return dataturks_items(path, images)
+
+    def csv_write(ctx: ExportContext) -> list[str]:
+        from core.dataset.exporter import _write_csv
+
+        return _write_csv(ctx)
+
+    return {
+        "tfrecord": FormatSpec(
+            name="tfrecord",
+            title="TFRecord",
+            import_path="file or folder",
+            reader=tfrecord_read,
+            writer=tfrecord_write,
+            import_description="TFRecord, TensorFlow Object Detection API (images inside; optional label_map.pbtxt)",
+            export_description="TFRecord (TensorFlow Object Detection API) + label_map.pbtxt",
+            file_patterns=("*.record", "*.tfrecord", "*.pbtxt"),
+            options=frozenset({Option.LABEL_MAP}),
+            import_rank=40,
+            export_rank=10,
+        ),
+        "voc": FormatSpec(
+            name="voc",
+            title="VOC",
+            import_path="folder or zip",
+            reader=voc_read,
+            writer=voc_write,
+            import_description="Pascal VOC (zip with Annotations/*.xml and the images)",
+            export_description="Pascal VOC (LabelImg layout: Annotations, JPEGImages, ImageSets)",
+            file_patterns=("*.zip",),
+            import_rank=10,
+            export_rank=20,
+        ),
+        "coco": FormatSpec(
+            name="coco",
+            title="COCO",
+            import_path=".json",
+            reader=coco_read,
+            writer=coco_write,
+            import_description="COCO JSON (+ the images as a zip)",
+            export_description="COCO JSON",
+            file_patterns=("*.json", "*.zip"),
+            options=frozenset({Option.IMAGES}),
+            import_rank=20,
+            export_rank=30,
+        ),
+        "dataturks": FormatSpec(
+            name="dataturks",
+            title="DataTurks",
+            import_path=".json (one object per line)",
+            reader=dataturks_read,
+            import_description="DataTurks JSON, one object per line (+ the images as a zip)",
+            file_patterns=("*.json", "*.jsonl", "*.txt", "*.zip"),
+            options=frozenset({Option.IMAGES}),
+            import_rank=30,
+        ),
+        "csv": FormatSpec(
+            name="csv",
+            title="CSV",
+            writer=csv_write,
+            export_description="CSV, one row per box (filename,width,height,class,xmin,ymin,xmax,ymax)",
+            export_rank=40,
+        ),
+    }
+
+
+@functools.cache
+def all_formats() -> dict[str, FormatSpec]:
+    """Every registered format by name, found in :mod:`core.formats` (imported once, then cached).
+
+    Raises:
+        ValueError: Two modules declare the same format name.
+    """
+    import core.formats
+
+    found: dict[str, FormatSpec] = {}
+    pending = _pending()
+    for info in pkgutil.iter_modules(core.formats.__path__):
+        if info.name in _NOT_FORMATS or info.name.startswith("_") or info.name in pending:
+            continue
+        module = importlib.import_module(f"core.formats.{info.name}")
+        spec = getattr(module, "FORMAT", None)
+        if not isinstance(spec, FormatSpec):
+            continue
+        if spec.name in found:
+            raise ValueError(f"format {spec.name!r} is declared twice (core.formats.{info.name} and another module)")
+        found[spec.name] = spec
+    for name, spec in pending.items():
+        found.setdefault(name, spec)
+    return found
+
+
+def readers() -> dict[str, FormatSpec]:
+    """Formats Tagrack can import, in list order (the first is the default)."""
+    specs = [s for s in all_formats().values() if s.reader is not None]
+    return {s.name: s for s in sorted(specs, key=lambda s: (s.import_rank, s.name))}
+
+
+def writers() -> dict[str, FormatSpec]:
+    """Formats Tagrack can export, in list order (the first is the default)."""
+    specs = [s for s in all_formats().values() if s.writer is not None]
+    return {s.name: s for s in sorted(specs, key=lambda s: (s.export_rank, s.name))}
+
+
+def get(name: str) -> FormatSpec:
+    """The format called ``name`` (case-insensitive).
+
+    Raises:
+        UnknownFormatError: No such format; the message names the known ones.
+    """
+    spec = all_formats().get(name.lower())
+    if spec is None:
+        raise UnknownFormatError(f"Unknown format {name!r}; choose one of {', '.join(sorted(all_formats()))}.")
+    return spec
