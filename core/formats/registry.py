@@ -96,20 +96,8 @@ _NOT_FORMATS = frozenset({"registry", "label_map"})
 def _pending() -> dict[str, FormatSpec]:
     """Formats whose reader and writer still live in the orchestrators while they move to core.formats.
 
-    Temporary (issue 14, split B): each entry goes when its module defines ``FORMAT``. The
-    TFRecord module imports TensorFlow at its top level, so it is skipped by discovery until
-    it moves into a package whose top level is light.
+    Temporary (issue 14, split B): each entry goes when its module defines ``FORMAT``.
     """
-
-    def tfrecord_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-        from core.dataset.importer import tfrecord_items
-
-        return tfrecord_items(path)
-
-    def tfrecord_write(ctx: ExportContext) -> list[str]:
-        from core.dataset.exporter import _export_tfrecord
-
-        return _export_tfrecord(ctx)
 
     def voc_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
         from core.dataset.importer import voc_items
@@ -142,19 +130,6 @@ def _pending() -> dict[str, FormatSpec]:
         return _write_csv(ctx)
 
     return {
-        "tfrecord": FormatSpec(
-            name="tfrecord",
-            title="TFRecord",
-            import_path="file or folder",
-            reader=tfrecord_read,
-            writer=tfrecord_write,
-            import_description="TFRecord, TensorFlow Object Detection API (images inside; optional label_map.pbtxt)",
-            export_description="TFRecord (TensorFlow Object Detection API) + label_map.pbtxt",
-            file_patterns=("*.record", "*.tfrecord", "*.pbtxt"),
-            options=frozenset({Option.LABEL_MAP}),
-            import_rank=40,
-            export_rank=10,
-        ),
         "voc": FormatSpec(
             name="voc",
             title="VOC",
