@@ -79,8 +79,6 @@ def _unique_names(session: Session, project_id: int) -> dict[int, str]:
     return names
 
 
-
-
 def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[ImageRow]:
     """Streams the exportable images of one split with their boxes as plain tuples, CHUNK at a time.
 
@@ -150,7 +148,6 @@ def iter_images(
             attributes=dict(attrs or {}),
             objects=objects,
         )
-
 
 
 # --- the export -------------------------------------------------------------------------------------------------

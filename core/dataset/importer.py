@@ -783,5 +783,3 @@ def import_annotations_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(folder, ignore_errors=True)
     ctx.log(f"annotation import summary: {report.summary()}")
     return report.as_dict()
-
-

@@ -39,9 +39,7 @@ def test_tfrecord_export_matches_database(engine, settings, project_id, tmp_path
 
     # Layout: label map with ids 1..N in label order, only id and quoted name.
     with session_scope(engine) as session:
-        label_names = [
-            lab.name for lab in session.query(Label).filter_by(project_id=project_id).order_by(Label.order)
-        ]
+        label_names = [lab.name for lab in session.query(Label).filter_by(project_id=project_id).order_by(Label.order)]
         images = {i.id: i for i in session.query(Image).filter_by(project_id=project_id)}
         for i in images.values():
             session.expunge(i)
