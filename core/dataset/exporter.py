@@ -12,11 +12,7 @@ JSON is written as it goes, and zips are written entry by entry to disk.
 
 from __future__ import annotations
 
-import math
-import os
 import posixpath
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +37,6 @@ from db.engine import session_scope
 from db.models import BoxRow, Image, Label, Project
 
 CHUNK = 500  # images per database round trip (their rows and boxes: a few hundred kB)
-IMAGES_PER_SHARD = 1000  # default shard size: a few hundred MB of phone photos per file
 Progress = Callable[[int, int, str], None]
 
 
@@ -86,8 +81,6 @@ def _unique_names(session: Session, project_id: int) -> dict[int, str]:
         stems.add(stem.lower())
         names[image_id] = name
     return names
-
-
 
 
 def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[ImageRow]:
@@ -161,7 +154,6 @@ def iter_images(
         )
 
 
-
 # --- the export -------------------------------------------------------------------------------------------------
 
 
@@ -189,7 +181,7 @@ def export_dataset(
             the zip file to write.
         fractions: Train/val/test shares for images that have no split yet.
         seed: Seed for placing those images.
-        num_shards: TFRecord shards per split; default one per :data:`IMAGES_PER_SHARD` images.
+        num_shards: TFRecord shards per split; default one per :data:`core.formats.tfrecord.writer.IMAGES_PER_SHARD` images.
         progress: Called with (images written, images in total, message).
         archive: Write one zip file at ``out_dir`` instead of a folder.
 
@@ -292,86 +284,6 @@ class _State:
         self.notify(self.done, self.total, name)
 
 
-def _export_tfrecord(ctx: ExportContext) -> list[str]:
-    # TensorFlow is imported only for this format: a VOC export never pays for it.
-    from core.formats.label_map import write_label_map
-    from core.formats.tfrecord import DEFAULT_VIEW, example_head, image_format, open_record_writer, shard_name
-
-    settings, out, archive, label_index, counts = ctx.settings, ctx.out, ctx.archive, ctx.label_index, ctx.counts
-    rows_of, num_shards = ctx.rows, ctx.num_shards
-    label_names = [name for name, _ in sorted(label_index.values(), key=lambda item: item[1])]
-    text_of = {label_id: name for label_id, (name, _) in label_index.items()}
-    index_of = {label_id: index for label_id, (_, index) in label_index.items()}
-    view = DEFAULT_VIEW.decode("ascii")
-    data_dir = str(settings.data_dir)
-    folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent)) if archive else out
-    folder.mkdir(parents=True, exist_ok=True)
-    files: list[str] = []
-    try:
-        write_label_map(label_names, folder / "label_map.pbtxt")
-        files.append("label_map.pbtxt")
-        for split in (s.value for s in SPLITS):
-            n = num_shards or max(1, math.ceil(counts[split] / IMAGES_PER_SHARD))
-            shard_files = [shard_name(split, i, n) for i in range(n)]
-            writers = [open_record_writer(folder / f) for f in shard_files]
-            try:
-                # The hot loop: per image one file read, one head of a few hundred bytes built from
-                # the row's tuples, and one write of head and image bytes as they are (no joined copy).
-                for i, (name, row) in enumerate(rows_of(split)):
-                    image_id, _original, sha, stored, width, height, attrs, boxes = row
-                    encoded = _read_file(os.path.join(data_dir, stored))  # no Path per image: hot loop
-                    k = len(boxes)
-                    head = example_head(
-                        len(encoded),
-                        image_format(encoded),
-                        width,
-                        height,
-                        name,
-                        str(image_id),
-                        # The content hash taken at upload: the stored file's own hash whenever it
-                        # was kept byte for byte (every JPEG and PNG that needed no conversion),
-                        # and a unique key either way, which is what the OD API uses it for.
-                        sha,
-                        [b[1:] for b in boxes],
-                        tuple([text_of[b[0]] for b in boxes]),
-                        tuple([index_of[b[0]] for b in boxes]),
-                        (0,) * k,
-                        # VOC's truncated flag as LabelImg users mean it: the box touches the edge.
-                        tuple([int(b[1] <= 0 or b[2] <= 0 or b[3] >= width or b[4] >= height) for b in boxes]),
-                        (view,) * k,
-                        attrs,
-                    )
-                    writers[i % n].write(head, encoded)
-            finally:
-                # A second thread for the writes was tried: on these 2 shared cores it cost CPU
-                # (about 0.5 s instead of 0.3 s per 2,000 images) and gained no wall time.
-                for writer in writers:
-                    writer.close()
-            files.extend(shard_files)
-        if archive:
-            with ctx.open_sink() as sink:
-                for f in files:
-                    sink.copy_file(f, folder / f)
-    finally:
-        if archive:
-            shutil.rmtree(folder, ignore_errors=True)
-    return files
-
-
-def _read_file(path: str) -> bytes:
-    """A whole file's bytes: os.open/fstat/read, without the buffered file object open() builds per call."""
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-    try:
-        size = os.fstat(fd).st_size
-        data = os.read(fd, size)
-        if len(data) < size:  # a short read: read on to the end
-            chunks = [data]
-            while chunk := os.read(fd, max(size, 1 << 16)):
-                chunks.append(chunk)
-            data = b"".join(chunks)
-        return data
-    finally:
-        os.close(fd)
 
 
 # --- the background job -----------------------------------------------------------------------------------------

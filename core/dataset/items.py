@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from core.boxes import Box
 from core.dataset.sinks import FolderSink, Sink, ZipSink
@@ -123,8 +123,21 @@ class ExportImage:
 ImageRow = tuple[int, str, str, str, int, int, dict[str, Any] | None, list[tuple[int, float, float, float, float]]]
 
 
-def truncated(box: Box, img: ExportImage) -> int:
-    """VOC's truncated flag as LabelImg users mean it: the box touches the image edge."""
+class ImageSize(Protocol):
+    """Anything with an image's size in pixels: an :class:`ExportImage`, a TFRecord writer's ``ExampleImage``."""
+
+    @property
+    def width(self) -> int: ...
+
+    @property
+    def height(self) -> int: ...
+
+
+def truncated(box: Box, img: ImageSize) -> int:
+    """VOC's truncated flag as LabelImg users mean it: the box touches the image edge.
+
+    The one rule for every format that writes the flag (VOC, TFRecord).
+    """
     return int(box.x_min <= 0 or box.y_min <= 0 or box.x_max >= img.width or box.y_max >= img.height)
 
 

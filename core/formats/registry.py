@@ -89,43 +89,8 @@ class FormatSpec:
         return tuple(p.removeprefix("*.") for p in self.file_patterns)
 
 
-# Modules of core.formats that are not format modules, or not yet (see _pending()).
+# Modules of core.formats that are helpers shared by formats, not formats.
 _NOT_FORMATS = frozenset({"registry", "label_map"})
-
-
-def _pending() -> dict[str, FormatSpec]:
-    """Formats whose reader and writer still live in the orchestrators while they move to core.formats.
-
-    Temporary (issue 14, split B): each entry goes when its module defines ``FORMAT``. The
-    TFRecord module imports TensorFlow at its top level, so it is skipped by discovery until
-    it moves into a package whose top level is light.
-    """
-
-    def tfrecord_read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
-        from core.dataset.importer import tfrecord_items
-
-        return tfrecord_items(path)
-
-    def tfrecord_write(ctx: ExportContext) -> list[str]:
-        from core.dataset.exporter import _export_tfrecord
-
-        return _export_tfrecord(ctx)
-
-    return {
-        "tfrecord": FormatSpec(
-            name="tfrecord",
-            title="TFRecord",
-            import_path="file or folder",
-            reader=tfrecord_read,
-            writer=tfrecord_write,
-            import_description="TFRecord, TensorFlow Object Detection API (images inside; optional label_map.pbtxt)",
-            export_description="TFRecord (TensorFlow Object Detection API) + label_map.pbtxt",
-            file_patterns=("*.record", "*.tfrecord", "*.pbtxt"),
-            options=frozenset({Option.LABEL_MAP}),
-            import_rank=40,
-            export_rank=10,
-        ),
-    }
 
 
 @functools.cache
@@ -138,9 +103,8 @@ def all_formats() -> dict[str, FormatSpec]:
     import core.formats
 
     found: dict[str, FormatSpec] = {}
-    pending = _pending()
     for info in pkgutil.iter_modules(core.formats.__path__):
-        if info.name in _NOT_FORMATS or info.name.startswith("_") or info.name in pending:
+        if info.name in _NOT_FORMATS or info.name.startswith("_"):
             continue
         module = importlib.import_module(f"core.formats.{info.name}")
         spec = getattr(module, "FORMAT", None)
@@ -149,8 +113,6 @@ def all_formats() -> dict[str, FormatSpec]:
         if spec.name in found:
             raise ValueError(f"format {spec.name!r} is declared twice (core.formats.{info.name} and another module)")
         found[spec.name] = spec
-    for name, spec in pending.items():
-        found.setdefault(name, spec)
     return found
 
 

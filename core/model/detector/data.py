@@ -165,7 +165,7 @@ def parse_example(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
         ``{"image": uint8 HxWx3, "boxes": float32 Nx4 xyxy original pixels,
         "labels": int32 N (0-based), "source_id": string}``.
     """
-    from core.formats.tfrecord import FEATURE_SPEC
+    from core.formats.tfrecord.features import FEATURE_SPEC
 
     f = tf.io.parse_single_example(serialized, {k: FEATURE_SPEC[k] for k in _KEYS})
     image = tf.io.decode_image(f["image/encoded"], channels=3, expand_animations=False)
@@ -216,7 +216,7 @@ def _keep_classes(class_ids: Sequence[int]):  # type: ignore[no-untyped-def]
 
 def boxes_per_class_id(files: Sequence[str]) -> dict[int, int]:
     """Boxes per label-map id (1-based) in TFRecord shards; reads only the class labels."""
-    from core.formats.tfrecord import FEATURE_SPEC
+    from core.formats.tfrecord.features import FEATURE_SPEC
 
     key = "image/object/class/label"
     counts: dict[int, int] = {}
@@ -491,7 +491,7 @@ def class_balanced_dataset(files: Sequence[str], percentile: float) -> tuple[tf.
     Reads only the class labels once to compute the factors, then repeats each example
     in place. Returns the dataset and its number of examples (for steps per epoch).
     """
-    from core.formats.tfrecord import FEATURE_SPEC
+    from core.formats.tfrecord.features import FEATURE_SPEC
 
     key = "image/object/class/label"
     labels = [

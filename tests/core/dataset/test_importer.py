@@ -126,17 +126,16 @@ def test_tfrecord_bad_records_reported(engine, settings, project_id, tmp_path: P
     import tensorflow as tf
 
     from core.boxes import Box as CBox
-    from core.formats.tfrecord import ExampleObject, build_example
+    from core.formats.tfrecord.wire import ExampleObject
+    from tests.core.formats.tfrecord_oracle import build_example, example_image
 
     path = tmp_path / "in.record"
+    ok, ok2 = jpeg_bytes(40, 40, 21), jpeg_bytes(40, 40, 22)
     with tf.io.TFRecordWriter(str(path)) as w:
-        w.write(
-            build_example(
-                jpeg_bytes(40, 40, 21), 40, 40, "ok.jpg", "1", [ExampleObject(CBox(4, 4, 20, 20), "Shirts", 3)]
-            ).SerializeToString()
-        )
+        objs = [ExampleObject(CBox(4, 4, 20, 20), "Shirts", 3)]
+        w.write(build_example(ok, example_image(ok, 40, 40, "ok.jpg", "1", objs)).SerializeToString())
         w.write(b"garbage that is not an Example")
-        w.write(build_example(jpeg_bytes(40, 40, 22), 40, 40, "ok2.jpg", "2", []).SerializeToString())
+        w.write(build_example(ok2, example_image(ok2, 40, 40, "ok2.jpg", "2")).SerializeToString())
     report = import_annotations(engine, settings, project_id, "tfrecord", path)
     outcomes = [(o.source, o.outcome) for o in report.outcomes]
     assert outcomes == [("in.record#1", "imported"), ("in.record#2", "failed"), ("in.record#3", "imported")]
@@ -189,9 +188,12 @@ def test_tfrecord_with_numeric_labels_needs_the_label_map(engine, settings, proj
 
     from core.boxes import Box as CBox
     from core.formats.label_map import write_label_map
-    from core.formats.tfrecord import ExampleObject, build_example
+    from core.formats.tfrecord.wire import ExampleObject
+    from tests.core.formats.tfrecord_oracle import build_example, example_image
 
-    example = build_example(jpeg_bytes(40, 40, 31), 40, 40, "n.jpg", "7", [ExampleObject(CBox(4, 4, 20, 20), "x", 2)])
+    data = jpeg_bytes(40, 40, 31)
+    objs = [ExampleObject(CBox(4, 4, 20, 20), "x", 2)]
+    example = build_example(data, example_image(data, 40, 40, "n.jpg", "7", objs))
     del example.features.feature["image/object/class/text"]  # other pipelines may write ids only
     folder = tmp_path / "recs"
     folder.mkdir()

@@ -12,7 +12,9 @@ import tensorflow as tf
 from core.boxes import Box
 from core.dataset.exporter import export_dataset
 from core.formats.label_map import parse_label_map
-from core.formats.tfrecord import FEATURE_SPEC, box_from_normalised, box_to_normalised, parse_example
+from core.formats.tfrecord.features import FEATURE_SPEC, box_from_normalised, box_to_normalised
+from core.formats.tfrecord.parse import parse_example
+from core.formats.tfrecord.wire import ExampleObject, example_head
 from db.engine import session_scope
 from db.models import Image, ImageStatus, Label
 from tests.core.dataset_factory import make_dataset
@@ -37,9 +39,7 @@ def test_tfrecord_export_matches_database(engine, settings, project_id, tmp_path
 
     # Layout: label map with ids 1..N in label order, only id and quoted name.
     with session_scope(engine) as session:
-        label_names = [
-            lab.name for lab in session.query(Label).filter_by(project_id=project_id).order_by(Label.order)
-        ]
+        label_names = [lab.name for lab in session.query(Label).filter_by(project_id=project_id).order_by(Label.order)]
         images = {i.id: i for i in session.query(Image).filter_by(project_id=project_id)}
         for i in images.values():
             session.expunge(i)
@@ -137,37 +137,38 @@ def test_tfrecord_export_as_zip(engine, settings, project_id, tmp_path: Path) ->
 
 @pytest.mark.parametrize("n_objects", [0, 1, 3])
 def test_fast_serialisation_equals_the_proto(n_objects: int) -> None:
-    from core.formats.tfrecord import ExampleObject, build_example, serialize_example
     from tests.core.dataset_factory import jpeg_bytes
+    from tests.core.formats.tfrecord_oracle import build_example, example_image
 
     data = jpeg_bytes(300, 200, 5) + b"\0" * 200  # long enough for multi-byte lengths
     objects = [
         ExampleObject(Box(1.5 * k, 2, 50 + k, 60), f"cls{k}é", k + 1, difficult=k % 2, truncated=1, view="Frontal")
         for k in range(n_objects)
     ]
-    args = (data, 300, 200, "dir/ä.jpg", "123", objects, {"colour": "multi", "n": 3, "skip": None}, None)
-    fast = serialize_example(*args)
-    assert tf.train.Example.FromString(fast) == build_example(*args)
+    image = example_image(data, 300, 200, "dir/ä.jpg", "123", objects, {"colour": "multi", "n": 3, "skip": None})
+    fast = example_head(image, len(data)) + data
+    assert tf.train.Example.FromString(fast) == build_example(data, image)
     parsed = parse_example(fast)
     assert parsed["encoded"] == data and parsed["attributes"] == {"colour": "multi", "n": "3"}
 
 
 def _records_for_framing() -> list[bytes]:
-    from core.formats.tfrecord import ExampleObject, serialize_example
     from tests.core.dataset_factory import jpeg_bytes
+    from tests.core.formats.tfrecord_oracle import example_image
 
+    small = jpeg_bytes(64, 48, 1)
     big = jpeg_bytes(640, 480, 7) + bytes(range(256)) * 600  # past 2**16: multi-byte lengths in every head
     objs = [ExampleObject(Box(10, 20, 300, 400), "Shirts", 3, truncated=1)]
     return [
-        serialize_example(jpeg_bytes(64, 48, 1), 64, 48, "a.jpg", "1", objs),
-        serialize_example(big, 640, 480, "b.jpg", "2", [], {"colour": "red"}),
+        example_head(example_image(small, 64, 48, "a.jpg", "1", objs), len(small)) + small,
+        example_head(example_image(big, 640, 480, "b.jpg", "2", [], {"colour": "red"}), len(big)) + big,
         b"",  # an empty record is legal in the format
     ]
 
 
 def test_record_writer_writes_what_tensorflow_writes(tmp_path: Path) -> None:
     """Our framing (google-crc32c + os.writev) is byte for byte TF's, and TF reads it back."""
-    from core.formats.tfrecord import RecordWriter, example_head, fast_framing_available, open_record_writer
+    from core.formats.tfrecord.records import RecordWriter, fast_framing_available, open_record_writer
 
     assert fast_framing_available()  # google-crc32c's C extension: the path the exporter takes here
     records = _records_for_framing()
@@ -182,17 +183,18 @@ def test_record_writer_writes_what_tensorflow_writes(tmp_path: Path) -> None:
     assert isinstance(open_record_writer(tmp_path / "x.record"), RecordWriter)
     # The exporter's head + image parts equal the whole serialized example.
     from tests.core.dataset_factory import jpeg_bytes
+    from tests.core.formats.tfrecord_oracle import example_image
 
     data = jpeg_bytes(64, 48, 1)
-    head = example_head(len(data), "jpeg", 64, 48, "a.jpg", "1", "ab" * 32, [(10, 20, 300, 400)], ("Shirts",),
-                        (3,), (0,), (1,), ("Unspecified",))
+    objs = [ExampleObject(Box(10, 20, 300, 400), "Shirts", 3)]
+    head = example_head(example_image(data, 64, 48, "a.jpg", "1", objs), len(data))
     assert tf.io.parse_single_example(head + data, FEATURE_SPEC)["image/encoded"].numpy() == data
 
 
 @pytest.mark.parametrize("where", ["length", "length_crc", "data", "data_crc"])
 def test_corrupted_record_is_rejected_by_tensorflow(tmp_path: Path, where: str) -> None:
     """A flipped byte anywhere in a record written by RecordWriter fails TF's checksum check."""
-    from core.formats.tfrecord import RecordWriter
+    from core.formats.tfrecord.records import RecordWriter
 
     records = _records_for_framing()[:2]
     path = tmp_path / "ours.record"
@@ -210,7 +212,7 @@ def test_corrupted_record_is_rejected_by_tensorflow(tmp_path: Path, where: str) 
 
 def test_tensorflow_fallback_writer_is_equivalent(tmp_path: Path) -> None:
     """Where google-crc32c is not native, the exporter falls back to TF's writer with the same parts API."""
-    from core.formats.tfrecord import RecordWriter, _TFWriter
+    from core.formats.tfrecord.records import RecordWriter, _TFWriter
 
     records = _records_for_framing()
     ours, theirs = RecordWriter(tmp_path / "a.record"), _TFWriter(tmp_path / "b.record")

@@ -25,7 +25,7 @@ def test_rare_classes_are_repeated_up_to_the_percentile() -> None:
 def test_balanced_dataset_repeats_examples_from_the_export(tmp_path: Path) -> None:
     import tensorflow as tf
 
-    from core.formats.tfrecord import FEATURE_SPEC  # noqa: F401 - the spec the reader uses
+    from core.formats.tfrecord.features import FEATURE_SPEC  # noqa: F401 - the spec the reader uses
 
     def example(labels: list[int]) -> bytes:
         import io
