@@ -29,7 +29,7 @@ def test_export_file_names() -> None:
 
 def test_refusals(engine, settings, project_id, tmp_path: Path) -> None:
     with pytest.raises(ExportError, match="Unknown export format"):
-        export_dataset(engine, settings, project_id, "yolo", tmp_path / "x")
+        export_dataset(engine, settings, project_id, "labelme", tmp_path / "x")
     with pytest.raises(ExportError, match="add up to 1"):
         export_dataset(engine, settings, project_id, "voc", tmp_path / "x", fractions=(0.5, 0.5, 0.5))
     (tmp_path / "full").mkdir()

@@ -161,7 +161,7 @@ def test_inputs_refused_as_a_whole(engine, settings, project_id, tmp_path: Path)
     with pytest.raises(AnnotationImportError, match="not readable JSON"):
         import_annotations(engine, settings, project_id, "coco", tmp_path / "x.json")
     with pytest.raises(AnnotationImportError, match="Unknown import format"):
-        import_annotations(engine, settings, project_id, "yolo", tmp_path / "x.json")
+        import_annotations(engine, settings, project_id, "labelme", tmp_path / "x.json")
 
 
 def test_cli_import(engine, settings, project_id, tmp_path: Path) -> None:
