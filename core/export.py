@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from core.boxes import Box
 from core.settings import Settings
 from core.splits import DEFAULT_FRACTIONS, EXPORTABLE_STATUSES, SPLITS, assign_splits, check_fractions
-from db.engine import session_scope
+from db.engine import read_scope, session_scope
 from db.models import Box as BoxRow
 from db.models import Image, Label, Project
 
@@ -321,7 +321,10 @@ def export_dataset(
     with session_scope(engine) as session:
         new_splits = assign_splits(session, project_id, fractions, seed)
     notify = progress or (lambda done, total, message: None)
-    with session_scope(engine) as session:
+    # Only reads, for as long as the files take to write: a read scope holds up no one (on
+    # SQLite a unit of work would hold the write lock throughout, and the job's own
+    # progress writes, from another session, would wait for it).
+    with read_scope(engine) as session:
         project = session.get(Project, project_id)
         if project is None:
             raise ExportError(f"No project #{project_id}.")
@@ -414,8 +417,14 @@ def _export_tfrecord(
     index_of = {label_id: index for label_id, (_, index) in label_index.items()}
     view = DEFAULT_VIEW.decode("ascii")
     data_dir = str(settings.data_dir)
-    folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent)) if archive else out
-    folder.mkdir(parents=True, exist_ok=True)
+    if archive:
+        # The scratch folder goes beside the zip, so the output's folder must exist first (the
+        # Export page writes to <data dir>/exports/, which a fresh install does not have).
+        out.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent))
+    else:
+        folder = out
+        folder.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
     try:
         write_label_map(label_names, folder / "label_map.pbtxt")
