@@ -130,8 +130,10 @@ def _import_images(args: argparse.Namespace, settings: Settings, engine: Engine)
     report = ingest_sources(engine, settings.data_dir, project_id, sources_from_paths(args.paths), progress=progress)
     if sys.stderr.isatty():
         print(file=sys.stderr)
+    # Every file that did not simply come in is named: failed, skipped, duplicate, and imported
+    # with a conversion (CMYK, EXIF rotation, first frame of an animation) or a new name.
     for o in report.outcomes:
-        if o.outcome in ("failed", "skipped"):
+        if o.outcome != "imported" or o.message:
             print(f"{o.outcome}: {o.name}: {o.message}", file=sys.stderr)
     _emit(report.summary())
     return 0

@@ -33,7 +33,7 @@ from core.project.splits import (
     exportable_per_split,
 )
 from core.settings import Settings
-from db.engine import session_scope
+from db.engine import read_scope, session_scope
 from db.models import BoxRow, Image, Label, Project
 
 CHUNK = 500  # images per database round trip (their rows and boxes: a few hundred kB)
@@ -216,7 +216,9 @@ def export_dataset(
     with session_scope(engine) as session:
         new_splits = assign_splits(session, project_id, fractions, seed)
     notify = progress or (lambda done, total, message: None)
-    with session_scope(engine) as session:
+    # Only reads, for as long as the files take to write: a read scope holds up no one (the
+    # job's own progress writes, from another session, never wait for it).
+    with read_scope(engine) as session:
         project = session.get(Project, project_id)
         if project is None:
             raise ExportError(f"No project #{project_id}.")

@@ -157,7 +157,7 @@ def read(path: Path, images: Path | None = None) -> Iterator[ImportItem | Import
         try:
             ann = parse_voc_xml(files.read(rel), rel)
         except (VocError, IngestError, OSError) as exc:
-            yield ImportOutcome(rel, "failed", str(exc))
+            yield ImportOutcome(rel, "failed", str(exc).removeprefix(f"{rel}: "))  # the outcome names the file
             continue
         image_rel = files.find_image(ann.filename, near=rel, stem_of=rel)
         if image_rel is None:

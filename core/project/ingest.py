@@ -15,19 +15,20 @@ import io
 import posixpath
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from core.project.imagestore import ImageStore
 from core.project.projects import record_activity
-from db.engine import session_scope
+from db.engine import is_lock_error, read_scope, session_scope, write_scope
 from db.models import Image as ImageRow
 
 # A 12-megapixel phone photo is 12 M pixels; large scans reach 50 M. Past this we refuse
@@ -41,6 +42,8 @@ ARCHIVE_EXTENSIONS = {".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz
 # Formats we keep byte for byte when no conversion was needed (exports can then ship the
 # original JPEG unchanged).
 KEEP_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}
+# Tries of a batch's write when the database stays locked past the busy timeout (30 s each).
+LOCK_ATTEMPTS = 5
 
 Outcome = Literal["imported", "duplicate", "failed", "skipped"]
 
@@ -58,12 +61,15 @@ class FileOutcome:
         outcome: imported, duplicate, failed or skipped.
         message: Human-readable detail (why it failed, what was converted).
         image_id: Database id of the stored (or already present) image.
+        stored_name: The image's name in the project (imported: the name it got, which
+            drops a zip's name and may carry a `` (2)``; duplicate: the image it repeats).
     """
 
     name: str
     outcome: Outcome
     message: str = ""
     image_id: int | None = None
+    stored_name: str = ""
 
 
 @dataclass
@@ -219,6 +225,98 @@ def _unique_name(session: Session, project_id: int, name: str, taken: set[str]) 
     return f"{stem} ({n}){ext}"
 
 
+@dataclass(frozen=True)
+class PreparedFile:
+    """A decoded file whose blobs are stored, ready to become an image row.
+
+    Attributes:
+        sha256: Content hash of the file's bytes.
+        stored_path: Relative path of the stored original.
+        display_path: Relative path of the display copy.
+        width: Width after orientation.
+        height: Height after orientation.
+        notes: What was converted, for the user.
+    """
+
+    sha256: str
+    stored_path: str
+    display_path: str
+    width: int
+    height: int
+    notes: tuple[str, ...]
+
+
+def prepare_file(store: ImageStore, data: bytes, sha: str | None = None) -> PreparedFile:
+    """Decodes a file and stores its blobs; the slow part of an import, done outside any transaction.
+
+    Blobs are content-addressed, so storing one for a file that then turns out a duplicate
+    (another import was quicker) costs space, never correctness.
+
+    Raises:
+        IngestError: The file is not an image we can take.
+    """
+    sha = sha or hashlib.sha256(data).hexdigest()
+    decoded = decode_image(data)
+    stored = store.put_original(sha, decoded.stored_bytes, decoded.ext)
+    w, h = decoded.image.size
+    display = stored if max(w, h) <= 1280 and decoded.ext == ".jpg" else store.put_display(sha, decoded.image)
+    return PreparedFile(sha, stored, display, w, h, decoded.notes)
+
+
+def _existing(session: Session, project_id: int, sha: str) -> ImageRow | None:
+    return session.scalar(select(ImageRow).where(ImageRow.project_id == project_id, ImageRow.sha256 == sha))
+
+
+def _duplicate(name: str, existing: ImageRow) -> FileOutcome:
+    return FileOutcome(
+        name, "duplicate", f"same content as {existing.original_name!r}; not stored twice", existing.id,
+        existing.original_name,
+    )  # fmt: skip
+
+
+def add_prepared(
+    session: Session,
+    project_id: int,
+    name: str,
+    prepared: PreparedFile,
+    taken_names: set[str] | None = None,
+    *,
+    source: str | None = None,
+) -> FileOutcome:
+    """Adds a prepared file to a project inside the caller's transaction (a duplicate is reported, not added).
+
+    Args:
+        session: Open session (the caller commits).
+        project_id: Target project.
+        name: The name to store the image under (made unique in the project).
+        prepared: From :func:`prepare_file`.
+        taken_names: Names already used in this batch (updated in place).
+        source: The file's name as the user knows it, for the outcome (default ``name``).
+    """
+    shown = source or name
+    taken = taken_names if taken_names is not None else set()
+    existing = _existing(session, project_id, prepared.sha256)
+    if existing is not None:
+        return _duplicate(shown, existing)
+    final_name = _unique_name(session, project_id, name, taken)
+    taken.add(final_name)
+    notes = list(prepared.notes)
+    if final_name != name:
+        notes.append(f"name already used in the project: stored as {final_name!r}")
+    row = ImageRow(
+        project_id=project_id,
+        sha256=prepared.sha256,
+        stored_path=prepared.stored_path,
+        display_path=prepared.display_path,
+        width=prepared.width,
+        height=prepared.height,
+        original_name=final_name,
+    )
+    session.add(row)
+    session.flush()
+    return FileOutcome(shown, "imported", "; ".join(notes), row.id, final_name)
+
+
 def ingest_one(
     session: Session,
     store: ImageStore,
@@ -226,52 +324,49 @@ def ingest_one(
     name: str,
     data: bytes,
     taken_names: set[str] | None = None,
+    *,
+    source: str | None = None,
 ) -> FileOutcome:
     """Imports one file into a project inside the caller's transaction.
+
+    Decodes inside the transaction: fine for one file or a script; a batch beside other
+    writers goes through :func:`ingest_sources`, which decodes first and writes briefly.
 
     Args:
         session: Open session (the caller commits).
         store: Blob store.
         project_id: Target project.
-        name: Display name / relative path of the file.
+        name: Display name / relative path of the file (the name to store it under).
         data: The file's bytes.
         taken_names: Names already used in this batch (updated in place).
+        source: The file's name as the user knows it, for the outcome (default ``name``).
 
     Returns:
         The outcome; a bad file gives ``failed`` with its message, never an exception.
     """
-    taken = taken_names if taken_names is not None else set()
     sha = hashlib.sha256(data).hexdigest()
-    existing = session.scalar(select(ImageRow).where(ImageRow.project_id == project_id, ImageRow.sha256 == sha))
+    existing = _existing(session, project_id, sha)
     if existing is not None:
-        return FileOutcome(name, "duplicate", f"same content as {existing.original_name!r}; not stored twice", existing.id)
+        return _duplicate(source or name, existing)
     try:
-        decoded = decode_image(data)
+        prepared = prepare_file(store, data, sha)
     except IngestError as exc:
-        return FileOutcome(name, "failed", str(exc))
-    stored = store.put_original(sha, decoded.stored_bytes, decoded.ext)
-    w, h = decoded.image.size
-    display = stored if max(w, h) <= 1280 and decoded.ext == ".jpg" else store.put_display(sha, decoded.image)
-    final_name = _unique_name(session, project_id, name, taken)
-    taken.add(final_name)
-    notes = list(decoded.notes)
-    if final_name != name:
-        notes.append(f"name already used in the project: stored as {final_name!r}")
-    row = ImageRow(
-        project_id=project_id,
-        sha256=sha,
-        stored_path=stored,
-        display_path=display,
-        width=w,
-        height=h,
-        original_name=final_name,
-    )
-    session.add(row)
-    session.flush()
-    return FileOutcome(final_name, "imported", "; ".join(notes), row.id)
+        return FileOutcome(source or name, "failed", str(exc))
+    return add_prepared(session, project_id, name, prepared, taken_names, source=source)
 
 
-Source = tuple[str, Callable[[], bytes]]
+class Source(NamedTuple):
+    """A file to import.
+
+    Attributes:
+        name: The file's name as the user knows it (zip entries as ``archive.zip/inner``).
+        read: Returns its bytes (raises IngestError, OSError... when it cannot).
+        store_as: The name the image gets in the project; None: ``name``.
+    """
+
+    name: str
+    read: Callable[[], bytes]
+    store_as: str | None = None
 
 
 def _safe_member_name(name: str) -> str | None:
@@ -336,7 +431,8 @@ def expand_zip(data_or_path: bytes | Path, archive_name: str) -> Iterator[FileOu
                 raise IngestError("entry inflates past the size limit")
             return blob
 
-        yield (safe, read)
+        # Messages name the entry with its archive (mixed.zip/b.jpg); the image keeps its inner path.
+        yield Source(f"{archive_name}/{safe}", read, safe)
 
 
 def sources_from_paths(paths: Iterable[Path], root: Path | None = None) -> Iterator[FileOutcome | Source]:
@@ -354,7 +450,7 @@ def sources_from_paths(paths: Iterable[Path], root: Path | None = None) -> Itera
         if ext == ".zip":
             yield from expand_zip(path, rel)
         elif ext in IMAGE_EXTENSIONS:
-            yield (rel, path.read_bytes)
+            yield Source(rel, path.read_bytes)
         else:
             yield FileOutcome(rel, "skipped", f"not an image file type ({ext or 'no extension'})")
 
@@ -366,7 +462,76 @@ def sources_from_uploads(files: Iterable[tuple[str, bytes]]) -> Iterator[FileOut
         if base.lower().endswith(".zip"):
             yield from expand_zip(data, base)
         else:
-            yield (base, lambda data=data: data)
+            yield Source(base, lambda data=data: data)
+
+
+def _prepare_source(
+    session: Session, store: ImageStore, project_id: int, src: Source, prepared: dict[str, PreparedFile]
+) -> FileOutcome | tuple[Source, PreparedFile]:
+    """Reads, checks and decodes one source; ``session`` only reads (a :func:`read_scope`).
+
+    Returns its outcome when it is settled already (unreadable, not an image, already in
+    the project), else the prepared file for the batch's write. ``prepared`` maps the
+    hashes prepared in this batch: a copy of an earlier file is not decoded again (the
+    write then finds the earlier one and reports the copy as a duplicate).
+    """
+    try:
+        data = src.read()
+    except (IngestError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        return FileOutcome(src.name, "failed", f"could not be read: {exc}")
+    sha = hashlib.sha256(data).hexdigest()
+    if sha in prepared:
+        return (src, prepared[sha])
+    existing = _existing(session, project_id, sha)
+    if existing is not None:
+        return _duplicate(src.name, existing)
+    try:
+        prepared[sha] = prepare_file(store, data, sha)
+    except IngestError as exc:
+        return FileOutcome(src.name, "failed", str(exc))
+    return (src, prepared[sha])
+
+
+def _write_batch(
+    engine: Engine,
+    project_id: int,
+    slots: Sequence[FileOutcome | tuple[Source, PreparedFile]],
+    taken: set[str],
+) -> list[FileOutcome]:
+    """Adds a batch's prepared files in one transaction; the outcomes in input order.
+
+    Should the database stay locked past the busy timeout (another process holding a long
+    write), the batch is tried again: an import waits for its turn, no file fails for a lock.
+    """
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        names = set(taken)
+        outcomes: list[FileOutcome] = []
+        try:
+            with write_scope(engine) as session:
+                for slot in slots:
+                    if isinstance(slot, FileOutcome):
+                        outcomes.append(slot)
+                        continue
+                    src, prepared = slot
+                    try:
+                        with session.begin_nested():  # one bad row never spoils the batch
+                            outcomes.append(
+                                add_prepared(session, project_id, src.store_as or src.name, prepared, names,
+                                             source=src.name)
+                            )  # fmt: skip
+                    except OperationalError as exc:
+                        if is_lock_error(exc):
+                            raise
+                        outcomes.append(FileOutcome(src.name, "failed", f"could not be stored: {exc}"))
+                    except Exception as exc:  # noqa: BLE001 - reported per file, the batch goes on
+                        outcomes.append(FileOutcome(src.name, "failed", f"could not be stored: {exc}"))
+        except OperationalError as exc:
+            if not is_lock_error(exc) or attempt == LOCK_ATTEMPTS:
+                raise
+            continue
+        taken |= names
+        return outcomes
+    raise AssertionError("unreachable")
 
 
 def ingest_sources(
@@ -401,20 +566,18 @@ def ingest_sources(
     pending: list[Source] = []
 
     def flush() -> None:
-        with session_scope(engine) as session:
-            for name, read in pending:
-                try:
-                    data = read()
-                except (IngestError, OSError, zipfile.BadZipFile, EOFError) as exc:
-                    report.outcomes.append(FileOutcome(name, "failed", f"could not be read: {exc}"))
-                    continue
-                try:
-                    with session.begin_nested():  # one bad row never spoils the batch
-                        report.outcomes.append(ingest_one(session, store, project_id, name, data, taken))
-                except Exception as exc:  # noqa: BLE001 - reported per file, the batch goes on
-                    report.outcomes.append(FileOutcome(name, "failed", f"could not be stored: {exc}"))
+        # Slow work first, in a read-only transaction that waits for no one and holds no one
+        # up: read, hash, look for duplicates, decode, store blobs. Then one short write
+        # transaction adds the rows (and finds a duplicate another import added meanwhile),
+        # so annotators saving meanwhile wait milliseconds, not the decoding of a batch.
+        slots: list[FileOutcome | tuple[Source, PreparedFile]] = []
+        prepared: dict[str, PreparedFile] = {}
+        with read_scope(engine) as session:
+            for src in pending:
+                slots.append(_prepare_source(session, store, project_id, src, prepared))
                 if progress:
-                    progress(len(report.outcomes), name)
+                    progress(len(report.outcomes) + len(slots), src.name)
+        report.outcomes.extend(_write_batch(engine, project_id, slots, taken))
         pending.clear()
 
     for item in sources:

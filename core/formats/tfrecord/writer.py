@@ -34,8 +34,14 @@ def export_tfrecord(ctx: ExportContext) -> list[str]:
     text_of = {label_id: name for label_id, (name, _) in label_index.items()}
     index_of = {label_id: index for label_id, (_, index) in label_index.items()}
     data_dir = str(settings.data_dir)
-    folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent)) if archive else out
-    folder.mkdir(parents=True, exist_ok=True)
+    if archive:
+        # The scratch folder goes beside the zip, so the output's folder must exist first (the
+        # Export page writes to <data dir>/exports/, which a fresh install does not have).
+        out.parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=".tfrecord-", dir=out.parent))
+    else:
+        folder = out
+        folder.mkdir(parents=True, exist_ok=True)
     files: list[str] = []
     try:
         write_label_map(label_names, folder / "label_map.pbtxt")

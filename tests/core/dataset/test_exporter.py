@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,41 @@ def test_export_job_runs_to_a_zip(engine, settings, project_id) -> None:
         assert job.progress["done"] == job.progress["total"] == 4
         path = Path(job.result["path"])
     assert path.is_file() and path.parent == settings.data_dir / "exports" and path.suffix == ".zip"
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "voc", "coco", "csv"])
+def test_first_export_job_on_a_fresh_data_dir(engine, settings, project_id, fmt: str) -> None:
+    """The Export page's job writes under <data dir>/exports/, which a fresh install does not have yet."""
+    make_dataset(engine, settings, project_id, n=6)
+    assert not (settings.data_dir / "exports").exists()
+    with session_scope(engine) as session:
+        job_id = create_job(session, "export", {"project_id": project_id, "format": fmt}, project_id=project_id).id
+    status = run_job(settings, engine, job_id)
+    with session_scope(engine) as session:
+        job = session.get(Job, job_id)
+        assert status is JobStatus.SUCCEEDED, job.error
+        path = Path(job.result["path"])
+    assert path.is_file() and path.parent == settings.data_dir / "exports"
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no scratch folder left behind
+
+
+def test_cli_tfrecord_export_into_a_folder_that_does_not_exist(engine, settings, project_id, tmp_path: Path) -> None:
+    """What a user types first: a zip in folders not made yet, relative to where they are."""
+    make_dataset(engine, settings, project_id, n=6)
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "core", "export", "tfrecord", "new/folder/out.zip", "--db", settings.db_url,
+         "--data-dir", str(settings.data_dir), "--project", str(project_id)],
+        cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = cwd / "new" / "folder" / "out.zip"
+    assert (cwd / json.loads(proc.stdout)["path"]).resolve() == out.resolve()
+    with zipfile.ZipFile(out) as zf:
+        assert "label_map.pbtxt" in zf.namelist()
+    assert [p.name for p in out.parent.iterdir()] == ["out.zip"]
 
 
 def test_cli_export(engine, settings, project_id, tmp_path: Path) -> None:

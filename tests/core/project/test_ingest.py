@@ -178,7 +178,8 @@ def test_hostile_zip_entries_are_refused_and_the_rest_imported(engine, settings,
         }
     )
     report = by_name(run(engine, settings, project_id, [("upload.zip", archive)]))
-    assert report["photos/ok.jpg"].outcome == "imported"
+    assert report["upload.zip/photos/ok.jpg"].outcome == "imported"
+    assert report["upload.zip/photos/ok.jpg"].stored_name == "photos/ok.jpg"
     assert "leaves the archive" in report["upload.zip/../escape.jpg"].message
     assert "absolute" in report["upload.zip//etc/absolute.jpg"].message
     assert "nested archives" in report["upload.zip/photos/inner.zip"].message
@@ -209,10 +210,11 @@ def test_names_that_clash_are_kept_apart(engine, settings, project_id) -> None:
         engine, settings, project_id, [("shirt.jpg", jpeg(colour=(1, 1, 1))), ("shirt.jpg", jpeg(colour=(90, 1, 1)))]
     )
     assert [o.outcome for o in report.outcomes] == ["imported", "imported"]
-    assert report.outcomes[1].name == "shirt (2).jpg"
+    assert [o.name for o in report.outcomes] == ["shirt.jpg", "shirt.jpg"]  # as the user named them
+    assert report.outcomes[1].stored_name == "shirt (2).jpg"
     assert "already used" in report.outcomes[1].message
     later = run(engine, settings, project_id, [("shirt.jpg", jpeg(colour=(1, 90, 1)))])
-    assert later.outcomes[0].name == "shirt (3).jpg"
+    assert later.outcomes[0].stored_name == "shirt (3).jpg"
 
 
 def test_folder_import_walks_subfolders_and_zips(engine, settings, project_id, tmp_path: Path) -> None:
@@ -224,5 +226,27 @@ def test_folder_import_walks_subfolders_and_zips(engine, settings, project_id, t
     (folder / "notes.txt").write_text("not an image")
     report = ingest_sources(engine, settings.data_dir, project_id, sources_from_paths([folder]))
     assert report.summary() == {"imported": 3, "duplicate": 0, "failed": 0, "skipped": 1}
-    names = sorted(o.name for o in report.outcomes if o.outcome == "imported")
-    assert names == ["a.jpg", "c.jpg", "sub/b.png"]
+    imported = [o for o in report.outcomes if o.outcome == "imported"]
+    assert sorted(o.name for o in imported) == ["a.jpg", "sub/b.png", "sub/pack.zip/c.jpg"]
+    assert sorted(o.stored_name for o in imported) == ["a.jpg", "c.jpg", "sub/b.png"]
+
+
+def test_zip_entry_outcomes_keep_the_archive_name(engine, settings, project_id) -> None:
+    """Every message about a zip entry names it ``archive.zip/entry``, whatever happened to it."""
+    cmyk = io.BytesIO()
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(cmyk, format="JPEG")
+    archive = _zip(
+        {
+            "a.jpg": jpeg(colour=(11, 11, 11)),
+            "b.jpg": b"\xff\xd8\xff\xe0 not really a jpeg",
+            "again.jpg": jpeg(colour=(11, 11, 11)),
+            "shop/cmyk.jpg": cmyk.getvalue(),
+        }
+    )
+    report = by_name(run(engine, settings, project_id, [("mixed.zip", archive)]))
+    assert set(report) == {"mixed.zip/a.jpg", "mixed.zip/b.jpg", "mixed.zip/again.jpg", "mixed.zip/shop/cmyk.jpg"}
+    assert report["mixed.zip/b.jpg"].outcome == "failed"
+    assert report["mixed.zip/again.jpg"].outcome == "duplicate" and "'a.jpg'" in report["mixed.zip/again.jpg"].message
+    assert report["mixed.zip/shop/cmyk.jpg"].outcome == "imported"
+    assert report["mixed.zip/shop/cmyk.jpg"].stored_name == "shop/cmyk.jpg"
+    assert "CMYK" in report["mixed.zip/shop/cmyk.jpg"].message
