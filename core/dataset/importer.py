@@ -49,7 +49,7 @@ from core.project.ingest import (
 )
 from core.project.projects import colour_for, record_activity
 from core.settings import Settings
-from db.engine import session_scope
+from db.engine import session_scope, write_scope
 from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, Split
 
 BATCH = 50
@@ -217,7 +217,7 @@ def import_items(
         items: From one of the ``*_items`` readers; outcomes in the stream are reported as they are.
         add_labels: Add labels the project lacks (else refuse images that use them).
         who: Recorded on boxes and in the activity feed.
-        progress: Called with (records seen, source) after each record.
+        progress: Called with (records seen, last source) after each batch is stored.
 
     Returns:
         The per-record report.
@@ -231,7 +231,10 @@ def import_items(
         before = set(_Labels(session, project_id).ids)
 
     def flush() -> None:
-        with session_scope(engine) as session:
+        # A unit of work that reads (duplicates, names, labels) and then writes, beside people
+        # saving boxes: write_scope takes SQLite's write lock first, or a save committed between
+        # its reads and its first write would fail the batch with "database is locked".
+        with write_scope(engine) as session:
             labels = _Labels(session, project_id)
             for item in pending:
                 matched: dict[str, str] = {}
@@ -245,8 +248,10 @@ def import_items(
                 except Exception as exc:  # noqa: BLE001 - one bad record is reported; the rest import
                     report.outcomes.append(ImportOutcome(item.source, "failed", f"could not be stored: {exc}"))
                     labels = _Labels(session, project_id)  # a label added inside the failed savepoint is gone again
-                if progress:
-                    progress(len(report.outcomes), item.source)
+        # Progress after the batch commits: a job records it from another session, which would
+        # wait for this one's write lock (on SQLite) until the busy timeout.
+        if progress and pending:
+            progress(len(report.outcomes), pending[-1].source)
         pending.clear()
 
     for item in items:

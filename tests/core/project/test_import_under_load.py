@@ -1,6 +1,6 @@
-"""An image import while others annotate: real processes on one database.
+"""An import while others annotate: real processes on one database.
 
-``python -m core import-images`` runs as a user runs it while saver processes save boxes
+``python -m core import-images`` (and ``import voc``, the annotation import) runs as a user runs it while saver processes save boxes
 through :func:`core.annotate.save.save_boxes` in a loop, two savers per image (so the
 optimistic lock is exercised too). Every file must be imported, no file or save may fail
 for a lock, and every save a saver was told succeeded must be in the database.
@@ -79,11 +79,22 @@ def _saver(url: str, image_id: int, tag: int, ready: Any, stop: Any, results: An
         engine.dispose()
 
 
-def test_import_while_others_annotate_loses_nothing(settings, engine, project_id, tmp_path: Path) -> None:
+def _voc_annotation(name: str) -> str:
+    return (
+        f"<annotation><filename>{name}</filename><size><width>48</width><height>40</height><depth>3</depth></size>"
+        "<object><name>Shirts</name><bndbox><xmin>5</xmin><ymin>5</ymin><xmax>30</xmax><ymax>30</ymax></bndbox>"
+        "</object></annotation>"
+    )
+
+
+@pytest.mark.parametrize("command", ["import-images", "import voc"])
+def test_import_while_others_annotate_loses_nothing(settings, engine, project_id, tmp_path: Path, command) -> None:
     folder = tmp_path / "photos"
     folder.mkdir()
     for n in range(PHOTOS):
         (folder / f"p{n:04d}.jpg").write_bytes(_jpeg(n))
+        if command == "import voc":  # each photo with one box beside it, as LabelImg saves them
+            (folder / f"p{n:04d}.xml").write_text(_voc_annotation(f"p{n:04d}.jpg"))
     with session_scope(engine) as session:
         store = ImageStore(settings.data_dir)
         targets = [
@@ -103,7 +114,7 @@ def test_import_while_others_annotate_loses_nothing(settings, engine, project_id
         for _ in savers:
             ready.get(timeout=120)  # every saver is saving before the import starts
         run = subprocess.run(
-            [sys.executable, "-m", "core", "import-images", str(folder), "--project", str(project_id),
+            [sys.executable, "-m", "core", *command.split(), str(folder), "--project", str(project_id),
              "--db", settings.db_url, "--data-dir", str(settings.data_dir)],
             cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
@@ -122,7 +133,8 @@ def test_import_while_others_annotate_loses_nothing(settings, engine, project_id
 
     assert run.returncode == 0, run.stderr
     assert "locked" not in run.stderr, run.stderr[-2000:]
-    assert json.loads(run.stdout) == {"imported": PHOTOS, "duplicate": 0, "failed": 0, "skipped": 0}, run.stderr[-2000:]
+    summary = json.loads(run.stdout)
+    assert (summary["imported"], summary["failed"], summary["skipped"]) == (PHOTOS, 0, 0), run.stderr[-2000:]
     assert len(reports) == len(savers)
     assert [r["errors"] for r in reports] == [[] for _ in reports]
     assert all(r["saved"] for r in reports)
