@@ -38,13 +38,13 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
-from core.dataset.importer import import_annotations  # noqa: E402
+from benchmarks.train import run_train_job  # noqa: E402
 from core.database import open_database  # noqa: E402
+from core.dataset.importer import import_annotations  # noqa: E402
 from core.model.evaluation import evaluate_model_version  # noqa: E402
+from core.model.training import CONFIG_KEYS, DEFAULTS, SPEC_KEYS  # noqa: E402
 from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
-from benchmarks.train import run_train_job  # noqa: E402
-from core.model.training import CONFIG_KEYS, DEFAULTS, SPEC_KEYS  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Image, ModelVersion  # noqa: E402
 
@@ -114,9 +114,14 @@ def train_and_evaluate(
 ) -> dict:
     """One ``train`` job with the defaults (but ``overrides``), the given start and budget, then ``evaluate`` on test."""
     result, wall = run_train_job(
-        engine, settings, project_id, weights=weights, budget_minutes=minutes,
-        name=f"ccp {weights} {minutes:g} min", **(overrides or {}),
-    )  # fmt: skip
+        engine,
+        settings,
+        project_id,
+        weights=weights,
+        budget_minutes=minutes,
+        name=f"ccp {weights} {minutes:g} min",
+        **(overrides or {}),
+    )
     resolved = result["params"]
     t1 = time.perf_counter()
     evaluate_model_version(engine, settings, result["model_version_id"])
@@ -151,7 +156,7 @@ def train_and_evaluate(
                 "eval_every",
                 "frozen_stages",
             )
-        },  # fmt: skip
+        },
     }
 
 
@@ -178,9 +183,13 @@ def main() -> int:
     parser.add_argument("--data-dir", type=Path, help="keep the data here (default: a temporary folder)")
     parser.add_argument("--fit-only", action="store_true", help="import, print the input/anchor fit, do not train")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", type=_override,
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=_override,
         help="change one train parameter from its default (JSON value), e.g. min_level=4; repeatable",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     overrides = dict(args.set)
     if not (args.dataset / "Annotations").is_dir():

@@ -123,9 +123,7 @@ def main() -> None:
         _shared_script_cache()
     with tempfile.TemporaryDirectory() as tmp:
         settings, image_id = _prepare(Path(tmp))
-        os.environ.update(
-            TAGRACK_DATA_DIR=str(settings.data_dir), TAGRACK_DB_URL=settings.db_url, TAGRACK_USER="bench"
-        )
+        os.environ.update(TAGRACK_DATA_DIR=str(settings.data_dir), TAGRACK_DB_URL=settings.db_url, TAGRACK_USER="bench")
         at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120).run()
         at.switch_page("pages/annotate.py").run()
         assert not at.exception, at.exception
@@ -159,8 +157,10 @@ def main() -> None:
         for _ in range(args.rounds):
             with session_scope(engine) as session:
                 state = load_image(session, image_id)
-            moved = [DraftBox(b.label, Box(b.box.x_min + 1, b.box.y_min, b.box.x_max + 1, b.box.y_max), b.id)
-                     for b in state.boxes]  # fmt: skip
+            moved = [
+                DraftBox(b.label, Box(b.box.x_min + 1, b.box.y_min, b.box.x_max + 1, b.box.y_max), b.id)
+                for b in state.boxes
+            ]
             t = time.perf_counter()
             with session_scope(engine) as session:
                 save_boxes(session, image_id, state.revision, moved, "bench")

@@ -57,25 +57,52 @@ def _prepare(work: Path) -> tuple[Settings, list[int]]:
         label_ids = list(session.scalars(select(Label.id).where(Label.project_id == pid).order_by(Label.order)))
         now = utcnow()
         splits = [Split.TRAIN] * 8 + [Split.VAL, Split.TEST]
-        session.execute(insert(Image), [
-            dict(project_id=pid, sha256=f"{i:064x}", stored_path=f"o/{i}.jpg", display_path=f"d/{i}.jpg", width=800,
-                 height=1000, original_name=f"photo_{i:05d}.jpg", split=splits[i % 10],
-                 status=ImageStatus.DONE if i % 10 != 3 else ImageStatus.NEW, revision=1, attributes={},
-                 created_at=now, updated_at=now)
-            for i in range(IMAGES)
-        ])  # fmt: skip
+        session.execute(
+            insert(Image),
+            [
+                dict(
+                    project_id=pid,
+                    sha256=f"{i:064x}",
+                    stored_path=f"o/{i}.jpg",
+                    display_path=f"d/{i}.jpg",
+                    width=800,
+                    height=1000,
+                    original_name=f"photo_{i:05d}.jpg",
+                    split=splits[i % 10],
+                    status=ImageStatus.DONE if i % 10 != 3 else ImageStatus.NEW,
+                    revision=1,
+                    attributes={},
+                    created_at=now,
+                    updated_at=now,
+                )
+                for i in range(IMAGES)
+            ],
+        )
         image_ids = list(session.scalars(select(Image.id).where(Image.project_id == pid).order_by(Image.id)))
         boxes = []
         for n, image_id in enumerate(image_ids):
             for _ in range(BOXES_PER_IMAGE):
                 w, h = rng.uniform(80, 400), rng.uniform(80, 500)
                 x, y = rng.uniform(0, 800 - w), rng.uniform(0, 1000 - h)
-                boxes.append(dict(image_id=image_id, label_id=rng.choice(label_ids), x_min=x, y_min=y, x_max=x + w,
-                                  y_max=y + h, created_by=f"annotator{n % 4}", created_at=now, updated_at=now))  # fmt: skip
+                boxes.append(
+                    dict(
+                        image_id=image_id,
+                        label_id=rng.choice(label_ids),
+                        x_min=x,
+                        y_min=y,
+                        x_max=x + w,
+                        y_max=y + h,
+                        created_by=f"annotator{n % 4}",
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
         session.execute(insert(BoxRow), boxes)
         versions = []
         for v in range(VERSIONS):
-            version = ModelVersion(project_id=pid, name=f"big v{v + 1}", path="missing/model.keras", params={}, metrics={})
+            version = ModelVersion(
+                project_id=pid, name=f"big v{v + 1}", path="missing/model.keras", params={}, metrics={}
+            )
             session.add(version)
             session.flush()
             versions.append(version.id)
@@ -85,11 +112,19 @@ def _prepare(work: Path) -> tuple[Settings, list[int]]:
                 b = boxes[k * len(boxes) // per_version]  # evenly spread: every image gets predictions
                 hit = rng.random() < 0.8
                 j = 10 if hit else 150
-                preds.append(dict(model_version_id=version.id, image_id=b["image_id"],
-                                  label_id=b["label_id"] if rng.random() < 0.9 else rng.choice(label_ids),
-                                  x_min=b["x_min"] + rng.uniform(-j, j), y_min=b["y_min"] + rng.uniform(-j, j),
-                                  x_max=b["x_max"] + rng.uniform(-j, j), y_max=b["y_max"] + rng.uniform(-j, j),
-                                  score=rng.uniform(0.05, 1.0), created_at=now))  # fmt: skip
+                preds.append(
+                    dict(
+                        model_version_id=version.id,
+                        image_id=b["image_id"],
+                        label_id=b["label_id"] if rng.random() < 0.9 else rng.choice(label_ids),
+                        x_min=b["x_min"] + rng.uniform(-j, j),
+                        y_min=b["y_min"] + rng.uniform(-j, j),
+                        x_max=b["x_max"] + rng.uniform(-j, j),
+                        y_max=b["y_max"] + rng.uniform(-j, j),
+                        score=rng.uniform(0.05, 1.0),
+                        created_at=now,
+                    )
+                )
             session.execute(insert(Prediction), preds)
     engine.dispose()
     return settings, versions
@@ -136,8 +171,10 @@ def main() -> None:
 
     med = statistics.median
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"project: {IMAGES} images, {IMAGES * BOXES_PER_IMAGE} boxes, {VERSIONS} model versions, "
-          f"{PREDICTIONS} predictions; built in {build_s:.1f} s")  # fmt: skip
+    print(
+        f"project: {IMAGES} images, {IMAGES * BOXES_PER_IMAGE} boxes, {VERSIONS} model versions, "
+        f"{PREDICTIONS} predictions; built in {build_s:.1f} s"
+    )
     print(f"evaluate step per version (one-off, stored): {', '.join(f'{s:.1f} s' for s in eval_s)}")
     print(f"rounds: {args.rounds}")
     print(f"{'what (same run)':<44}{'median ms':>10}{'max ms':>9}{'/ floor':>9}")

@@ -128,12 +128,24 @@ def classic_pipeline(engine, settings, project_id: int, out: Path) -> None:
             "image/source_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[filename.encode()])),
             "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[encoded])),
             "image/format": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"jpeg"])),
-            "image/object/bbox/xmin": tf.train.Feature(float_list=tf.train.FloatList(value=[o[1] / width for o in objs])),
-            "image/object/bbox/xmax": tf.train.Feature(float_list=tf.train.FloatList(value=[o[3] / width for o in objs])),
-            "image/object/bbox/ymin": tf.train.Feature(float_list=tf.train.FloatList(value=[o[2] / height for o in objs])),
-            "image/object/bbox/ymax": tf.train.Feature(float_list=tf.train.FloatList(value=[o[4] / height for o in objs])),
-            "image/object/class/text": tf.train.Feature(bytes_list=tf.train.BytesList(value=[o[0].encode() for o in objs])),
-            "image/object/class/label": tf.train.Feature(int64_list=tf.train.Int64List(value=[order[o[0]] for o in objs])),
+            "image/object/bbox/xmin": tf.train.Feature(
+                float_list=tf.train.FloatList(value=[o[1] / width for o in objs])
+            ),
+            "image/object/bbox/xmax": tf.train.Feature(
+                float_list=tf.train.FloatList(value=[o[3] / width for o in objs])
+            ),
+            "image/object/bbox/ymin": tf.train.Feature(
+                float_list=tf.train.FloatList(value=[o[2] / height for o in objs])
+            ),
+            "image/object/bbox/ymax": tf.train.Feature(
+                float_list=tf.train.FloatList(value=[o[4] / height for o in objs])
+            ),
+            "image/object/class/text": tf.train.Feature(
+                bytes_list=tf.train.BytesList(value=[o[0].encode() for o in objs])
+            ),
+            "image/object/class/label": tf.train.Feature(
+                int64_list=tf.train.Int64List(value=[order[o[0]] for o in objs])
+            ),
         }
         writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
 
@@ -183,13 +195,13 @@ def main() -> int:
     import tensorflow as tf  # noqa: F401 - imported before timing: every method pays it once
     from sqlalchemy import select
 
-    from core.dataset.importer import import_annotations
     from core.database import open_database
     from core.dataset.exporter import export_dataset
+    from core.dataset.importer import import_annotations
     from core.project.projects import create_project
+    from core.project.splits import EXPORTABLE_STATUSES
     from core.settings import Settings
     from db.engine import session_scope
-    from core.project.splits import EXPORTABLE_STATUSES
     from db.models import Image
 
     with tempfile.TemporaryDirectory(prefix="tagrack-bench-") as tmp:
@@ -213,8 +225,10 @@ def main() -> int:
             )
         n = len(paths)
         mb = sum((settings.data_dir / p).stat().st_size for p in paths) / 1e6
-        print(f"dataset: {n} JPEGs, {mb:.1f} MB, built in {t_build:.1f}s; VOC import {t_import:.1f}s "
-              f"({n / t_import:.0f} img/s); import summary {report.summary()}")
+        print(
+            f"dataset: {n} JPEGs, {mb:.1f} MB, built in {t_build:.1f}s; VOC import {t_import:.1f}s "
+            f"({n / t_import:.0f} img/s); import summary {report.summary()}"
+        )
 
         times: dict[str, list[float]] = {"ours": [], "classic": [], "copy": []}
         cpu: dict[str, list[float]] = {"ours": [], "classic": [], "copy": []}
@@ -236,12 +250,18 @@ def main() -> int:
         med = {k: statistics.median(v) for k, v in times.items()}
         mcpu = {k: statistics.median(v) for k, v in cpu.items()}
         for k in ("ours", "classic", "copy"):
-            print(f"{k:8s} median {med[k]:6.2f}s  {n / med[k]:7.0f} images/s  {mb / med[k]:7.1f} MB/s  "
-                  f"cpu {mcpu[k]:.2f}s  (wall runs: " + ", ".join(f"{t:.2f}" for t in times[k]) + ")")
-        print(f"ours vs classic: {med['classic'] / med['ours']:.1f}x faster wall, "
-              f"{mcpu['classic'] / mcpu['ours']:.1f}x less CPU (target >= 5x)")
-        print(f"ours vs plain copy: {med['copy'] / med['ours'] * 100:.0f}% of copy throughput wall, "
-              f"{mcpu['copy'] / mcpu['ours'] * 100:.0f}% by CPU time (target >= 50%)")
+            print(
+                f"{k:8s} median {med[k]:6.2f}s  {n / med[k]:7.0f} images/s  {mb / med[k]:7.1f} MB/s  "
+                f"cpu {mcpu[k]:.2f}s  (wall runs: " + ", ".join(f"{t:.2f}" for t in times[k]) + ")"
+            )
+        print(
+            f"ours vs classic: {med['classic'] / med['ours']:.1f}x faster wall, "
+            f"{mcpu['classic'] / mcpu['ours']:.1f}x less CPU (target >= 5x)"
+        )
+        print(
+            f"ours vs plain copy: {med['copy'] / med['ours'] * 100:.0f}% of copy throughput wall, "
+            f"{mcpu['copy'] / mcpu['ours'] * 100:.0f}% by CPU time (target >= 50%)"
+        )
         # Streaming: Python's peak allocations while exporting the whole dataset stay a few MB.
         import tracemalloc
 
@@ -251,8 +271,10 @@ def main() -> int:
             result = export_dataset(engine, settings, pid, fmt, out, archive=archive)
             peak = tracemalloc.get_traced_memory()[1]
             tracemalloc.stop()
-            print(f"memory: {fmt} {'zip' if archive else 'folder'}: {result['bytes'] / 1e6:.0f} MB written, "
-                  f"peak Python allocations {peak / 1e6:.1f} MB")
+            print(
+                f"memory: {fmt} {'zip' if archive else 'folder'}: {result['bytes'] / 1e6:.0f} MB written, "
+                f"peak Python allocations {peak / 1e6:.1f} MB"
+            )
         engine.dispose()
     return 0
 

@@ -150,21 +150,36 @@ def bench_review(n_predictions: int, per_image: int, repeats: int) -> dict:
         session.execute(
             insert(Image),
             [
-                {"project_id": pid, "sha256": f"{i:064x}", "stored_path": f"x/{i}.jpg", "display_path": f"x/{i}.jpg",
-                 "width": 640, "height": 480, "original_name": f"img{i:06d}.jpg", "attributes": {}}
+                {
+                    "project_id": pid,
+                    "sha256": f"{i:064x}",
+                    "stored_path": f"x/{i}.jpg",
+                    "display_path": f"x/{i}.jpg",
+                    "width": 640,
+                    "height": 480,
+                    "original_name": f"img{i:06d}.jpg",
+                    "attributes": {},
+                }
                 for i in range(n_images)
             ],
-        )  # fmt: skip
+        )
         first = session.scalar(select(Image.id).where(Image.project_id == pid).order_by(Image.id))
         rows = []
         for i in range(n_images):
             for _ in range(per_image):
                 x, y = rng.uniform(0, 500), rng.uniform(0, 350)
                 rows.append(
-                    {"model_version_id": vid, "image_id": first + i, "label_id": rng.choice(label_ids),
-                     "x_min": x, "y_min": y, "x_max": x + rng.uniform(20, 140), "y_max": y + rng.uniform(20, 130),
-                     "score": rng.random()}
-                )  # fmt: skip
+                    {
+                        "model_version_id": vid,
+                        "image_id": first + i,
+                        "label_id": rng.choice(label_ids),
+                        "x_min": x,
+                        "y_min": y,
+                        "x_max": x + rng.uniform(20, 140),
+                        "y_max": y + rng.uniform(20, 130),
+                        "score": rng.random(),
+                    }
+                )
         session.execute(insert(Prediction), rows)
     with engine.connect() as conn:
         conn.exec_driver_sql("ANALYZE")
@@ -219,9 +234,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument(
-        "--geometry", metavar="WxH/LEVEL/ANCHOR",
+        "--geometry",
+        metavar="WxH/LEVEL/ANCHOR",
         help="model input and anchors instead of the demo fit, e.g. 288x448/3/3 (the fit for ccp-detection's photos)",
-    )  # fmt: skip
+    )
     parser.add_argument("--predictions", type=int, default=100_000)
     parser.add_argument("--per-image", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=15)
@@ -235,8 +251,12 @@ def main() -> None:
         if args.geometry:
             size, level, anchor = args.geometry.split("/")
             width, height = (int(v) for v in size.split("x"))
-            geometry = {"image_width": width, "image_height": height, "min_level": int(level),
-                        "anchor_size": float(anchor)}  # fmt: skip
+            geometry = {
+                "image_width": width,
+                "image_height": height,
+                "min_level": int(level),
+                "anchor_size": float(anchor),
+            }
         report["predict"] = bench_predict(args.images, args.batch_size, geometry)
     print(json.dumps(report, indent=2))
 

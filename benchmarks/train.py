@@ -100,8 +100,15 @@ def bare_fit_images_per_s(settings: Settings, work_dir: Path, epochs: int, param
     compile_detector(model, make_optimizer(config, steps, steps * epochs), xla=False)
     meter = ThroughputMeter(config.batch_size)
     n = steps * config.batch_size
-    model.fit(x[:n], {"boxes": pad_b[:n], "labels": pad_l[:n]}, batch_size=config.batch_size, epochs=epochs,
-              shuffle=True, callbacks=[meter], verbose=0)  # fmt: skip
+    model.fit(
+        x[:n],
+        {"boxes": pad_b[:n], "labels": pad_l[:n]},
+        batch_size=config.batch_size,
+        epochs=epochs,
+        shuffle=True,
+        callbacks=[meter],
+        verbose=0,
+    )
     return meter.images_per_s
 
 

@@ -50,9 +50,14 @@ def images_per_s(variant: dict, weights_dir: Path, steps: int) -> float:
 
     h, w = variant.get("image_height", 448), variant.get("image_width", 288)
     spec = DetectorSpec(
-        class_names=tuple(f"c{i}" for i in range(11)), image_height=h, image_width=w, weights="imagenet-offline",
-        frozen_stages=variant["frozen_stages"], min_level=variant["min_level"], anchor_size=3.0,
-    )  # fmt: skip
+        class_names=tuple(f"c{i}" for i in range(11)),
+        image_height=h,
+        image_width=w,
+        weights="imagenet-offline",
+        frozen_stages=variant["frozen_stages"],
+        min_level=variant["min_level"],
+        anchor_size=3.0,
+    )
     keras.utils.set_random_seed(0)
     model = build_detector(spec, weights_dir)
     compile_detector(model, make_optimizer(TrainConfig(), 100, 1000), xla=False)

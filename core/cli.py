@@ -224,24 +224,27 @@ def _train_configure(p: argparse.ArgumentParser) -> None:
     from core.model.training import DEFAULTS
 
     p.add_argument(
-        "--minutes", type=_minutes,
+        "--minutes",
+        type=_minutes,
         help=f"time budget for the whole run, evaluations included (default {DEFAULTS['budget_minutes']:g}); "
         "0: no budget, train for --epochs epochs",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--epochs", type=int,
+        "--epochs",
+        type=int,
         help=f"upper bound on passes over the train split (default {DEFAULTS['epochs']}; the budget ends the run "
         "first); with --minutes 0 the number of epochs to train",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--patience", type=int,
+        "--patience",
+        type=int,
         help=f"stop after N evaluations without a better validation mAP, keeping the best (default "
         f"{DEFAULTS['patience']}; 0: never stop early)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--size", help="model input WIDTHxHEIGHT (images are letterboxed), or auto: fitted to the project's boxes "
-        "(default auto)",
-    )  # fmt: skip
+        "--size",
+        help="model input WIDTHxHEIGHT (images are letterboxed), or auto: fitted to the project's boxes (default auto)",
+    )
     p.add_argument("--alpha", type=float, help=f"MobileNetV2 width multiplier (default {DEFAULTS['alpha']})")
     p.add_argument(
         "--weights",
@@ -281,10 +284,19 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
     if args.minutes == 0 and args.epochs is None:
         raise CliError("--minutes 0 trains without a time budget: say how long with --epochs N.")
     return train_params(
-        project_id, budget_minutes=args.minutes, epochs=args.epochs, patience=args.patience, alpha=args.alpha,
-        weights=args.weights, batch_size=args.batch_size, learning_rate=args.learning_rate,
-        eval_every=args.eval_every, seed=args.seed, name=args.name, **size,
-    )  # fmt: skip
+        project_id,
+        budget_minutes=args.minutes,
+        epochs=args.epochs,
+        patience=args.patience,
+        alpha=args.alpha,
+        weights=args.weights,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        eval_every=args.eval_every,
+        seed=args.seed,
+        name=args.name,
+        **size,
+    )
 
 
 @command("train", "train a detector on a project's exported TFRecords and register a model version", _train_configure)
@@ -358,15 +370,23 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
             raise CliError(f"{p}: not a readable image ({exc})") from exc
     out = []
     for p, dets in zip(args.files, detector.predict(images), strict=True):
-        out.append({
-            "image": str(p),
-            "boxes": [
-                {"label": d.label, "score": round(d.score, 4),
-                 "x_min": round(d.box.x_min, 2), "y_min": round(d.box.y_min, 2),
-                 "x_max": round(d.box.x_max, 2), "y_max": round(d.box.y_max, 2)}
-                for d in dets if d.score >= args.min_score
-            ],
-        })  # fmt: skip
+        out.append(
+            {
+                "image": str(p),
+                "boxes": [
+                    {
+                        "label": d.label,
+                        "score": round(d.score, 4),
+                        "x_min": round(d.box.x_min, 2),
+                        "y_min": round(d.box.y_min, 2),
+                        "x_max": round(d.box.x_max, 2),
+                        "y_max": round(d.box.y_max, 2),
+                    }
+                    for d in dets
+                    if d.score >= args.min_score
+                ],
+            }
+        )
     _emit(out)
     return 0
 
@@ -380,13 +400,15 @@ def _import_configure(p: argparse.ArgumentParser) -> None:
     apart = " or ".join(f.title for f in formats if registry.Option.IMAGES in f.options)
     p.add_argument("--images", type=Path, help=f"folder (or zip) holding the images of a {apart} file")
     p.add_argument(
-        "--refuse-unknown-labels", action="store_true",
+        "--refuse-unknown-labels",
+        action="store_true",
         help="refuse images whose labels the project lacks (default: add the labels)",
-    )  # fmt: skip
+    )
     p.add_argument(
-        "--create", action="store_true",
+        "--create",
+        action="store_true",
         help="create the project when it does not exist, with no labels but the dataset's own",
-    )  # fmt: skip
+    )
 
 
 def _import_help() -> str:
@@ -414,9 +436,14 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
     project_id = _project_id(engine, args)
     try:
         report = import_annotations(
-            engine, settings, project_id, args.format, args.path, images=args.images,
+            engine,
+            settings,
+            project_id,
+            args.format,
+            args.path,
+            images=args.images,
             add_labels=not args.refuse_unknown_labels,
-        )  # fmt: skip
+        )
     except AnnotationImportError as exc:
         if created:  # an input refused as a whole leaves nothing behind, not an empty project
             with session_scope(engine) as session:

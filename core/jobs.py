@@ -113,8 +113,15 @@ def launch(settings: Settings, job_id: int, engine: Engine) -> int:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "core", "run-job", str(job_id),
-                "--db", settings.db_url, "--data-dir", str(settings.data_dir),
+                sys.executable,
+                "-m",
+                "core",
+                "run-job",
+                str(job_id),
+                "--db",
+                settings.db_url,
+                "--data-dir",
+                str(settings.data_dir),
             ],
             cwd=project_root,
             stdin=subprocess.DEVNULL,
@@ -123,7 +130,7 @@ def launch(settings: Settings, job_id: int, engine: Engine) -> int:
             env=env,
             start_new_session=True,  # survives the Streamlit server and its signals
             close_fds=True,
-        )  # fmt: skip
+        )
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
         assert job is not None

@@ -71,9 +71,7 @@ def recent_activity(session: Session, project_id: int, limit: int = 20) -> list[
 
 def recent_jobs(session: Session, project_id: int, limit: int = 10) -> list[Job]:
     """The newest jobs of a project."""
-    return list(
-        session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit))
-    )
+    return list(session.scalars(select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit)))
 
 
 ACTIVE_JOB_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)

@@ -52,9 +52,11 @@ with tab_models:
     if not_done:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
         pick = c1.selectbox(
-            "Evaluate on the test split", [i for i, _ in not_done], format_func=dict(not_done).__getitem__,
+            "Evaluate on the test split",
+            [i for i, _ in not_done],
+            format_func=dict(not_done).__getitem__,
             help="Predicts the test images (a background job) and computes COCO-style metrics once.",
-        )  # fmt: skip
+        )
         if c2.button("Evaluate", type="primary", disabled=running is not None):
             job_id = start_job(JOB_KIND, {"model_version_id": int(pick)}, project_id, exclusive=True)
             if job_id is not None:
@@ -90,17 +92,26 @@ with tab_models:
             at = r["at"].get(threshold) or {}
             p = [v for v in (at.get("precision") or {}).values() if v is not None]
             rc = [v for v in (at.get("recall") or {}).values() if v is not None]
-            rows.append({
-                "id": i, "model version": name, "COCO mAP@0.5": r["map_50"], "COCO mAP@[.5:.95]": r["map_50_95"],
-                f"mean precision @{threshold}": sum(p) / len(p) if p else None,
-                f"mean recall @{threshold}": sum(rc) / len(rc) if rc else None,
-                "test images": r["images"], "test boxes": r["ground_truth"], "predictions": r["predictions"],
-                "evaluated (UTC)": r["evaluated_at"],
-            })  # fmt: skip
+            rows.append(
+                {
+                    "id": i,
+                    "model version": name,
+                    "COCO mAP@0.5": r["map_50"],
+                    "COCO mAP@[.5:.95]": r["map_50_95"],
+                    f"mean precision @{threshold}": sum(p) / len(p) if p else None,
+                    f"mean recall @{threshold}": sum(rc) / len(rc) if rc else None,
+                    "test images": r["images"],
+                    "test boxes": r["ground_truth"],
+                    "predictions": r["predictions"],
+                    "evaluated (UTC)": r["evaluated_at"],
+                }
+            )
         # Short headers and three decimals on screen (the CSV keeps the full names): with the
         # long ones the ten columns ran off the right edge of a laptop window.
         table_ui(
-            pd.DataFrame(rows), "model versions", "model_versions",
+            pd.DataFrame(rows),
+            "model versions",
+            "model_versions",
             column_config={
                 "COCO mAP@0.5": st.column_config.NumberColumn("mAP@0.5", format="%.3f"),
                 "COCO mAP@[.5:.95]": st.column_config.NumberColumn("mAP@[.5:.95]", format="%.3f"),
@@ -114,22 +125,29 @@ with tab_models:
                 "test boxes": st.column_config.NumberColumn("boxes"),
                 "evaluated (UTC)": st.column_config.DatetimeColumn("evaluated (UTC)", format="YYYY-MM-DD HH:mm"),
             },
-        )  # fmt: skip
+        )
 
         per_class = []
         for _, name, r in done:
             at = r["at"].get(threshold) or {}
             for label in r["labels"]:
-                per_class.append({
-                    "model version": name, "class": label, "test boxes": r["gt_counts"].get(label),
-                    "AP@0.5": r["ap_50"].get(label), "AP@[.5:.95]": r["ap_50_95"].get(label),
-                    "precision": (at.get("precision") or {}).get(label), "recall": (at.get("recall") or {}).get(label),
-                })  # fmt: skip
+                per_class.append(
+                    {
+                        "model version": name,
+                        "class": label,
+                        "test boxes": r["gt_counts"].get(label),
+                        "AP@0.5": r["ap_50"].get(label),
+                        "AP@[.5:.95]": r["ap_50_95"].get(label),
+                        "precision": (at.get("precision") or {}).get(label),
+                        "recall": (at.get("recall") or {}).get(label),
+                    }
+                )
         per_class_df = pd.DataFrame(per_class)
         st.subheader("Per class")
         st.altair_chart(
-            bar_chart(per_class_df.dropna(subset=["AP@0.5"]), "class", "AP@0.5", color="model version")
-            .encode(xOffset="c:N"),
+            bar_chart(per_class_df.dropna(subset=["AP@0.5"]), "class", "AP@0.5", color="model version").encode(
+                xOffset="c:N"
+            ),
             width="stretch",
         )
         table_ui(per_class_df, "per-class metrics", "per_class_metrics")

@@ -26,7 +26,9 @@ with st.expander("New project", expanded=current_project_id() is None):
         name = st.text_input("Project name")
         labels_text = st.text_area(
             "Labels, one per line",
-            value="\n".join(["Jackets", "Jeans", "Shirts", "Shoes", "Skirts", "Sunglasses", "Tops", "Trousers", "Tshirts"]),
+            value="\n".join(
+                ["Jackets", "Jeans", "Shirts", "Shoes", "Skirts", "Sunglasses", "Tops", "Trousers", "Tshirts"]
+            ),
             height=200,
         )
         if st.form_submit_button("Create project", type="primary"):
@@ -70,7 +72,9 @@ with left:
     st.subheader("Boxes by class")
     if stats["boxes"]:
         colours = dict(labels)
-        chart_df = pd.DataFrame({"label": list(stats["boxes_by_label"]), "boxes": list(stats["boxes_by_label"].values())})
+        chart_df = pd.DataFrame(
+            {"label": list(stats["boxes_by_label"]), "boxes": list(stats["boxes_by_label"].values())}
+        )
         st.altair_chart(
             alt.Chart(chart_df)
             .mark_bar()
@@ -109,7 +113,9 @@ if st.button("Save labels and attributes"):
                 session,
                 project,
                 [str(n) for n in rows["name"]],
-                colours={str(n): str(c) for n, c in zip(rows["name"], rows["colour"], strict=True) if isinstance(c, str)},
+                colours={
+                    str(n): str(c) for n, c in zip(rows["name"], rows["colour"], strict=True) if isinstance(c, str)
+                },
             )
             set_attribute_schema(
                 session,
@@ -133,4 +139,6 @@ else:
     st.caption("Nothing yet.")
 if jobs:
     st.subheader("Recent jobs")
-    st.dataframe(pd.DataFrame(jobs, columns=["job", "kind", "status", "created (UTC)"]), hide_index=True, width="stretch")
+    st.dataframe(
+        pd.DataFrame(jobs, columns=["job", "kind", "status", "created (UTC)"]), hide_index=True, width="stretch"
+    )

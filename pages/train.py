@@ -109,9 +109,14 @@ def start_form_ui() -> None:
         return
     geometry = {"image_width": size[0], "image_height": size[1]} if size else {}
     params = train_params(
-        project_id, budget_minutes=float(budget), alpha=float(alpha), weights=weights, who=current_user(),
-        **advanced, **geometry,
-    )  # fmt: skip
+        project_id,
+        budget_minutes=float(budget),
+        alpha=float(alpha),
+        weights=weights,
+        who=current_user(),
+        **advanced,
+        **geometry,
+    )
     try:
         job_id = start_training(ctx.engine, ctx.settings, project_id, params)
     except JobError as exc:

@@ -61,9 +61,7 @@ def import_result_ui(job: JobSnapshot) -> None:
         (st.warning if result["failed"] else st.success)("; ".join(parts) + ".")
         problems = [f for f in result["files"] if f["outcome"] != "imported" or f["message"]]
         if problems:
-            st.dataframe(
-                pd.DataFrame(problems)[["name", "outcome", "message"]], hide_index=True, width="stretch"
-            )
+            st.dataframe(pd.DataFrame(problems)[["name", "outcome", "message"]], hide_index=True, width="stretch")
     else:
         job_ended_ui(job, "import")
 

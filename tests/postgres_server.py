@@ -58,8 +58,9 @@ class PostgresServer:
     def stop(self) -> None:
         subprocess.run(
             [*self.run_as, str(self.bin_dir / "pg_ctl"), "-D", str(self.root / "data"), "-m", "immediate", "stop"],
-            capture_output=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -83,10 +84,23 @@ def start_server() -> PostgresServer:
         run_as = ["runuser", "-u", "postgres", "--"]
     data, log = root / "data", root / "server.log"
     init = subprocess.run(
-        [*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-         "--no-locale", "--no-sync"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            *run_as,
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if init.returncode != 0:
         raise RuntimeError(f"initdb failed: {init.stderr}")
     port = _free_port()
@@ -96,8 +110,10 @@ def start_server() -> PostgresServer:
     )
     start = subprocess.run(
         [*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if start.returncode != 0:
         text = log.read_text() if log.exists() else ""
         raise RuntimeError(f"PostgreSQL did not start: {start.stderr}\n{text}")

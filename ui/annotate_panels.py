@@ -26,9 +26,12 @@ def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> AnnotationQ
             "Status", [s.value for s in ImageStatus], key=f"ann_f_status_{project_id}", placeholder="any status"
         )
         label_ids = st.multiselect(
-            "Has a box labelled", list(names), format_func=names.__getitem__, key=f"ann_f_label_{project_id}",
+            "Has a box labelled",
+            list(names),
+            format_func=names.__getitem__,
+            key=f"ann_f_label_{project_id}",
             placeholder="any label",
-        )  # fmt: skip
+        )
         splits = st.multiselect(
             "Split", [s.value for s in Split] + [UNASSIGNED], key=f"ann_f_split_{project_id}", placeholder="any split"
         )
@@ -123,10 +126,16 @@ def history_ui(engine: Engine, image_id: int) -> None:
     """The image's newest box changes with who and when."""
     with session_scope(engine) as session:
         changes = [
-            (c.created_at, c.who or "", c.action, c.revision, (c.before or {}).get("label", ""),
-             (c.after or {}).get("label", ""))
+            (
+                c.created_at,
+                c.who or "",
+                c.action,
+                c.revision,
+                (c.before or {}).get("label", ""),
+                (c.after or {}).get("label", ""),
+            )
             for c in box_history(session, image_id)
-        ]  # fmt: skip
+        ]
     if not changes:
         st.caption("No box changes recorded yet.")
         return
@@ -190,9 +199,11 @@ def image_actions_ui(pos: int, count: int) -> AnnotateActions:
     c1, c2 = st.columns(2)
     save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
     no_garments = c2.button(
-        "No garments", shortcut="Shift+N", width="stretch",
+        "No garments",
+        shortcut="Shift+N",
+        width="stretch",
         help="Mark this image done with zero boxes (different from never opened)",
-    )  # fmt: skip
+    )
     c3, c4 = st.columns(2)
     prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
     nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == count - 1, help="Saves first")

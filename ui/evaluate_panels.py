@@ -15,9 +15,14 @@ def table_ui(df: pd.DataFrame, name: str, key: str, **kwargs: Any) -> None:
     """A dataframe with a 'Download CSV' button under it."""
     st.dataframe(df, hide_index=True, width="stretch", **kwargs)
     st.download_button(
-        f"Download {name} (CSV)", df.to_csv(index=False).encode(), file_name=f"{key}.csv", mime="text/csv",
-        key=f"csv_{key}", icon=":material/download:", on_click="ignore",  # a download changes nothing to rerun
-    )  # fmt: skip
+        f"Download {name} (CSV)",
+        df.to_csv(index=False).encode(),
+        file_name=f"{key}.csv",
+        mime="text/csv",
+        key=f"csv_{key}",
+        icon=":material/download:",
+        on_click="ignore",  # a download changes nothing to rerun
+    )
 
 
 def pr_curves_chart(curves: dict[str, dict[str, list[float]]]) -> alt.Chart:
@@ -46,7 +51,11 @@ def confusion_chart(matrix: list[list[int]], labels: list[str]) -> alt.Chart:
     """Heatmap of the detection confusion matrix (true class down, predicted across, background last)."""
     names = [*labels, "background"]
     df = pd.DataFrame(
-        [{"true": names[i], "predicted": names[j], "boxes": n} for i, row in enumerate(matrix) for j, n in enumerate(row)]
+        [
+            {"true": names[i], "predicted": names[j], "boxes": n}
+            for i, row in enumerate(matrix)
+            for j, n in enumerate(row)
+        ]
     )
     base = alt.Chart(df).encode(
         x=alt.X("predicted:N", sort=names, title="predicted class"),
@@ -104,9 +113,11 @@ def dataset_health_ui(health: DatasetHealth) -> None:
     st.subheader("Boxes and images per class and split")
     per_class = health.per_class.reset_index()
     long = per_class.melt(
-        id_vars="label", value_vars=["train boxes", "val boxes", "test boxes", "unassigned boxes"],
-        var_name="split", value_name="count",
-    )  # fmt: skip
+        id_vars="label",
+        value_vars=["train boxes", "val boxes", "test boxes", "unassigned boxes"],
+        var_name="split",
+        value_name="count",
+    )
     st.altair_chart(bar_chart(long, "label", "count", color="split"), width="stretch")
     table_ui(per_class, "boxes per class", "boxes_per_class")
 
@@ -119,8 +130,9 @@ def dataset_health_ui(health: DatasetHealth) -> None:
             distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True),
             width="stretch",
         )
-        c2.altair_chart(distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True),
-                        width="stretch")  # fmt: skip
+        c2.altair_chart(
+            distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True), width="stretch"
+        )
         summary = (
             health.box_geometry.groupby("label")[["width", "height", "relative_area", "aspect"]]
             .describe(percentiles=[0.1, 0.5, 0.9])

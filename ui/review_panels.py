@@ -95,20 +95,31 @@ def review_controls_ui(
     sb = st.sidebar
     ids = list(versions)
     version = sb.selectbox(
-        "Model version under review", ids, index=ids.index(default_version), format_func=versions.__getitem__,
+        "Model version under review",
+        ids,
+        index=ids.index(default_version),
+        format_func=versions.__getitem__,
         key=f"rev_version_{project_id}",
-    )  # fmt: skip
+    )
     threshold = sb.slider(
-        "Confidence threshold", 0.0, 1.0, DEFAULT_THRESHOLD, 0.05, key=f"rev_threshold_{project_id}",
+        "Confidence threshold",
+        0.0,
+        1.0,
+        DEFAULT_THRESHOLD,
+        0.05,
+        key=f"rev_threshold_{project_id}",
         help="Boxes at or above it are drawn on the canvas; the rest count as 'under the threshold'.",
-    )  # fmt: skip
+    )
     order = sb.radio("Queue order", list(ORDERS), format_func=ORDERS.__getitem__, key=f"rev_order_{project_id}")
     names = {lab.id: lab.name for lab in labels}
     with sb.expander("Queue filters", expanded=False):
         label_ids = st.multiselect(
-            "Has a predicted box labelled", list(names), format_func=names.__getitem__, key=f"rev_f_label_{project_id}",
+            "Has a predicted box labelled",
+            list(names),
+            format_func=names.__getitem__,
+            key=f"rev_f_label_{project_id}",
             placeholder="any label",
-        )  # fmt: skip
+        )
         main = st.multiselect(
             "Main garment (auto-tag)", [lab.name for lab in labels], key=f"rev_f_main_{project_id}", placeholder="any"
         )
@@ -141,13 +152,16 @@ def predict_panel_ui(
         c1, c2 = st.columns(2)
         ids = list(versions)
         version = c1.selectbox(
-            "Model version", ids, index=ids.index(selected) if selected in versions else 0,
+            "Model version",
+            ids,
+            index=ids.index(selected) if selected in versions else 0,
             format_func=versions.__getitem__,
-        )  # fmt: skip
+        )
         which = c2.selectbox(
-            "Images", ["unlabelled", "all", "split:train", "split:val", "split:test"],
+            "Images",
+            ["unlabelled", "all", "split:train", "split:val", "split:test"],
             help="unlabelled = status new (never annotated). Earlier versions' predictions are kept.",
-        )  # fmt: skip
+        )
         go = st.form_submit_button("Predict", type="primary")
     if go:
         try:
@@ -163,9 +177,14 @@ def thresholds_ui(labels: Sequence[LabelInfo], project_id: int) -> dict[str, flo
     """Per-class auto-accept thresholds (a blank one never auto-accepts that class)."""
     frame = pd.DataFrame({"class": [lab.name for lab in labels], "auto-accept at or above": [None] * len(labels)})
     edited = st.data_editor(
-        frame, hide_index=True, disabled=["class"], key=f"rev_thresholds_{project_id}",
-        column_config={"auto-accept at or above": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05)},
-    )  # fmt: skip
+        frame,
+        hide_index=True,
+        disabled=["class"],
+        key=f"rev_thresholds_{project_id}",
+        column_config={
+            "auto-accept at or above": st.column_config.NumberColumn(min_value=0.0, max_value=1.0, step=0.05)
+        },
+    )
     return {
         str(r["class"]): float(r["auto-accept at or above"])
         for _, r in edited.iterrows()
@@ -181,13 +200,28 @@ def summary_ui(engine: Engine, project_id: int, model_version_id: int) -> None:
     if not rows:
         st.caption("No review decisions yet.")
     else:
-        columns = ["version", "class", "reviewed", "accepted_share", "accepted", "moved", "relabelled", "deleted",
-                   "added", "rejected", "auto_accepted"]  # fmt: skip
+        columns = [
+            "version",
+            "class",
+            "reviewed",
+            "accepted_share",
+            "accepted",
+            "moved",
+            "relabelled",
+            "deleted",
+            "added",
+            "rejected",
+            "auto_accepted",
+        ]
         frame = pd.DataFrame(rows).reindex(columns=columns).fillna({c: 0 for c in columns[4:]})
         st.dataframe(
-            frame, hide_index=True, width="stretch",
-            column_config={"accepted_share": st.column_config.ProgressColumn("accepted unchanged", min_value=0, max_value=1)},
-        )  # fmt: skip
+            frame,
+            hide_index=True,
+            width="stretch",
+            column_config={
+                "accepted_share": st.column_config.ProgressColumn("accepted unchanged", min_value=0, max_value=1)
+            },
+        )
     if rate is None:
         st.caption("Audit: no audited auto-accept image reviewed yet for this version.")
     else:
@@ -209,9 +243,13 @@ def auto_accept_panel_ui(
             return None
         with session_scope(engine) as session:
             res = auto_accept(
-                session, project_id, controls.model_version_id, thresholds, threshold=controls.threshold,
+                session,
+                project_id,
+                controls.model_version_id,
+                thresholds,
+                threshold=controls.threshold,
                 audit_fraction=float(audit),
-            )  # fmt: skip
+            )
     refused = f" {res.refused} not saved, left for review: " + "; ".join(res.problems) if res.refused else ""
     return (
         "warning" if res.refused else "success",
@@ -237,9 +275,13 @@ def cached_queue(
     cached = st.session_state.get(cache_key)
     if cached is None or cached[0] != queue_key or time.monotonic() - cached[1] > QUEUE_TTL_S:
         full = review_queue(
-            session, project_id, controls.model_version_id, threshold=controls.threshold, order=controls.order,
+            session,
+            project_id,
+            controls.model_version_id,
+            threshold=controls.threshold,
+            order=controls.order,
             flt=controls.flt,
-        )  # fmt: skip
+        )
         st.session_state[cache_key] = (queue_key, time.monotonic(), full)
         decided.clear()
     else:
@@ -307,9 +349,11 @@ def review_actions_ui() -> ReviewActions:
     do_reject = c3.button("Reject image", shortcut="X", width="stretch", help="Back to the Annotate queue")
     do_skip = c4.button("Skip", shortcut="K", width="stretch", help="Next item; nothing recorded")
     do_none = st.button(
-        "No garments in this image", shortcut="Shift+N", width="stretch",
+        "No garments in this image",
+        shortcut="Shift+N",
+        width="stretch",
         help="Done with no boxes: every prediction is recorded as a false positive",
-    )  # fmt: skip
+    )
     pressed = {"accept": do_accept, "save": do_save, "no_garments": do_none, "reject": do_reject}
     return ReviewActions(next((name for name, on in pressed.items() if on), None), do_skip)
 

@@ -36,8 +36,11 @@ PREPARE_KEY = "prepare_weights_job"
 AUTO_SIZE = "Auto (fitted to your boxes)"
 # Fixed sizes (4:3 landscape, multiples of 32), letterboxed; "auto" fits the aspect to the images.
 SIZES: dict[str, tuple[int, int]] = {
-    "256x192": (256, 192), "384x288": (384, 288), "512x384": (512, 384), "128x96 (quick check)": (128, 96),
-}  # fmt: skip
+    "256x192": (256, 192),
+    "384x288": (384, 288),
+    "512x384": (512, 384),
+    "128x96 (quick check)": (128, 96),
+}
 ALPHAS = [1.0, 0.75, 0.5, 0.35]
 WEIGHTS: dict[str, str] = {
     "auto": "Auto: the best pretrained weights this machine has without a download",
@@ -135,11 +138,15 @@ def estimate_text(
 def budget_ui(container: Any) -> float | None:
     """The time budget in minutes (None when the field is emptied)."""
     value = container.number_input(
-        "Time budget (minutes)", min_value=1.0, max_value=7 * 24 * 60.0, value=float(DEFAULTS["budget_minutes"]),
-        step=5.0, format="%g",
+        "Time budget (minutes)",
+        min_value=1.0,
+        max_value=7 * 24 * 60.0,
+        value=float(DEFAULTS["budget_minutes"]),
+        step=5.0,
+        format="%g",
         help="Wall-clock time for the whole run, evaluations included. Training keeps the epoch with the best "
         "validation mAP and lowers the learning rate over the budget, so any budget ends with a finished model.",
-    )  # fmt: skip
+    )
     return float(value) if value is not None else None
 
 
@@ -159,10 +166,11 @@ def geometry_text(fit: Any) -> str:
 def geometry_ui(container: Any, fit: Any) -> tuple[int, int] | None:
     """The model input size: None for "auto" (fitted when the job starts), else (width, height)."""
     choice = container.selectbox(
-        "Input size", [AUTO_SIZE, *SIZES],
+        "Input size",
+        [AUTO_SIZE, *SIZES],
         help="Images are letterboxed (aspect kept, padded). Auto picks the images' aspect and a long side at "
         "which the small boxes keep enough pixels, and fits the anchors to the boxes.",
-    )  # fmt: skip
+    )
     if choice == AUTO_SIZE:
         container.caption(geometry_text(fit))
         return None
@@ -244,22 +252,40 @@ def advanced_ui() -> dict[str, Any]:
     with st.expander("Advanced"):
         c1, c2, c3, c4 = st.columns(4)
         epochs = c1.number_input(
-            "Max epochs", min_value=1, max_value=10_000, value=int(DEFAULTS["epochs"]), step=1,
+            "Max epochs",
+            min_value=1,
+            max_value=10_000,
+            value=int(DEFAULTS["epochs"]),
+            step=1,
             help="An upper bound: the time budget normally ends the run first.",
-        )  # fmt: skip
+        )
         patience = c2.number_input(
-            "Early-stopping patience", min_value=0, max_value=1000, value=int(DEFAULTS["patience"]), step=1,
+            "Early-stopping patience",
+            min_value=0,
+            max_value=1000,
+            value=int(DEFAULTS["patience"]),
+            step=1,
             help="Stop after this many evaluations without a better validation mAP, keeping the best epoch "
             f"(evaluations come about every {EVAL_EVERY_IMAGES} training images). 0: never stop early.",
-        )  # fmt: skip
+        )
         batch = c3.number_input(
-            "Batch size", min_value=1, max_value=512, value=None, step=1, placeholder="auto",
+            "Batch size",
+            min_value=1,
+            max_value=512,
+            value=None,
+            step=1,
+            placeholder="auto",
             help=f"Empty: auto ({CPU_BATCH} on CPU, {GPU_BATCH_PER_DEVICE} per GPU).",
-        )  # fmt: skip
+        )
         lr = c4.number_input(
-            "Learning rate", min_value=1e-6, max_value=1.0, value=float(DEFAULTS["learning_rate"]), format="%g",
-            step=1e-4, help="Peak learning rate (Adam), after a warm-up; it decays over the budget.",
-        )  # fmt: skip
+            "Learning rate",
+            min_value=1e-6,
+            max_value=1.0,
+            value=float(DEFAULTS["learning_rate"]),
+            format="%g",
+            step=1e-4,
+            help="Peak learning rate (Adam), after a warm-up; it decays over the budget.",
+        )
     return {
         "epochs": int(epochs),
         "patience": int(patience),

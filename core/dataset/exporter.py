@@ -286,8 +286,6 @@ class _State:
         self.notify(self.done, self.total, name)
 
 
-
-
 # --- the background job -----------------------------------------------------------------------------------------
 
 

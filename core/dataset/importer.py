@@ -55,7 +55,6 @@ from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, Split
 BATCH = 50
 
 
-
 @dataclass
 class ImportReport:
     """Outcomes in input order, labels added, and dataset label spellings matched to the project's."""
@@ -343,9 +342,13 @@ def _store_one(
         if split_set:
             split_notes.append(f"its split was not set yet: {split_set} from {item.split_from or 'the dataset'}")
         return ImportOutcome(
-            item.source, "duplicate", "; ".join([message, *split_notes]), image.id,
-            split=split_set, split_from=item.split_from if split_set else None,
-        )  # fmt: skip
+            item.source,
+            "duplicate",
+            "; ".join([message, *split_notes]),
+            image.id,
+            split=split_set,
+            split_from=item.split_from if split_set else None,
+        )
 
     if not is_new and (existing or image.status in (ImageStatus.DONE, ImageStatus.NO_OBJECTS)):
         # Same picture, already annotated: importing again must add nothing (a split it lacked is the exception:
@@ -355,9 +358,13 @@ def _store_one(
     objects = _pixel_objects(item, image.width, image.height, notes, refusals)
     note = _import_note(item, refusals, len(objects)) if refusals else None
     if (
-        not is_new and item.annotated and not objects and note is not None
-        and image.status is ImageStatus.NEW and image.import_note == note
-    ):  # fmt: skip
+        not is_new
+        and item.annotated
+        and not objects
+        and note is not None
+        and image.status is ImageStatus.NEW
+        and image.import_note == note
+    ):
         # Left to annotate by an earlier import of the same file, which refuses the same boxes again.
         return duplicate(f"{ingested.message or 'already in the project'}; still left to annotate: {note}")
     notes.extend(split_notes)
@@ -407,9 +414,15 @@ def _store_one(
         image.updated_by = who
     session.flush()
     return ImportOutcome(
-        item.source, "imported" if is_new else "updated", "; ".join(notes), image.id, len(objects),
-        split=split_set, split_from=item.split_from if split_set else None, boxes_refused=len(refusals),
-    )  # fmt: skip
+        item.source,
+        "imported" if is_new else "updated",
+        "; ".join(notes),
+        image.id,
+        len(objects),
+        split=split_set,
+        split_from=item.split_from if split_set else None,
+        boxes_refused=len(refusals),
+    )
 
 
 def _apply_split(image: Image, item: ImportItem, notes: list[str]) -> str | None:
@@ -430,8 +443,6 @@ def _apply_split(image: Image, item: ImportItem, notes: list[str]) -> str | None
             f"{Split(image.split).value}; kept {Split(image.split).value} (a split never changes once set)"
         )
     return None
-
-
 
 
 def read_items(fmt: str, path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:

@@ -162,14 +162,16 @@ def read(json_path: Path, images: Path | None = None) -> Iterator[ImportItem | I
         )
     for image_id, refs in orphans.items():
         yield ImportOutcome(
-            f"{json_path.name} image_id {image_id}", "skipped",
+            f"{json_path.name} image_id {image_id}",
+            "skipped",
             f"{_refs_list(refs)} name image_id {image_id!r}, which is not in the file's images; left out",
-        )  # fmt: skip
+        )
     if without_image:
         yield ImportOutcome(
-            f"{json_path.name} annotations", "skipped",
+            f"{json_path.name} annotations",
+            "skipped",
             f"{_refs_list(without_image)}: no image_id; left out",
-        )  # fmt: skip
+        )
 
 
 # --- writing ------------------------------------------------------------------------------------------------

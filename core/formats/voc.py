@@ -42,6 +42,7 @@ MAX_XML_BYTES = 5 * 1024 * 1024
 VOC_SPLIT_LISTS: tuple[str, ...] = ("test", "val", "train")
 VOC_SPLIT_SOURCE = "ImageSets/Main"
 
+
 @dataclass
 class _VocSplitLists:
     """The ``ImageSets/Main/{train,val,test}.txt`` lists of one VOC dataset root.
@@ -125,9 +126,10 @@ def _unmatched_ids(lists: _VocSplitLists) -> Iterator[ImportOutcome]:
         if missing:
             shown = ", ".join(missing[:5]) + (", …" if len(missing) > 5 else "")
             yield ImportOutcome(
-                rel, "skipped", f"{len(missing)} listed image ids have no annotation XML, so nothing was imported "
-                f"for them: {shown}",
-            )  # fmt: skip
+                rel,
+                "skipped",
+                f"{len(missing)} listed image ids have no annotation XML, so nothing was imported for them: {shown}",
+            )
 
 
 def read(path: Path, images: Path | None = None) -> Iterator[ImportItem | ImportOutcome]:
@@ -379,17 +381,12 @@ def parse_voc_xml(data: bytes, source: str = "annotation") -> VocAnnotation:
             )
         )
     attributes = {
-        str(a.get("name")): (a.text or "").strip()
-        for a in root.findall("attributes/attribute")
-        if a.get("name")
+        str(a.get("name")): (a.text or "").strip() for a in root.findall("attributes/attribute") if a.get("name")
     }
     return VocAnnotation(name, path_text, width, height, objects, attributes, notes, left_out)
 
 
 # --- reading a dataset: Annotations/*.xml, the images beside them, ImageSets/Main split lists -------------
-
-
-
 
 
 # --- writing ------------------------------------------------------------------------------------------------

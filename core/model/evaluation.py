@@ -90,13 +90,21 @@ def load_boxes(
         .where(Image.project_id == project_id, Image.split == Split.TEST, Image.status.in_(GROUND_TRUTH))
     ).all()
     dt_rows = session.execute(
-        select(Prediction.image_id, Label.name, Prediction.x_min, Prediction.y_min, Prediction.x_max,
-               Prediction.y_max, Prediction.score)
+        select(
+            Prediction.image_id,
+            Label.name,
+            Prediction.x_min,
+            Prediction.y_min,
+            Prediction.x_max,
+            Prediction.y_max,
+            Prediction.score,
+        )
         .join(Label, Prediction.label_id == Label.id)
         .join(Image, Prediction.image_id == Image.id)
-        .where(Prediction.model_version_id == model_version_id, Image.split == Split.TEST,
-               Image.status.in_(GROUND_TRUTH))
-    ).all()  # fmt: skip
+        .where(
+            Prediction.model_version_id == model_version_id, Image.split == Split.TEST, Image.status.in_(GROUND_TRUTH)
+        )
+    ).all()
     gts = [GroundTruth(r.image_id, r.name, Box.from_row(r)) for r in gt_rows if r.image_id in ids]
     dts = [Detection(r.image_id, r.name, Box.from_row(r), r.score) for r in dt_rows if r.image_id in ids]
     return gts, dts
@@ -160,8 +168,16 @@ def find_errors(
         for di, gi in pairs:
             d, g = d_list[di], g_list[gi]
             if d.label != g.label:
-                wrong.append({"image_id": image_id, "label": d.label, "true_label": g.label,
-                              "score": round(d.score, 4), "box": box(d.box), "true_box": box(g.box)})  # fmt: skip
+                wrong.append(
+                    {
+                        "image_id": image_id,
+                        "label": d.label,
+                        "true_label": g.label,
+                        "score": round(d.score, 4),
+                        "box": box(d.box),
+                        "true_box": box(g.box),
+                    }
+                )
         for di, d in enumerate(d_list):
             if di not in used_d:
                 fp.append({"image_id": image_id, "label": d.label, "score": round(d.score, 4), "box": box(d.box)})
@@ -247,9 +263,7 @@ def evaluate_model_version(
         if version is None:
             raise EvaluationError(f"No model version #{model_version_id}.")
         project_id = version.project_id
-        labels = list(
-            session.scalars(select(Label.name).where(Label.project_id == project_id).order_by(Label.order))
-        )
+        labels = list(session.scalars(select(Label.name).where(Label.project_id == project_id).order_by(Label.order)))
         image_ids = test_image_ids(session, project_id)
     if not image_ids:
         raise EvaluationError(

@@ -137,10 +137,13 @@ def predict_images(
                     b = d.box
                     session.add(
                         Prediction(
-                            model_version_id=model_version_id, image_id=image_id, label_id=label_id,
-                            **b.as_columns(), score=d.score,
+                            model_version_id=model_version_id,
+                            image_id=image_id,
+                            label_id=label_id,
+                            **b.as_columns(),
+                            score=d.score,
                         )
-                    )  # fmt: skip
+                    )
                     stored += 1
         if progress is not None:
             progress(min(start + batch_size, total), total)
@@ -177,9 +180,13 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         ctx.progress(done, total, f"{done}/{total} images")
 
     n = predict_images(
-        ctx.engine, ctx.settings, version_id, image_ids, batch_size=int(params.get("batch_size", 8)),
+        ctx.engine,
+        ctx.settings,
+        version_id,
+        image_ids,
+        batch_size=int(params.get("batch_size", 8)),
         progress=on_progress,
-    )  # fmt: skip
+    )
     with session_scope(ctx.engine) as session:
         from core.project.projects import record_activity
         from core.review.auto_tags import update_auto_tags
@@ -187,7 +194,10 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         tagged = update_auto_tags(session, version_id, image_ids)
 
         record_activity(
-            session, project_id, "predict", f"model {name} predicted {n} boxes on {len(image_ids)} images",
+            session,
+            project_id,
+            "predict",
+            f"model {name} predicted {n} boxes on {len(image_ids)} images",
             params.get("who"),
-        )  # fmt: skip
+        )
     return {"model_version_id": version_id, "images": len(image_ids), "predictions": n, "tagged": tagged}

@@ -67,12 +67,29 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
 }
 SPEC_KEYS = (
-    "image_height", "image_width", "alpha", "weights", "freeze_batch_norm", "head_convs", "fpn_batch_norm",
-    "head_group_norm", "score_threshold", "min_level", "anchor_size", "frozen_stages",
-)  # fmt: skip
+    "image_height",
+    "image_width",
+    "alpha",
+    "weights",
+    "freeze_batch_norm",
+    "head_convs",
+    "fpn_batch_norm",
+    "head_group_norm",
+    "score_threshold",
+    "min_level",
+    "anchor_size",
+    "frozen_stages",
+)
 CONFIG_KEYS = (
-    "epochs", "budget_minutes", "patience", "batch_size", "learning_rate", "warmup_epochs", "eval_every", "seed",
-)  # fmt: skip
+    "epochs",
+    "budget_minutes",
+    "patience",
+    "batch_size",
+    "learning_rate",
+    "warmup_epochs",
+    "eval_every",
+    "seed",
+)
 FIT_KEYS = ("image_height", "image_width", "min_level", "anchor_size")
 CPU_BATCH = 8
 GPU_BATCH_PER_DEVICE = 32
@@ -344,9 +361,15 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     from core.model.pretrained.offline_weights import cache_dir_for
 
     result = train(
-        spec, config, train_examples, train_count, work_dir, val=val, on_progress=on_progress,
+        spec,
+        config,
+        train_examples,
+        train_count,
+        work_dir,
+        val=val,
+        on_progress=on_progress,
         weights_dir=cache_dir_for(ctx.settings.data_dir),
-    )  # fmt: skip
+    )
     # Keep the curves and history in the progress the page shows after the run.
     ctx.progress(last.get("step", 0), last.get("steps"), "evaluating the best model", **{**last, "phase": "final"})
     detector = Detector.load(result.best_dir, batch_size=config.batch_size)

@@ -47,9 +47,10 @@ def _split_name(split: object) -> str:
 
 def dataset_health(session: Session, project_id: int) -> DatasetHealth:
     """Computes the health tables and warnings of a project's ground truth."""
-    labels = [name for (name,) in session.execute(
-        select(Label.name).where(Label.project_id == project_id).order_by(Label.order)
-    )]  # fmt: skip
+    labels = [
+        name
+        for (name,) in session.execute(select(Label.name).where(Label.project_id == project_id).order_by(Label.order))
+    ]
     gt_images = (Image.project_id == project_id) & Image.status.in_(GROUND_TRUTH)
 
     rows = session.execute(
@@ -60,9 +61,18 @@ def dataset_health(session: Session, project_id: int) -> DatasetHealth:
         .where(gt_images)
         .group_by(Label.name, Image.split)
     ).all()
-    per_class = pd.DataFrame(0, index=pd.Index(labels, name="label"), columns=[
-        "boxes", "images", "train boxes", "val boxes", "test boxes", "unassigned boxes",
-    ])  # fmt: skip
+    per_class = pd.DataFrame(
+        0,
+        index=pd.Index(labels, name="label"),
+        columns=[
+            "boxes",
+            "images",
+            "train boxes",
+            "val boxes",
+            "test boxes",
+            "unassigned boxes",
+        ],
+    )
     for name, split, boxes, images in rows:
         if name not in per_class.index:
             continue

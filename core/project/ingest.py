@@ -269,9 +269,12 @@ def _existing(session: Session, project_id: int, sha: str) -> ImageRow | None:
 
 def _duplicate(name: str, existing: ImageRow) -> FileOutcome:
     return FileOutcome(
-        name, "duplicate", f"same content as {existing.original_name!r}; not stored twice", existing.id,
+        name,
+        "duplicate",
+        f"same content as {existing.original_name!r}; not stored twice",
+        existing.id,
         existing.original_name,
-    )  # fmt: skip
+    )
 
 
 def add_prepared(
@@ -516,9 +519,10 @@ def _write_batch(
                     try:
                         with session.begin_nested():  # one bad row never spoils the batch
                             outcomes.append(
-                                add_prepared(session, project_id, src.store_as or src.name, prepared, names,
-                                             source=src.name)
-                            )  # fmt: skip
+                                add_prepared(
+                                    session, project_id, src.store_as or src.name, prepared, names, source=src.name
+                                )
+                            )
                     except OperationalError as exc:
                         if is_lock_error(exc):
                             raise

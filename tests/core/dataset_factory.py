@@ -23,7 +23,9 @@ def jpeg_bytes(width: int, height: int, seed: int, fmt: str = "JPEG") -> bytes:
     im = PILImage.new("RGB", (width, height), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
     for _ in range(6):
         x, y = rng.randrange(width), rng.randrange(height)
-        im.paste((rng.randrange(256), rng.randrange(256), rng.randrange(256)), (x, y, min(width, x + 9), min(height, y + 7)))
+        im.paste(
+            (rng.randrange(256), rng.randrange(256), rng.randrange(256)), (x, y, min(width, x + 9), min(height, y + 7))
+        )
     buf = io.BytesIO()
     im.save(buf, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return buf.getvalue()

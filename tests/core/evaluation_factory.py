@@ -15,7 +15,9 @@ from db.engine import session_scope
 from db.models import BoxRow, Image, Label, ModelVersion, Prediction, Split
 
 
-def fake_model_version(engine: Engine, project_id: int, name: str = "fake v1", seed: int = 0, extra_per_image: int = 1) -> int:
+def fake_model_version(
+    engine: Engine, project_id: int, name: str = "fake v1", seed: int = 0, extra_per_image: int = 1
+) -> int:
     """A model version row (no model file) with predictions on every test image; returns its id."""
     rng = random.Random(seed)
     with session_scope(engine) as session:
@@ -39,18 +41,35 @@ def fake_model_version(engine: Engine, project_id: int, name: str = "fake v1", s
                 continue  # missed
             label = label_id if roll < 0.9 else rng.choice([i for i in label_ids if i != label_id] or [label_id])
             j = 0.04 * (x1 - x0)
-            rows.append(dict(
-                model_version_id=version_id, image_id=image_id, label_id=label, score=rng.uniform(0.4, 0.99),
-                x_min=x0 + rng.uniform(-j, j), y_min=y0 + rng.uniform(-j, j),
-                x_max=x1 + rng.uniform(-j, j), y_max=y1 + rng.uniform(-j, j),
-            ))  # fmt: skip
+            rows.append(
+                dict(
+                    model_version_id=version_id,
+                    image_id=image_id,
+                    label_id=label,
+                    score=rng.uniform(0.4, 0.99),
+                    x_min=x0 + rng.uniform(-j, j),
+                    y_min=y0 + rng.uniform(-j, j),
+                    x_max=x1 + rng.uniform(-j, j),
+                    y_max=y1 + rng.uniform(-j, j),
+                )
+            )
         for image_id, w, h in images:
-            for _ in range(extra_per_image):  # a background false positive per image (and an empty image still predicted)
+            for _ in range(
+                extra_per_image
+            ):  # a background false positive per image (and an empty image still predicted)
                 x0, y0 = rng.uniform(0, w * 0.7), rng.uniform(0, h * 0.7)
-                rows.append(dict(
-                    model_version_id=version_id, image_id=image_id, label_id=rng.choice(label_ids),
-                    score=rng.uniform(0.05, 0.95), x_min=x0, y_min=y0, x_max=x0 + w * 0.2, y_max=y0 + h * 0.2,
-                ))  # fmt: skip
+                rows.append(
+                    dict(
+                        model_version_id=version_id,
+                        image_id=image_id,
+                        label_id=rng.choice(label_ids),
+                        score=rng.uniform(0.05, 0.95),
+                        x_min=x0,
+                        y_min=y0,
+                        x_max=x0 + w * 0.2,
+                        y_max=y0 + h * 0.2,
+                    )
+                )
         if rows:
             session.execute(insert(Prediction), rows)
     return version_id

@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def cli(*args: str, data_dir: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "core", *args, "--data-dir", str(data_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _image(fmt: str, mode: str = "RGB", colour: object = (200, 40, 40), **save: object) -> bytes:

@@ -36,8 +36,9 @@ def test_defaults_are_the_minutes_budget_and_auto_everything() -> None:
 
 
 def test_minutes_patience_epochs_size_and_weights_reach_the_params() -> None:
-    params = _params("--minutes", "2.5", "--patience", "3", "--epochs", "40", "--size", "448x288", "--weights",
-                     "imagenet-offline")  # fmt: skip
+    params = _params(
+        "--minutes", "2.5", "--patience", "3", "--epochs", "40", "--size", "448x288", "--weights", "imagenet-offline"
+    )
     assert params["budget_minutes"] == 2.5 and params["patience"] == 3 and params["epochs"] == 40
     assert (params["image_width"], params["image_height"]) == (448, 288)
     assert params["weights"] == "imagenet-offline"
@@ -61,9 +62,22 @@ def test_user_errors_through_the_command_line_create_no_job(settings: Settings, 
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "core", "train", *args, "--db", settings.db_url, "--data-dir", str(settings.data_dir)],
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "core",
+                "train",
+                *args,
+                "--db",
+                settings.db_url,
+                "--data-dir",
+                str(settings.data_dir),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     run = cli("--project", "Shop", "--minutes", "-1")
     assert run.returncode == 2 and "give minutes >= 0" in run.stderr

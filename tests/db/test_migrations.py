@@ -55,7 +55,9 @@ def test_older_revision_with_rows_upgrades_without_loss(tmp_path: Path) -> None:
                 "VALUES (1, 'Old', '', '{}', '2026-01-01 00:00:00')"
             )
         )
-        conn.execute(text("INSERT INTO label (id, project_id, name, colour, \"order\") VALUES (1, 1, 'Shirts', '#ff0000', 0)"))
+        conn.execute(
+            text("INSERT INTO label (id, project_id, name, colour, \"order\") VALUES (1, 1, 'Shirts', '#ff0000', 0)")
+        )
         conn.execute(
             text(
                 "INSERT INTO image (id, project_id, sha256, stored_path, display_path, width, height, original_name, "

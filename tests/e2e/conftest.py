@@ -43,13 +43,32 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeou
     env = dict(os.environ, TAGRACK_USER="e2e-tester", **(extra_env or {}))
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-            "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-            "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-            "--", "--db", db_url, "--data-dir", str(data_dir),
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.headless",
+            "true",
+            "--server.port",
+            str(port),
+            "--server.address",
+            "127.0.0.1",
+            "--browser.gatherUsageStats",
+            "false",
+            "--server.fileWatcherType",
+            "none",
+            "--",
+            "--db",
+            db_url,
+            "--data-dir",
+            str(data_dir),
         ],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )  # fmt: skip
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -86,10 +105,15 @@ def browser() -> Iterator[object]:
             executable_path=CHROMIUM,
             headless=True,
             args=[
-                "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-quic",
             ],
-        )  # fmt: skip
+        )
         yield b
         b.close()
 
@@ -145,24 +169,41 @@ def fill_with_models(data_dir: Path) -> None:
             version = session.get(ModelVersion, version_id)
             # What a real training stores (core/model/training.py), so the tables have all their columns.
             version.params = {
-                "budget_minutes": 15.0, "epochs": 500, "image_width": 256, "image_height": 192,
-                "weights": "imagenet-offline", "images": {"train": 24, "val": 4, "test": 12},
-            }  # fmt: skip
+                "budget_minutes": 15.0,
+                "epochs": 500,
+                "image_width": 256,
+                "image_height": 192,
+                "weights": "imagenet-offline",
+                "images": {"train": 24, "val": 4, "test": 12},
+            }
             version.metrics = {
-                **version.metrics, "val": {"map50": 0.612}, "best_epoch": 7, "stopped": "budget",
+                **version.metrics,
+                "val": {"map50": 0.612},
+                "best_epoch": 7,
+                "stopped": "budget",
                 "history": [{"epoch": e, "val_map50": 0.06 * e} for e in range(1, 10)],
-                "train_seconds": 880.0, "images_per_s": 6.1, "ap50": {"Jeans": 0.7, "Shirts": 0.5},
-            }  # fmt: skip
+                "train_seconds": 880.0,
+                "images_per_s": 6.1,
+                "ap50": {"Jeans": 0.7, "Shirts": 0.5},
+            }
             version.dataset_hash = "0123456789abcdef" * 4
             labels = {lab.name: lab.id for lab in session.scalars(select(Label).where(Label.project_id == pid))}
             new = session.scalars(select(Image).where(Image.status == ImageStatus.NEW).order_by(Image.id)).all()
             for i, image in enumerate(new):
                 for k, (label, score) in enumerate((("Jeans", 0.5 + i / 100), ("Shirts", 0.4))):
                     x = 40 + 200 * k
-                    session.add(Prediction(
-                        model_version_id=version_id, image_id=image.id, label_id=labels[label],
-                        x_min=x, y_min=60, x_max=x + 150, y_max=260, score=score,
-                    ))  # fmt: skip
+                    session.add(
+                        Prediction(
+                            model_version_id=version_id,
+                            image_id=image.id,
+                            label_id=labels[label],
+                            x_min=x,
+                            y_min=60,
+                            x_max=x + 150,
+                            y_max=260,
+                            score=score,
+                        )
+                    )
     engine.dispose()
 
 

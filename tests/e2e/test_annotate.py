@@ -149,8 +149,12 @@ def expected_original(server: AppServer, name: str, cbox: dict, px: tuple[float,
 
 def pixel(page, x: float, y: float) -> tuple[int, int, int]:  # type: ignore[no-untyped-def]
     """The RGB of the page at a point, read from the component's box layer."""
-    rgba = page.locator(".dc-container canvas").nth(1).evaluate(  # 0 is the background, 1 the boxes
-        "(c, p) => Array.from(c.getContext('2d').getImageData(p[0], p[1], 1, 1).data)", [x, y]
+    rgba = (
+        page.locator(".dc-container canvas")
+        .nth(1)
+        .evaluate(  # 0 is the background, 1 the boxes
+            "(c, p) => Array.from(c.getContext('2d').getImageData(p[0], p[1], 1, 1).data)", [x, y]
+        )
     )
     return tuple(rgba[:3])
 
@@ -183,7 +187,8 @@ def select_box(page, server: AppServer, name: str) -> tuple[float, float]:  # ty
         page.mouse.click(x, y)
         try:
             page.wait_for_function(
-                "el => !el.disabled", arg=page.get_by_role("button", name="Delete selected").element_handle(),
+                "el => !el.disabled",
+                arg=page.get_by_role("button", name="Delete selected").element_handle(),
                 timeout=3_000,
             )
             return box_centre(page, server, name)
@@ -360,4 +365,3 @@ def test_two_tabs_second_save_is_refused_with_a_message(browser, server: AppServ
     finally:
         for tab in tabs:
             tab.context.close()
-

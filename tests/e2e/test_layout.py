@@ -40,9 +40,11 @@ def _in_viewport(page, box: dict[str, float]) -> bool:  # type: ignore[no-untype
 
 def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
     return not (
-        a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
-        or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"]
-    )  # fmt: skip
+        a["x"] + a["width"] <= b["x"]
+        or b["x"] + b["width"] <= a["x"]
+        or a["y"] + a["height"] <= b["y"]
+        or b["y"] + b["height"] <= a["y"]
+    )
 
 
 # Anything inside an element drawn wider than its box (an ellipsis, a clipped label).

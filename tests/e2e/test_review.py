@@ -43,9 +43,17 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
             for k, (label, score) in enumerate((("Jeans", top), ("Shirts", round(top - 0.1, 2)))):
                 x = 40 + 200 * k
                 session.add(
-                    Prediction(model_version_id=version.id, image_id=image.id, label_id=labels[label],
-                               x_min=x, y_min=60, x_max=x + 150, y_max=260, score=score)
-                )  # fmt: skip
+                    Prediction(
+                        model_version_id=version.id,
+                        image_id=image.id,
+                        label_id=labels[label],
+                        x_min=x,
+                        y_min=60,
+                        x_max=x + 150,
+                        y_max=260,
+                        score=score,
+                    )
+                )
     engine.dispose()
     srv = start_server(data_dir)
     yield srv
@@ -118,9 +126,17 @@ def pair_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]
         ]
         for image, label, score, (x0, y0, x1, y1) in predictions:
             session.add(
-                Prediction(model_version_id=version.id, image_id=image.id, label_id=labels[label],
-                           x_min=x0, y_min=y0, x_max=x1, y_max=y1, score=score)
-            )  # fmt: skip
+                Prediction(
+                    model_version_id=version.id,
+                    image_id=image.id,
+                    label_id=labels[label],
+                    x_min=x0,
+                    y_min=y0,
+                    x_max=x1,
+                    y_max=y1,
+                    score=score,
+                )
+            )
     engine.dispose()
     srv = start_server(data_dir)
     yield srv

@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from db.engine import make_engine, session_scope
 from db.models import Job, JobStatus, ModelVersion
-
 from tests.e2e.conftest import AppServer, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -61,8 +60,8 @@ def test_queued_message_goes_when_the_job_runs(tmp_path, page) -> None:  # type:
     from core.database import open_database
     from core.demo.project import create_demo_project
     from core.jobs import create_job
-    from core.settings import Settings
     from core.model.training import JOB_KIND, train_params
+    from core.settings import Settings
     from db.models import utcnow
     from tests.e2e.conftest import start_server, stop_server
 
@@ -82,9 +81,14 @@ def test_queued_message_goes_when_the_job_runs(tmp_path, page) -> None:  # type:
             job = session.get(Job, job_id)
             job.status, job.started_at, job.heartbeat_at = JobStatus.RUNNING, utcnow(), utcnow()
             job.progress = {
-                "message": "epoch 3/5", "epoch": 3, "epochs": 5, "step": 3, "steps": 10,
-                "curve": [[s, 2.0 / s] for s in range(1, 25)], "history": [{"epoch": 3, "val_map50": 0.41}],
-            }  # fmt: skip
+                "message": "epoch 3/5",
+                "epoch": 3,
+                "epochs": 5,
+                "step": 3,
+                "steps": 10,
+                "curve": [[s, 2.0 / s] for s in range(1, 25)],
+                "history": [{"epoch": 3, "val_map50": 0.41}],
+            }
         page.get_by_text(f"Training job #{job_id}: running").wait_for(timeout=30_000)
         wait_for_app(page)
         screenshot(page, "train-running")

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from db.engine import make_engine, session_scope
 from db.models import Image as ImageRow
 from db.models import Job
-
 from tests.e2e.conftest import AppServer, screenshot, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -45,7 +44,9 @@ def test_upload_files_and_zip(app_server: AppServer, page, tmp_path) -> None:
 
     engine = make_engine(app_server.db_url)
     with session_scope(engine) as session:
-        names = set(session.scalars(select(ImageRow.original_name).where(ImageRow.original_name.in_(["red.jpg", "blue.jpg"]))))
+        names = set(
+            session.scalars(select(ImageRow.original_name).where(ImageRow.original_name.in_(["red.jpg", "blue.jpg"])))
+        )
         jobs = session.scalars(select(Job).where(Job.kind == "import-images")).all()
     engine.dispose()
     assert names == {"red.jpg", "blue.jpg"}

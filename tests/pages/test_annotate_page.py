@@ -107,8 +107,18 @@ def test_jump_by_name_and_model_boxes_show_their_score(make_app: Callable[[], Ap
     with session_scope(engine) as session:
         img = session.scalar(select(Image).where(Image.original_name == "demo-0250.jpg"))
         label = session.scalar(select(Label).where(Label.project_id == img.project_id, Label.name == "Shoes"))
-        session.add(BoxRow(image_id=img.id, label_id=label.id, x_min=5, y_min=6, x_max=50, y_max=60,
-                           source=BoxSource.MODEL, score=0.37))  # fmt: skip
+        session.add(
+            BoxRow(
+                image_id=img.id,
+                label_id=label.id,
+                x_min=5,
+                y_min=6,
+                x_max=50,
+                y_max=60,
+                source=BoxSource.MODEL,
+                score=0.37,
+            )
+        )
     at = _open(make_app)
     at.text_input(key=next(t.key for t in at.text_input if t.label == "Jump to image (name)")).input("0250").run()
     assert _header(at).startswith("**demo-0250.jpg**")
@@ -146,7 +156,9 @@ def test_copy_previous_adds_scaled_boxes_that_save(make_app: Callable[[], AppTes
     with session_scope(engine) as session:
         saved = load_image(session, target_id)
     assert sorted(b.label for b in saved.boxes) == sorted(b.label for b in prev.boxes)
-    for a, b in zip(sorted(saved.boxes, key=lambda b: b.box.x_min), sorted(prev.boxes, key=lambda b: b.box.x_min)):
+    for a, b in zip(
+        sorted(saved.boxes, key=lambda b: b.box.x_min), sorted(prev.boxes, key=lambda b: b.box.x_min), strict=True
+    ):
         assert abs(a.box.x_min - b.box.x_min * saved.width / prev.width) < 0.5
     engine.dispose()
 

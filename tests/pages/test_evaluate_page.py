@@ -69,7 +69,11 @@ def test_page_shows_metrics_curves_confusion_and_errors(make_app: Callable[[], A
     assert confusion.columns[-1] == "background" and confusion.iloc[-1, 0] == "background"
     assert any(c.proto.spec and "recall" in c.proto.spec for c in at.get("vega_lite_chart"))
     labels = {b.label for b in at.get("download_button")}
-    assert {"Download model versions (CSV)", "Download per-class metrics (CSV)", "Download confusion matrix (CSV)"} <= labels
+    assert {
+        "Download model versions (CSV)",
+        "Download per-class metrics (CSV)",
+        "Download confusion matrix (CSV)",
+    } <= labels
     # A higher threshold changes precision/recall and the matrix without recomputing.
     at.select_slider(key="eval_thr").set_value("0.9").run()
     assert not at.exception, at.exception
@@ -77,7 +81,9 @@ def test_page_shows_metrics_curves_confusion_and_errors(make_app: Callable[[], A
     opens = [b for b in at.button if b.key and b.key.startswith("open_false_positive_")]
     assert opens
     open_button = opens[0]
-    with session_scope(open_database(Settings.resolve(f"sqlite:///{evaluated_env[0] / 'tagrack.db'}", evaluated_env[0]))) as s:
+    with session_scope(
+        open_database(Settings.resolve(f"sqlite:///{evaluated_env[0] / 'tagrack.db'}", evaluated_env[0]))
+    ) as s:
         stored = s.get(ModelVersion, version_id).metrics["test"]["coco"]["errors"]["false_positive"][0]
         name = s.get(Image, stored["image_id"]).original_name
     open_button.click().run()
@@ -97,8 +103,16 @@ def test_page_after_a_real_tiny_training(tmp_path: Path, monkeypatch: pytest.Mon
     settings = Settings.resolve(f"sqlite:///{data / 'tagrack.db'}", data)
     engine = open_database(settings)
     pid = create_demo_project(engine, settings, name="Demo", count=20, labelled_fraction=1.0)
-    tiny = dict(image_height=96, image_width=128, alpha=0.35, weights="none", batch_size=4, epochs=1, eval_every=5,
-                score_threshold=0.0)  # fmt: skip
+    tiny = dict(
+        image_height=96,
+        image_width=128,
+        alpha=0.35,
+        weights="none",
+        batch_size=4,
+        epochs=1,
+        eval_every=5,
+        score_threshold=0.0,
+    )
     with session_scope(engine) as session:
         assign_splits(session, pid, (0.7, 0.0, 0.3))  # a few test images; no val split (one evaluation less)
         job_id = create_job(session, JOB_KIND, train_params(pid, **tiny), pid).id

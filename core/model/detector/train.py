@@ -319,22 +319,24 @@ class _TrainingMonitor(keras.callbacks.Callback):
         else:
             eta = remaining * self.config.batch_size / ips + evals_left * per_eval if ips else None
             epochs = self.config.epochs
-        self.on_progress({
-            "phase": phase,
-            "epoch": self.epoch + 1,
-            "epochs": epochs,
-            "budget_s": self.budget_s,
-            "elapsed_s": round(self.elapsed_s, 1),
-            "stopped": self.state.get("stopped"),
-            "step": done,
-            "steps": self.total_steps,
-            "loss": loss,
-            "images_per_s": round(ips, 2),
-            "eta_s": round(eta, 1) if eta is not None else None,
-            "curve": self.state["curve"],
-            "history": self.state["history"],
-            "best": self.state.get("best"),
-        })  # fmt: skip
+        self.on_progress(
+            {
+                "phase": phase,
+                "epoch": self.epoch + 1,
+                "epochs": epochs,
+                "budget_s": self.budget_s,
+                "elapsed_s": round(self.elapsed_s, 1),
+                "stopped": self.state.get("stopped"),
+                "step": done,
+                "steps": self.total_steps,
+                "loss": loss,
+                "images_per_s": round(ips, 2),
+                "eta_s": round(eta, 1) if eta is not None else None,
+                "curve": self.state["curve"],
+                "history": self.state["history"],
+                "best": self.state.get("best"),
+            }
+        )
 
     def _evaluates(self, epoch_number: int) -> bool:
         return epoch_number == self.config.epochs or epoch_number % max(self.config.eval_every, 1) == 0
@@ -479,17 +481,26 @@ def train(
     schedule = optimizer._learning_rate  # noqa: SLF001 - Keras keeps the schedule object here
     budget_progress = schedule.progress if isinstance(schedule, BudgetCosineDecay) else None
     batches = detection_batches(
-        train_examples, spec.image_height, spec.image_width, config.batch_size, training=True,
-        augment=config.augment, seed=config.seed, repeat=True,
-    )  # fmt: skip
+        train_examples,
+        spec.image_height,
+        spec.image_width,
+        config.batch_size,
+        training=True,
+        augment=config.augment,
+        seed=config.seed,
+        repeat=True,
+    )
     meter = ThroughputMeter(config.batch_size)
     monitor = _TrainingMonitor(spec, config, work_dir, steps, meter, val, state, on_progress, budget_progress)
     callbacks = [meter, monitor, keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=False)]
     if resumed_from < config.epochs and not state.get("stopped"):
         model.fit(
-            batches, epochs=config.epochs, steps_per_epoch=steps, callbacks=callbacks + list(extra_callbacks or []),
+            batches,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks + list(extra_callbacks or []),
             verbose=0,
-        )  # fmt: skip
+        )
     best = state.get("best") or {}
     if not (work_dir / "best" / "model.keras").exists():
         save_model_version(model, spec, work_dir / "best")

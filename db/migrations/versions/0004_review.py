@@ -22,9 +22,12 @@ def upgrade() -> None:
     with op.batch_alter_table("review_decision", schema=None) as batch_op:
         batch_op.add_column(sa.Column("model_version_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
-            batch_op.f("fk_review_decision_model_version_id_model_version"), "model_version", ["model_version_id"],
-            ["id"], ondelete="CASCADE",
-        )  # fmt: skip
+            batch_op.f("fk_review_decision_model_version_id_model_version"),
+            "model_version",
+            ["model_version_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
         batch_op.create_index("ix_review_decision_version_image", ["model_version_id", "image_id"], unique=False)
     with op.batch_alter_table("prediction", schema=None) as batch_op:
         batch_op.create_index(

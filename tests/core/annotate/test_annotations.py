@@ -121,8 +121,18 @@ def test_a_stored_pair_must_be_resolved_before_the_next_save(engine: Engine, ima
     with session_scope(engine) as session:
         labels = {lab.name: lab.id for lab in project_labels(session, session.get(Image, image_id).project_id)}
         for name in ("Shirts", "Jackets"):
-            session.add(BoxRow(image_id=image_id, label_id=labels[name], x_min=10, y_min=10, x_max=200, y_max=300,
-                               source=BoxSource.MODEL, score=0.32))  # fmt: skip
+            session.add(
+                BoxRow(
+                    image_id=image_id,
+                    label_id=labels[name],
+                    x_min=10,
+                    y_min=10,
+                    x_max=200,
+                    y_max=300,
+                    source=BoxSource.MODEL,
+                    score=0.32,
+                )
+            )
     shirt, jacket = load(engine, image_id).boxes
     with pytest.raises(AnnotationError, match="same box"):
         save(engine, image_id, 0, [DraftBox(b.label, b.box, b.id) for b in (shirt, jacket)])
@@ -156,8 +166,18 @@ def test_move_relabel_delete_keep_ids_and_record_history(engine: Engine, image_i
 def test_model_box_keeps_score_until_edited_then_becomes_human(engine: Engine, image_id: int) -> None:
     with session_scope(engine) as session:
         label_id = project_labels(session, session.get(Image, image_id).project_id)[0].id  # type: ignore[union-attr]
-        session.add(BoxRow(image_id=image_id, label_id=label_id, x_min=5, y_min=5, x_max=60, y_max=60,
-                           source=BoxSource.MODEL, score=0.42))  # fmt: skip
+        session.add(
+            BoxRow(
+                image_id=image_id,
+                label_id=label_id,
+                x_min=5,
+                y_min=5,
+                x_max=60,
+                y_max=60,
+                source=BoxSource.MODEL,
+                score=0.42,
+            )
+        )
     (m,) = load(engine, image_id).boxes
     assert m.source is BoxSource.MODEL and m.score == 0.42
     save(engine, image_id, 0, [DraftBox(m.label, m.box, m.id)])  # untouched: still the model's

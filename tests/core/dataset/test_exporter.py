@@ -74,11 +74,27 @@ def test_cli_tfrecord_export_into_a_folder_that_does_not_exist(engine, settings,
     cwd = tmp_path / "work"
     cwd.mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "export", "tfrecord", "new/folder/out.zip", "--db", settings.db_url,
-         "--data-dir", str(settings.data_dir), "--project", str(project_id)],
-        cwd=cwd, capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "export",
+            "tfrecord",
+            "new/folder/out.zip",
+            "--db",
+            settings.db_url,
+            "--data-dir",
+            str(settings.data_dir),
+            "--project",
+            str(project_id),
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )  # fmt: skip
+    )
     assert proc.returncode == 0, proc.stderr
     out = cwd / "new" / "folder" / "out.zip"
     assert (cwd / json.loads(proc.stdout)["path"]).resolve() == out.resolve()
@@ -91,18 +107,50 @@ def test_cli_export(engine, settings, project_id, tmp_path: Path) -> None:
     make_dataset(engine, settings, project_id, n=6)
     out = tmp_path / "cli-out"
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "export", "tfrecord", str(out), "--db", settings.db_url,
-         "--data-dir", str(settings.data_dir), "--project", str(project_id), "--fractions", "0.5,0.25,0.25"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "export",
+            "tfrecord",
+            str(out),
+            "--db",
+            settings.db_url,
+            "--data-dir",
+            str(settings.data_dir),
+            "--project",
+            str(project_id),
+            "--fractions",
+            "0.5,0.25,0.25",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["images"] == 4 and (out / "label_map.pbtxt").exists()
     bad = subprocess.run(
-        [sys.executable, "-m", "core", "export", "tfrecord", str(out), "--db", settings.db_url,
-         "--data-dir", str(settings.data_dir), "--project", str(project_id)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "export",
+            "tfrecord",
+            str(out),
+            "--db",
+            settings.db_url,
+            "--data-dir",
+            str(settings.data_dir),
+            "--project",
+            str(project_id),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert bad.returncode == 1 and "not empty" in bad.stderr
 
 

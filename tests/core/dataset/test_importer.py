@@ -169,10 +169,26 @@ def test_cli_import(engine, settings, project_id, tmp_path: Path) -> None:
     export_dataset(engine, settings, project_id, "voc", tmp_path / "e")
     target = _new_project(engine, "cli target")
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "import", "voc", str(tmp_path / "e"), "--db", settings.db_url,
-         "--data-dir", str(settings.data_dir), "--project", "cli target", "--refuse-unknown-labels"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "import",
+            "voc",
+            str(tmp_path / "e"),
+            "--db",
+            settings.db_url,
+            "--data-dir",
+            str(settings.data_dir),
+            "--project",
+            "cli target",
+            "--refuse-unknown-labels",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["imported"] + summary["skipped"] == 4

@@ -169,8 +169,10 @@ def test_coco_orphan_annotations_reported_by_source_id(engine, settings, tmp_pat
     images.mkdir()
     (images / "a.jpg").write_bytes(jpeg_bytes(50, 40, 61))
     doc = {
-        "images": [{"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
-                   {"id": 2, "file_name": "gone.jpg", "width": 50, "height": 40}],
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "width": 50, "height": 40},
+            {"id": 2, "file_name": "gone.jpg", "width": 50, "height": 40},
+        ],
         "annotations": [
             {"id": 11, "image_id": 1, "category_id": 1, "bbox": [30, 5, -10, 10]},  # negative width: refused
             {"id": 12, "image_id": 1, "category_id": 1, "bbox": [5, 5, 10, 10]},
@@ -181,7 +183,7 @@ def test_coco_orphan_annotations_reported_by_source_id(engine, settings, tmp_pat
             {"id": 30, "image_id": 2, "category_id": 1, "bbox": [1, 1, 5, 5]},  # its image file is missing
         ],
         "categories": [{"id": 1, "name": "Shirts"}],
-    }  # fmt: skip
+    }
     path = tmp_path / "c.json"
     path.write_text(json.dumps(doc))
     pid = _project(engine)
@@ -206,7 +208,9 @@ def test_labels_matched_ignoring_case_and_spaces(engine, settings, tmp_path: Pat
         {
             "JPEGImages/a.jpg": jpeg_bytes(64, 48, 71),
             "JPEGImages/b.jpg": jpeg_bytes(64, 48, 72),
-            "Annotations/a.xml": voc_xml("a.jpg", voc_obj("sunglasses", 2, 2, 20, 20) + voc_obj("  SHIRTS ", 5, 5, 30, 30)),
+            "Annotations/a.xml": voc_xml(
+                "a.jpg", voc_obj("sunglasses", 2, 2, 20, 20) + voc_obj("  SHIRTS ", 5, 5, 30, 30)
+            ),
             "Annotations/b.xml": voc_xml("b.jpg", voc_obj("Ponchos", 2, 2, 20, 20) + voc_obj("ponchos", 5, 5, 30, 30)),
         },
     )
@@ -228,8 +232,11 @@ def test_labels_matched_ignoring_case_and_spaces(engine, settings, tmp_path: Pat
     # COCO keeps category names as written: surrounding spaces do not make a new label either.
     (tmp_path / "c" / "images").mkdir(parents=True)
     (tmp_path / "c" / "images" / "c.jpg").write_bytes(jpeg_bytes(64, 48, 73))
-    doc = {"images": [{"id": 1, "file_name": "c.jpg"}], "categories": [{"id": 1, "name": " tshirts  "}],
-           "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9]}]}  # fmt: skip
+    doc = {
+        "images": [{"id": 1, "file_name": "c.jpg"}],
+        "categories": [{"id": 1, "name": " tshirts  "}],
+        "annotations": [{"id": 5, "image_id": 1, "category_id": 1, "bbox": [1, 1, 9, 9]}],
+    }
     (tmp_path / "c" / "c.json").write_text(json.dumps(doc))
     with session_scope(engine) as session:
         session.add(Label(project_id=pid, name="Tshirts", colour="#000000", order=9))

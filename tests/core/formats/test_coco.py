@@ -61,12 +61,16 @@ def test_coco_with_images_in_a_zip(engine, settings, project_id, tmp_path: Path)
     with zipfile.ZipFile(tmp_path / "images.zip", "w") as zf:
         zf.writestr("photos/p1.jpg", jpeg_bytes(50, 40, 41))
     doc = {
-        "images": [{"id": 1, "file_name": "C:\\\\export\\\\p1.jpg", "width": 50, "height": 40},
-                   {"id": 2, "file_name": "gone.jpg"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 60, 10]},
-                        {"id": 2, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]}],
+        "images": [
+            {"id": 1, "file_name": "C:\\\\export\\\\p1.jpg", "width": 50, "height": 40},
+            {"id": 2, "file_name": "gone.jpg"},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 3, "bbox": [5, 5, 60, 10]},
+            {"id": 2, "image_id": 1, "category_id": 99, "bbox": [1, 1, 2, 2]},
+        ],
         "categories": [{"id": 3, "name": "Shirts"}],
-    }  # fmt: skip
+    }
     (tmp_path / "c.json").write_text(json.dumps(doc))
     report = import_annotations(
         engine, settings, project_id, "coco", tmp_path / "c.json", images=tmp_path / "images.zip"

@@ -30,10 +30,16 @@ def test_csv_export_rows(engine, settings, project_id, tmp_path: Path) -> None:
         sizes = {i.original_name: (i.width, i.height) for i in session.query(Image)}
         names = {i.id: i.original_name for i in session.query(Image)}
     expected = sorted(
-        [names[i], str(sizes[names[i]][0]), str(sizes[names[i]][1]), label,
-         *map(str, box_to_voc(Box(*b), *sizes[names[i]]))]
-        for i, (status, boxes) in made.images.items() if status.value in ("done", "no_objects")
+        [
+            names[i],
+            str(sizes[names[i]][0]),
+            str(sizes[names[i]][1]),
+            label,
+            *map(str, box_to_voc(Box(*b), *sizes[names[i]])),
+        ]
+        for i, (status, boxes) in made.images.items()
+        if status.value in ("done", "no_objects")
         for label, b in boxes
-    )  # fmt: skip
+    )
     assert sorted(rows) == expected
     assert all((out / "images" / r[0]).is_file() for r in rows)

@@ -22,13 +22,21 @@ def test_dataturks(engine, settings, project_id, tmp_path: Path) -> None:
     (images / "shirt1.jpg").write_bytes(jpeg_bytes(100, 50, 11))
     (images / "plain.jpg").write_bytes(jpeg_bytes(100, 50, 12))
     lines = [
-        {"content": "http://com.dataturks.a96-i23.open.s3.amazonaws.com/2c9fafb0/abc___shirt1.jpg",
-         "annotation": [{"label": ["Shirts"], "points": [{"x": 0.5, "y": 0.8}, {"x": 0.1, "y": 0.2}],
-                         "imageWidth": 100, "imageHeight": 50}]},
+        {
+            "content": "http://com.dataturks.a96-i23.open.s3.amazonaws.com/2c9fafb0/abc___shirt1.jpg",
+            "annotation": [
+                {
+                    "label": ["Shirts"],
+                    "points": [{"x": 0.5, "y": 0.8}, {"x": 0.1, "y": 0.2}],
+                    "imageWidth": 100,
+                    "imageHeight": 50,
+                }
+            ],
+        },
         {"content": "C:\\data\\plain.jpg", "annotation": []},
         {"content": "https://example.com/nowhere.jpg", "annotation": []},
         {"content": "x/plain.jpg", "annotation": [{"label": ["Shirts"], "points": [{"x": 0.1}]}]},
-    ]  # fmt: skip
+    ]
     f = tmp_path / "dt.json"
     f.write_text("\n".join(json.dumps(x) for x in lines) + "\nnot json\n")
     report = import_annotations(engine, settings, project_id, "dataturks", f, images=images)

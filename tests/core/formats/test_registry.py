@@ -89,5 +89,7 @@ def test_the_orchestrators_refuse_unknown_formats_naming_the_known_ones(engine, 
 
     with pytest.raises(ExportError, match="Unknown export format 'pascal'; choose one of tfrecord, voc, coco, .*csv"):
         export_dataset(engine, settings, project_id, "pascal", tmp_path / "out")
-    with pytest.raises(AnnotationImportError, match="Unknown import format 'pascal'; choose one of voc, coco, .*dataturks, .*tfrecord"):
+    with pytest.raises(
+        AnnotationImportError, match="Unknown import format 'pascal'; choose one of voc, coco, .*dataturks, .*tfrecord"
+    ):
         read_items("pascal", tmp_path)

@@ -30,8 +30,15 @@ def test_layout_is_labelimg() -> None:
     xml = format_voc_xml("a.jpg", 64, 48, [VocObject(Box(0, 0, 10, 10), "Shirts")], {"sleeve_length": "half"})
     root = fromstring(xml)
     assert [c.tag for c in root] == [
-        "folder", "filename", "path", "source", "size", "segmented", "attributes", "object",
-    ]  # fmt: skip
+        "folder",
+        "filename",
+        "path",
+        "source",
+        "size",
+        "segmented",
+        "attributes",
+        "object",
+    ]
     assert [c.tag for c in root.find("size")] == ["width", "height", "depth"]
     obj = root.find("object")
     assert [c.tag for c in obj] == ["name", "pose", "truncated", "difficult", "bndbox"]

@@ -72,8 +72,13 @@ def test_split_lists_applied(engine, settings, project_id, tmp_path: Path) -> No
     report = import_annotations(engine, settings, project_id, "voc", root)
     assert report.count("failed") == 0 and report.count("imported") == 6, report.as_dict()
     assert _splits_by_name(engine, project_id) == {
-        "a.jpg": "train", "b.jpg": "train", "c.jpg": "val", "d.jpg": "test", "e.jpg": "test", "f.jpg": None,
-    }  # fmt: skip
+        "a.jpg": "train",
+        "b.jpg": "train",
+        "c.jpg": "val",
+        "d.jpg": "test",
+        "e.jpg": "test",
+        "f.jpg": None,
+    }
     summary = report.summary()
     assert summary["splits_from_file"] == {"train": 2, "val": 1, "test": 2}
     assert summary["splits_message"] == "splits from ImageSets/Main: 2 train, 1 val, 2 test"
@@ -84,8 +89,12 @@ def test_split_lists_applied(engine, settings, project_id, tmp_path: Path) -> No
         placed = assign_splits(session, project_id)
     assert sum(placed.values()) == 1
     assert {k: v for k, v in _splits_by_name(engine, project_id).items() if k != "f.jpg"} == {
-        "a.jpg": "train", "b.jpg": "train", "c.jpg": "val", "d.jpg": "test", "e.jpg": "test",
-    }  # fmt: skip
+        "a.jpg": "train",
+        "b.jpg": "train",
+        "c.jpg": "val",
+        "d.jpg": "test",
+        "e.jpg": "test",
+    }
 
 
 def test_any_subset_of_lists_and_no_lists(engine, settings, project_id, tmp_path: Path) -> None:
@@ -228,10 +237,25 @@ def test_unannotated_image_gets_the_split_with_its_boxes(engine, settings, proje
 def test_cli_prints_the_splits(engine, settings, project_id, tmp_path: Path) -> None:
     root = _write_folder(tmp_path / "voc", _voc_files(["a", "b", "c"], {"train.txt": "a\nb\n", "test.txt": "c\n"}))
     proc = subprocess.run(
-        [sys.executable, "-m", "core", "import", "voc", str(root), "--db", settings.db_url,
-         "--data-dir", str(settings.data_dir), "--project", "Test project"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "import",
+            "voc",
+            str(root),
+            "--db",
+            settings.db_url,
+            "--data-dir",
+            str(settings.data_dir),
+            "--project",
+            "Test project",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "splits from ImageSets/Main: 2 train, 1 test" in proc.stderr
     summary = json.loads(proc.stdout)

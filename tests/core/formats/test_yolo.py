@@ -63,8 +63,11 @@ def test_cli_export_then_import_round_trip(engine, settings, project_id, tmp_pat
     common = ["--db", settings.db_url, "--data-dir", str(settings.data_dir)]
     proc = subprocess.run(
         [sys.executable, "-m", "core", "export", "yolo", str(out), *common, "--project", str(project_id)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["files"] == ["data.yaml", "classes.txt"]

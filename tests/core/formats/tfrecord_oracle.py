@@ -28,9 +28,15 @@ def example_image(
 ) -> ExampleImage:
     """The record of ``encoded``: its format and SHA-256 taken from the bytes."""
     return ExampleImage(
-        image_format(encoded), width, height, filename, source_id, hashlib.sha256(encoded).hexdigest(),
-        objects, attributes,
-    )  # fmt: skip
+        image_format(encoded),
+        width,
+        height,
+        filename,
+        source_id,
+        hashlib.sha256(encoded).hexdigest(),
+        objects,
+        attributes,
+    )
 
 
 def _bytes(values: Sequence[bytes]) -> tf.train.Feature:

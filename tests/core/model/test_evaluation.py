@@ -52,8 +52,10 @@ def test_stored_results_match_coco_metrics(engine: Engine, settings: Settings, e
         assert stored["map_50_95"] == pytest.approx(ref.map_50_95, abs=1e-6)
         assert stored["at"][t]["confusion"] == ref.confusion.tolist()
         for name in labels:
-            for ours, theirs in ((stored["at"][t]["precision"][name], ref.precision[name]),
-                                 (stored["at"][t]["recall"][name], ref.recall[name])):  # fmt: skip
+            for ours, theirs in (
+                (stored["at"][t]["precision"][name], ref.precision[name]),
+                (stored["at"][t]["recall"][name], ref.recall[name]),
+            ):
                 assert (ours is None) == math.isnan(theirs) or (ours == 0.0 and theirs == 0.0), (t, name)
                 if ours is not None and not math.isnan(theirs):
                     assert ours == pytest.approx(theirs, abs=1e-6)

@@ -14,8 +14,8 @@ from sqlalchemy import Engine, func, select
 
 from core.boxes import Box
 from core.database import open_database
-from core.demo.project import create_demo_project
 from core.demo import DEMO_LABELS as TINY_CLASSES
+from core.demo.project import create_demo_project
 from core.jobs import create_job, run_job
 from core.model.prediction import JOB_KIND, PredictionError, predict_images, predict_params, select_images
 from core.model.training import JOB_KIND as TRAIN_KIND
@@ -107,7 +107,9 @@ def test_predict_job_stores_every_prediction_and_keeps_earlier_versions(db, caps
     assert predict_images(engine, settings, v2, unlabelled[:2], batch_size=4) > 0
     with session_scope(engine) as session:
         per_version = dict(
-            session.execute(select(Prediction.model_version_id, func.count()).group_by(Prediction.model_version_id)).all()
+            session.execute(
+                select(Prediction.model_version_id, func.count()).group_by(Prediction.model_version_id)
+            ).all()
         )
         first_two = session.scalar(
             select(func.count()).where(

@@ -185,8 +185,11 @@ def test_cli_train_and_predict_report_user_errors_without_traceback(settings: Se
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "core", *args, "--db", settings.db_url, "--data-dir", str(settings.data_dir)],
-            cwd=root, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     run = cli("train", "--resume", "999")
     assert run.returncode == 1 and "No training job #999" in run.stderr and "Traceback" not in run.stderr
@@ -230,10 +233,14 @@ def test_classes_are_the_labels_with_boxes_in_the_train_split(engine: Engine, se
         test_boxes = {  # label name -> boxes on test images, from the database
             name: n
             for name, n in session.execute(
-                select(Label.name, func.count()).select_from(BoxRow).join(Label).join(Image)
-                .where(Image.project_id == pid, Image.split == Split.TEST).group_by(Label.name)
+                select(Label.name, func.count())
+                .select_from(BoxRow)
+                .join(Label)
+                .join(Image)
+                .where(Image.project_id == pid, Image.split == Split.TEST)
+                .group_by(Label.name)
             )
-        }  # fmt: skip
+        }
     out = settings.data_dir / "export"
     export_dataset(engine, settings, pid, "tfrecord", out)
 

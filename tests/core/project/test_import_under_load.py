@@ -114,10 +114,25 @@ def test_import_while_others_annotate_loses_nothing(settings, engine, project_id
         for _ in savers:
             ready.get(timeout=120)  # every saver is saving before the import starts
         run = subprocess.run(
-            [sys.executable, "-m", "core", *command.split(), str(folder), "--project", str(project_id),
-             "--db", settings.db_url, "--data-dir", str(settings.data_dir)],
-            cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "core",
+                *command.split(),
+                str(folder),
+                "--project",
+                str(project_id),
+                "--db",
+                settings.db_url,
+                "--data-dir",
+                str(settings.data_dir),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     finally:
         stop.set()
         reports = []

@@ -44,9 +44,17 @@ def predicted(engine: Engine, settings: Settings, project_id: int) -> tuple[int,
         for name, preds in PREDICTIONS.items():
             for label, score, x in preds:
                 session.add(
-                    Prediction(model_version_id=version.id, image_id=ids[name], label_id=labels[label],
-                               x_min=x, y_min=20, x_max=x + 100, y_max=100, score=score)
-                )  # fmt: skip
+                    Prediction(
+                        model_version_id=version.id,
+                        image_id=ids[name],
+                        label_id=labels[label],
+                        x_min=x,
+                        y_min=20,
+                        x_max=x + 100,
+                        y_max=100,
+                        score=score,
+                    )
+                )
         return version.id, ids
 
 
@@ -136,9 +144,17 @@ def test_one_box_predicted_as_two_classes_is_shown_and_accepted_once(
             ("Jeans", 0.30, (100, 300, 300, 470)),  # overlaps, a different garment
         ]:
             session.add(
-                Prediction(model_version_id=version.id, image_id=image, label_id=labels[label], x_min=box[0],
-                           y_min=box[1], x_max=box[2], y_max=box[3], score=score)
-            )  # fmt: skip
+                Prediction(
+                    model_version_id=version.id,
+                    image_id=image,
+                    label_id=labels[label],
+                    x_min=box[0],
+                    y_min=box[1],
+                    x_max=box[2],
+                    y_max=box[3],
+                    score=score,
+                )
+            )
         version_id = version.id
     with session_scope(engine) as session:
         item = load_review_item(session, image, version_id, 0.25)
@@ -169,9 +185,17 @@ def test_auto_accept_stores_one_box_for_a_garment_predicted_as_two_classes(
         session.flush()
         for label, score in (("Shirts", 0.91), ("Jackets", 0.90)):
             session.add(
-                Prediction(model_version_id=version.id, image_id=image, label_id=labels[label], x_min=10, y_min=10,
-                           x_max=200, y_max=300, score=score)
-            )  # fmt: skip
+                Prediction(
+                    model_version_id=version.id,
+                    image_id=image,
+                    label_id=labels[label],
+                    x_min=10,
+                    y_min=10,
+                    x_max=200,
+                    y_max=300,
+                    score=score,
+                )
+            )
         version_id = version.id
     with session_scope(engine) as session:
         result = auto_accept(session, project_id, version_id, {"Shirts": 0.8, "Jackets": 0.8}, audit_fraction=0.0)
@@ -193,15 +217,26 @@ def test_auto_accept_skips_an_image_whose_save_is_refused_and_goes_on(
         version = ModelVersion(project_id=project_id, name="v", path="models/v/model.keras")
         session.add(version)
         session.add(
-            BoxRow(image_id=refused, label_id=labels["Shirts"], **Box(10, 10, 200, 300).as_columns(),
-                   source=BoxSource.HUMAN, created_by="ann", updated_by="ann")
-        )  # fmt: skip
+            BoxRow(
+                image_id=refused,
+                label_id=labels["Shirts"],
+                **Box(10, 10, 200, 300).as_columns(),
+                source=BoxSource.HUMAN,
+                created_by="ann",
+                updated_by="ann",
+            )
+        )
         session.flush()
         for image, score in ((refused, 0.85), (clean, 0.95)):
             session.add(
-                Prediction(model_version_id=version.id, image_id=image, label_id=labels["Jackets"],
-                           **Box(10, 10, 200, 300).as_columns(), score=score)
-            )  # fmt: skip
+                Prediction(
+                    model_version_id=version.id,
+                    image_id=image,
+                    label_id=labels["Jackets"],
+                    **Box(10, 10, 200, 300).as_columns(),
+                    score=score,
+                )
+            )
         version_id = version.id
     with session_scope(engine) as session:
         before = session.get(Image, refused).revision

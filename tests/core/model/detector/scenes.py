@@ -23,7 +23,9 @@ from db.models import BoxRow, ImageStatus, Label
 CLASSES = ("red box", "blue ellipse")
 
 
-def make_scene(seed: int, width: int = 160, height: int = 120) -> tuple[Image.Image, list[tuple[int, tuple[float, float, float, float]]]]:
+def make_scene(
+    seed: int, width: int = 160, height: int = 120
+) -> tuple[Image.Image, list[tuple[int, tuple[float, float, float, float]]]]:
     """One scene: a PIL image and [(class index, (x0, y0, x1, y1) pixels)]."""
     rng = random.Random(seed)
     noise = np.random.default_rng(seed).integers(90, 160, (height, width, 3), dtype=np.uint8)
@@ -66,7 +68,9 @@ def store_scenes(engine: Engine, settings: Settings, project_id: int, n: int, se
             out = ingest_one(session, store, project_id, f"scene_{seed}_{i:04d}.jpg", buf.getvalue())
             assert out.outcome == "imported", out
             for cls, (x0, y0, x1, y1) in objs:
-                session.add(BoxRow(image_id=out.image_id, label_id=labels[cls].id, x_min=x0, y_min=y0, x_max=x1, y_max=y1))
+                session.add(
+                    BoxRow(image_id=out.image_id, label_id=labels[cls].id, x_min=x0, y_min=y0, x_max=x1, y_max=y1)
+                )
             from db.models import Image as ImageRow
 
             session.get(ImageRow, out.image_id).status = ImageStatus.DONE

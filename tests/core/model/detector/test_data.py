@@ -51,9 +51,14 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("training", [False, True])
 def test_boxes_stay_on_their_objects_through_letterbox_and_augmentation(training: bool) -> None:
     ds = detection_batches(
-        memory_dataset(*_white_box_scenes(16)), 96, 128, 4, training=training, seed=3,
+        memory_dataset(*_white_box_scenes(16)),
+        96,
+        128,
+        4,
+        training=training,
+        seed=3,
         augment=Augment(colour=0.0),  # colour jitter would blur the white/black threshold
-    )  # fmt: skip
+    )
     ious = []
     for x, y in ds.as_numpy_iterator():
         assert x.shape == (4, 96, 128, 3)
@@ -74,7 +79,9 @@ def test_letterbox_keeps_aspect_and_pads_bottom_right() -> None:
     assert out[:42, :, 0].min() > 150 and out[44:, :, 0].max() == 0  # 100 * 0.4267 = 42.7 rows of image
 
 
-def test_pipeline_reads_the_exported_tfrecords_in_original_pixels(engine: Engine, settings: Settings, tmp_path: Path) -> None:
+def test_pipeline_reads_the_exported_tfrecords_in_original_pixels(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
     with session_scope(engine) as session:
         pid = create_project(session, "Scenes", labels=list(CLASSES)).id
     store_scenes(engine, settings, pid, n=12)
@@ -83,7 +90,10 @@ def test_pipeline_reads_the_exported_tfrecords_in_original_pixels(engine: Engine
     assert read_class_names(out / "label_map.pbtxt") == list(CLASSES)
     with session_scope(engine) as session:
         expected = {
-            str(img.id): sorted((b.label_id, round(b.x_min, 1), round(b.y_max, 1)) for b in session.scalars(select(BoxRow).where(BoxRow.image_id == img.id)))
+            str(img.id): sorted(
+                (b.label_id, round(b.x_min, 1), round(b.y_max, 1))
+                for b in session.scalars(select(BoxRow).where(BoxRow.image_id == img.id))
+            )
             for img in session.scalars(select(Image).where(Image.project_id == pid))
         }
         label_index = {lab_id: i for i, lab_id in enumerate(sorted({b[0] for v in expected.values() for b in v}))}
@@ -93,10 +103,14 @@ def test_pipeline_reads_the_exported_tfrecords_in_original_pixels(engine: Engine
         if not files:
             continue
         for batch in eval_batches(tfrecord_dataset(files), 96, 128, 5).as_numpy_iterator():
-            for sid, boxes, labels, size in zip(batch["source_id"], batch["boxes"], batch["labels"], batch["size"], strict=True):
+            for sid, boxes, labels, size in zip(
+                batch["source_id"], batch["boxes"], batch["labels"], batch["size"], strict=True
+            ):
                 assert tuple(size) == (120.0, 160.0)  # original height, width
                 got = sorted(
-                    (int(lab), round(float(b[0]), 1), round(float(b[3]), 1)) for b, lab in zip(boxes, labels, strict=True) if lab >= 0
+                    (int(lab), round(float(b[0]), 1), round(float(b[3]), 1))
+                    for b, lab in zip(boxes, labels, strict=True)
+                    if lab >= 0
                 )
                 want = sorted((label_index[lid], x0, y1) for lid, x0, y1 in expected[sid.decode()])
                 assert [g[0] for g in got] == [w[0] for w in want]

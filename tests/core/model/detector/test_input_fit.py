@@ -11,9 +11,13 @@ from core.model.detector.input_fit import anchor_coverage, anchor_shapes, fit_in
 def test_anchor_shapes_are_the_ones_keras_hub_generates() -> None:
     # The fit is only worth anything if it scores the anchors the model really has.
     gen = keras_hub.layers.AnchorGenerator(
-        bounding_box_format="xyxy", min_level=3, max_level=7, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
+        bounding_box_format="xyxy",
+        min_level=3,
+        max_level=7,
+        num_scales=3,
+        aspect_ratios=[0.5, 1.0, 2.0],
         anchor_size=3.0,
-    )  # fmt: skip
+    )
     anchors = gen(np.zeros((1, 256, 256, 3), "float32"))
     real = set()
     for level in range(3, 8):

@@ -117,7 +117,14 @@ def test_shifted_boxes() -> None:
     dts = []
     for g in gts:
         shift = rng.uniform(0, 0.4) * g.box.width
-        dts.append(Detection(g.image, g.label, Box(g.box.x_min + shift, g.box.y_min, g.box.x_max + shift, g.box.y_max), float(rng.uniform(0.1, 1))))
+        dts.append(
+            Detection(
+                g.image,
+                g.label,
+                Box(g.box.x_min + shift, g.box.y_min, g.box.x_max + shift, g.box.y_max),
+                float(rng.uniform(0.1, 1)),
+            )
+        )
     assert_matches(gts, dts, list(range(1, 21)))
 
 
@@ -150,7 +157,12 @@ def test_random_detections_with_ties_and_a_class_without_ground_truth() -> None:
     for g in gts:
         for _ in range(rng.integers(0, 3)):
             jitter = rng.normal(0, 15, 4)
-            b = Box(g.box.x_min + jitter[0], g.box.y_min + jitter[1], g.box.x_max + abs(jitter[2]) + 1, g.box.y_max + abs(jitter[3]) + 1)
+            b = Box(
+                g.box.x_min + jitter[0],
+                g.box.y_min + jitter[1],
+                g.box.x_max + abs(jitter[2]) + 1,
+                g.box.y_max + abs(jitter[3]) + 1,
+            )
             dts.append(Detection(g.image, LABELS[rng.integers(0, 3)], b, float(np.round(rng.uniform(0, 1), 1))))
     assert_matches(gts, dts, list(range(1, 31)))
     assert math.isnan(evaluate(gts, dts, LABELS).ap_50["Shoes"])
