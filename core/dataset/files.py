@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from core.dataset.items import AnnotationImportError, ImportOutcome
-from core.project.ingest import IMAGE_EXTENSIONS, MAX_FILE_BYTES, MAX_ZIP_RATIO, IngestError, _safe_member_name
+from core.project.decode import MAX_FILE_BYTES, IngestError
+from core.project.ingest import IMAGE_EXTENSIONS, MAX_ZIP_RATIO, safe_member_name
 
 
 class Files:
@@ -29,7 +30,7 @@ class Files:
             for info in self.zip.infolist():
                 if info.is_dir():
                     continue
-                safe = _safe_member_name(info.filename)
+                safe = safe_member_name(info.filename)
                 if safe is None:
                     self.refused.append(
                         ImportOutcome(

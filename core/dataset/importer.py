@@ -42,11 +42,9 @@ from sqlalchemy import Engine, func, select
 from core.boxes import Box, InvalidBoxError
 from core.dataset.items import AnnotationImportError, ImportItem, ImportOutcome, Outcome
 from core.formats import registry
+from core.project.decode import IngestError
 from core.project.imagestore import ImageStore
-from core.project.ingest import (
-    IngestError,
-    ingest_one,
-)
+from core.project.ingest import ingest_one
 from core.project.projects import colour_for, record_activity
 from core.settings import Settings
 from db.engine import session_scope, write_scope

@@ -32,7 +32,7 @@ from core.boxes import Box
 from core.dataset.files import Files
 from core.dataset.items import AnnotationImportError, ExportContext, ImportItem, ImportOutcome, truncated
 from core.formats.registry import FormatSpec
-from core.project.ingest import IngestError
+from core.project.decode import IngestError
 
 # Images from elsewhere arrive with annotation files; a VOC XML is a few KB. Anything far
 # larger is not an annotation (or is an attack) and is refused before parsing.

@@ -41,7 +41,8 @@ from core.boxes import Box
 from core.dataset.files import Files
 from core.dataset.items import AnnotationImportError, ExportContext, ImportItem, ImportOutcome
 from core.formats.registry import FormatSpec
-from core.project.ingest import IMAGE_EXTENSIONS, IngestError
+from core.project.decode import IngestError
+from core.project.ingest import IMAGE_EXTENSIONS
 
 SPLIT_FOLDERS = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 # Written coordinates: 6 decimals is under 0.01 px on a 8,000 px wide image.

@@ -1,9 +1,6 @@
-"""Image ingest: decode, normalise, deduplicate and store uploaded images.
+"""Image ingest: deduplicate and store uploaded images, decoded and checked by :mod:`core.project.decode`.
 
-Every file is fully decoded with Pillow (not only sniffed), so truncated or fake images
-are caught at the door. EXIF orientation is applied; CMYK, 16-bit, palette and alpha
-images are converted to RGB; animated images contribute their first frame. Files are
-stored once per content hash. Zip archives are expanded with the usual defences (no
+Files are stored once per content hash. Zip archives are expanded with the usual defences (no
 ``..`` or absolute entries, no nested archives, bounded sizes). A bad file gets a clear
 per-file message and never aborts the batch.
 """
@@ -13,43 +10,30 @@ from __future__ import annotations
 import hashlib
 import io
 import posixpath
-import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
+from core.project.decode import MAX_FILE_BYTES, IngestError, decode_image
 from core.project.imagestore import ImageStore
 from core.project.projects import record_activity
 from db.engine import is_lock_error, read_scope, session_scope, write_scope
 from db.models import Image as ImageRow
 
-# A 12-megapixel phone photo is 12 M pixels; large scans reach 50 M. Past this we refuse
-# before decoding: a decompression bomb declares a huge size in a tiny file.
-MAX_PIXELS = 80_000_000
-MAX_FILE_BYTES = 200 * 1024 * 1024
 MAX_ZIP_TOTAL_BYTES = 8 * 1024**3
 MAX_ZIP_RATIO = 200  # uncompressed/compressed for one entry; JPEGs barely compress at all
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp"}
 ARCHIVE_EXTENSIONS = {".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz"}
-# Formats we keep byte for byte when no conversion was needed (exports can then ship the
-# original JPEG unchanged).
-KEEP_FORMATS = {"JPEG": ".jpg", "PNG": ".png"}
 # Tries of a batch's write when the database stays locked past the busy timeout (30 s each).
 LOCK_ATTEMPTS = 5
 
 Outcome = Literal["imported", "duplicate", "failed", "skipped"]
-
-
-class IngestError(ValueError):
-    """A file that cannot be imported; the message is shown to the user."""
 
 
 @dataclass(frozen=True)
@@ -92,115 +76,6 @@ class IngestReport:
             **self.summary(),
             "files": [o.__dict__ for o in self.outcomes],
         }
-
-
-@dataclass(frozen=True)
-class DecodedImage:
-    """An image decoded and normalised for storage.
-
-    Attributes:
-        image: RGB image, orientation applied.
-        stored_bytes: Bytes to store (the original when nothing had to change).
-        ext: Extension of ``stored_bytes``.
-        notes: What was converted, for the user.
-    """
-
-    image: Image.Image
-    stored_bytes: bytes
-    ext: str
-    notes: tuple[str, ...]
-
-
-def _to_rgb(im: Image.Image, notes: list[str]) -> Image.Image:
-    """Converts any Pillow mode to 8-bit RGB; alpha is composited over white."""
-    mode = im.mode
-    if mode == "RGB":
-        return im
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        # Pillow's own I->L conversion clips instead of scaling; scale the 16-bit range.
-        arr = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        notes.append("16-bit converted to 8-bit RGB")
-        return Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L").convert("RGB")
-    if mode == "P" and "transparency" in im.info:
-        im = im.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        notes.append("transparency flattened onto white")
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if mode == "CMYK":
-        notes.append("CMYK converted to RGB")
-    elif mode == "P":
-        notes.append("palette converted to RGB")
-    elif mode not in ("L", "1"):
-        notes.append(f"{mode} converted to RGB")
-    return im.convert("RGB")
-
-
-def decode_image(data: bytes) -> DecodedImage:
-    """Decodes and normalises image bytes.
-
-    Args:
-        data: The file's bytes.
-
-    Returns:
-        The normalised image and the bytes to store.
-
-    Raises:
-        IngestError: Empty, not an image, truncated or corrupt, or too large.
-    """
-    if not data:
-        raise IngestError("empty file (0 bytes)")
-    if len(data) > MAX_FILE_BYTES:
-        raise IngestError(f"file too large ({len(data) / 1e6:.0f} MB; limit {MAX_FILE_BYTES / 1e6:.0f} MB)")
-    notes: list[str] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
-            fmt = im.format or ""
-            w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise IngestError(
-                    f"image is {w}x{h} = {w * h / 1e6:.0f} megapixels, over the {MAX_PIXELS / 1e6:.0f} MP limit "
-                    "(possible decompression bomb)"
-                )
-            if w == 0 or h == 0:
-                raise IngestError("image has zero width or height")
-            frames = getattr(im, "n_frames", 1)
-            if frames > 1:
-                im.seek(0)
-                notes.append(f"animated ({frames} frames): first frame used")
-            im.load()  # full decode: truncated and corrupt data fail here, not later
-            orientation = im.getexif().get(0x0112, 1)
-            upright = ImageOps.exif_transpose(im) if orientation != 1 else im
-            if orientation != 1:
-                notes.append(f"EXIF orientation {orientation} applied")
-            rgb = _to_rgb(upright, notes)
-    except IngestError:
-        raise
-    except Image.DecompressionBombError as exc:
-        raise IngestError(f"refused as a possible decompression bomb: {exc}") from exc
-    except Image.DecompressionBombWarning as exc:
-        raise IngestError(f"refused as a possible decompression bomb: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise IngestError("not an image Pillow can read (wrong extension or unsupported format)") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        # Pillow reports truncated or corrupt data as OSError/SyntaxError with its own text.
-        raise IngestError(f"corrupt or truncated image: {exc}") from exc
-
-    if fmt in KEEP_FORMATS and rgb is im and frames == 1:
-        return DecodedImage(rgb, data, KEEP_FORMATS[fmt], tuple(notes))
-    buf = io.BytesIO()
-    if fmt == "PNG" or fmt not in ("JPEG", "MPO", "WEBP"):
-        rgb.save(buf, format="PNG", optimize=False)
-        ext = ".png"
-    else:
-        rgb.save(buf, format="JPEG", quality=95)
-        ext = ".jpg"
-    return DecodedImage(rgb, buf.getvalue(), ext, tuple(notes))
 
 
 def _unique_name(session: Session, project_id: int, name: str, taken: set[str]) -> str:
@@ -372,7 +247,7 @@ class Source(NamedTuple):
     store_as: str | None = None
 
 
-def _safe_member_name(name: str) -> str | None:
+def safe_member_name(name: str) -> str | None:
     """The normalised relative name of a zip entry, or None when it is unsafe."""
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
         return None
@@ -401,7 +276,7 @@ def expand_zip(data_or_path: bytes | Path, archive_name: str) -> Iterator[FileOu
         label = f"{archive_name}/{info.filename}"
         if info.is_dir():
             continue
-        safe = _safe_member_name(info.filename)
+        safe = safe_member_name(info.filename)
         if safe is None:
             yield FileOutcome(label, "failed", "refused: the entry's path is absolute or leaves the archive (..)")
             continue

@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 from sqlalchemy import Engine, func, select
 
+from core.project.decode import decode_image
 from core.project.imagestore import ImageStore
-from core.project.ingest import decode_image, ingest_sources, sources_from_paths, sources_from_uploads
+from core.project.ingest import ingest_sources, sources_from_paths, sources_from_uploads
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Image as ImageRow
