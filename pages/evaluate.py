@@ -16,7 +16,14 @@ from db.engine import session_scope
 from db.models import JobStatus
 from db.queries import image_names, latest_job
 from ui.context import get_context, require_project
-from ui.evaluate_panels import bar_chart, confusion_chart, dataset_health_ui, pr_curves_chart, table_ui
+from ui.evaluate_panels import (
+    bar_chart,
+    confusion_chart,
+    dataset_health_ui,
+    pr_curves_chart,
+    table_ui,
+    versions_table_ui,
+)
 from ui.jobs import JobSnapshot, job_progress_ui, start_job
 
 ctx = get_context()
@@ -87,45 +94,7 @@ with tab_models:
             "COCO-style metrics on the project's test split as stored now (101-point AP, pycocotools' definitions). "
             "The Train page's mAP@0.5 is Pascal VOC all-point AP on the training snapshot's split, so it can differ."
         )
-        rows = []
-        for i, name, r in done:
-            at = r["at"].get(threshold) or {}
-            p = [v for v in (at.get("precision") or {}).values() if v is not None]
-            rc = [v for v in (at.get("recall") or {}).values() if v is not None]
-            rows.append(
-                {
-                    "id": i,
-                    "model version": name,
-                    "COCO mAP@0.5": r["map_50"],
-                    "COCO mAP@[.5:.95]": r["map_50_95"],
-                    f"mean precision @{threshold}": sum(p) / len(p) if p else None,
-                    f"mean recall @{threshold}": sum(rc) / len(rc) if rc else None,
-                    "test images": r["images"],
-                    "test boxes": r["ground_truth"],
-                    "predictions": r["predictions"],
-                    "evaluated (UTC)": r["evaluated_at"],
-                }
-            )
-        # Short headers and three decimals on screen (the CSV keeps the full names): with the
-        # long ones the ten columns ran off the right edge of a laptop window.
-        table_ui(
-            pd.DataFrame(rows),
-            "model versions",
-            "model_versions",
-            column_config={
-                "COCO mAP@0.5": st.column_config.NumberColumn("mAP@0.5", format="%.3f"),
-                "COCO mAP@[.5:.95]": st.column_config.NumberColumn("mAP@[.5:.95]", format="%.3f"),
-                f"mean precision @{threshold}": st.column_config.NumberColumn(
-                    f"precision @{threshold}", format="%.3f", help="Mean over the classes"
-                ),
-                f"mean recall @{threshold}": st.column_config.NumberColumn(
-                    f"recall @{threshold}", format="%.3f", help="Mean over the classes"
-                ),
-                "test images": st.column_config.NumberColumn("images"),
-                "test boxes": st.column_config.NumberColumn("boxes"),
-                "evaluated (UTC)": st.column_config.DatetimeColumn("evaluated (UTC)", format="YYYY-MM-DD HH:mm"),
-            },
-        )
+        versions_table_ui(done, threshold)
 
         per_class = []
         for _, name, r in done:

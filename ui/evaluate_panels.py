@@ -153,3 +153,46 @@ def dataset_health_ui(health: DatasetHealth) -> None:
         else:
             st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), width="stretch")
             table_ui(health.throughput, "boxes per person per day", "throughput")
+
+
+def versions_table_ui(done: list[tuple[int, str, dict[str, Any]]], threshold: str) -> None:
+    """The evaluated model versions side by side at one score threshold, with a CSV download."""
+    rows = []
+    for i, name, r in done:
+        at = r["at"].get(threshold) or {}
+        p = [v for v in (at.get("precision") or {}).values() if v is not None]
+        rc = [v for v in (at.get("recall") or {}).values() if v is not None]
+        rows.append(
+            {
+                "id": i,
+                "model version": name,
+                "COCO mAP@0.5": r["map_50"],
+                "COCO mAP@[.5:.95]": r["map_50_95"],
+                f"mean precision @{threshold}": sum(p) / len(p) if p else None,
+                f"mean recall @{threshold}": sum(rc) / len(rc) if rc else None,
+                "test images": r["images"],
+                "test boxes": r["ground_truth"],
+                "predictions": r["predictions"],
+                "evaluated (UTC)": r["evaluated_at"],
+            }
+        )
+    # Short headers and three decimals on screen (the CSV keeps the full names): with the
+    # long ones the ten columns ran off the right edge of a laptop window.
+    table_ui(
+        pd.DataFrame(rows),
+        "model versions",
+        "model_versions",
+        column_config={
+            "COCO mAP@0.5": st.column_config.NumberColumn("mAP@0.5", format="%.3f"),
+            "COCO mAP@[.5:.95]": st.column_config.NumberColumn("mAP@[.5:.95]", format="%.3f"),
+            f"mean precision @{threshold}": st.column_config.NumberColumn(
+                f"precision @{threshold}", format="%.3f", help="Mean over the classes"
+            ),
+            f"mean recall @{threshold}": st.column_config.NumberColumn(
+                f"recall @{threshold}", format="%.3f", help="Mean over the classes"
+            ),
+            "test images": st.column_config.NumberColumn("images"),
+            "test boxes": st.column_config.NumberColumn("boxes"),
+            "evaluated (UTC)": st.column_config.DatetimeColumn("evaluated (UTC)", format="YYYY-MM-DD HH:mm"),
+        },
+    )
