@@ -31,7 +31,8 @@ def _contents(fmt: str, zf: zipfile.ZipFile, tmp_path: Path) -> tuple[int | None
     """Images and boxes of the exported dataset, read the way its users read it (CSV: boxes only)."""
     names = zf.namelist()
     if fmt == "tfrecord":
-        from core.formats.tfrecord import iter_records, parse_example
+        from core.formats.tfrecord.parse import parse_example
+        from core.formats.tfrecord.records import iter_records
 
         assert "label_map.pbtxt" in names
         examples = []
