@@ -196,22 +196,23 @@ def image_actions_ui(pos: int, count: int) -> AnnotateActions:
     # The actions first: below nine label buttons and the attributes they fell under the fold
     # of a 1400x900 laptop window.
     st.markdown("**Image**")
+    # Two to a row only for the short labels: with their Shift+ key shown, "No garments" and
+    # "Next new" were cut to "No g…" in half a column of a 1400x900 window.
     c1, c2 = st.columns(2)
     save = c1.button("Save", type="primary", shortcut="Ctrl+S", width="stretch", help="Save boxes and attributes")
-    no_garments = c2.button(
-        "No garments",
+    nxt = c2.button("Next", shortcut="F", width="stretch", disabled=pos == count - 1, help="Saves first")
+    c3, c4 = st.columns(2)
+    prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
+    copy_prev = c4.button(
+        "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
+    )
+    no_garments = st.button(
+        "No garments in this image",
         shortcut="Shift+N",
         width="stretch",
         help="Mark this image done with zero boxes (different from never opened)",
     )
-    c3, c4 = st.columns(2)
-    prev = c3.button("Previous", shortcut="D", width="stretch", disabled=pos == 0, help="Saves first if needed")
-    nxt = c4.button("Next", shortcut="F", width="stretch", disabled=pos == count - 1, help="Saves first")
-    c5, c6 = st.columns(2)
-    next_todo = c5.button("Next new", shortcut="Shift+F", width="stretch", help="Next new or in-progress image")
-    copy_prev = c6.button(
-        "Copy previous", width="stretch", disabled=pos == 0, help="Add the previous image's boxes (scaled to this size)"
-    )
+    next_todo = st.button("Next new image", shortcut="Shift+F", width="stretch", help="Next new or in-progress image")
     discard = st.button("Discard and reload", width="stretch", help="Drop unsaved changes and show the saved version")
     return AnnotateActions(save, no_garments, prev, nxt, next_todo, copy_prev, discard)
 

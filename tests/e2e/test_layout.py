@@ -65,6 +65,10 @@ def test_annotate_save_next_previous_visible_without_scrolling(page, models_serv
         button = page.get_by_role("button", name=re.compile(name))
         box = button.bounding_box()
         assert box is not None and _in_viewport(page, box), f"{name}: {box} is outside the 1400x900 window"
+    # Every action's label whole, its key hint beside it ("No g…" with Shift+N in half a column).
+    for name in (r"^Save\b", r"^Next(?! new)", r"^Previous", r"^Copy previous", r"^No garments", r"^Next new"):
+        button = page.get_by_role("button", name=re.compile(name))
+        assert button.evaluate(_CUT) == [], f"the label of {name!r} is cut"
 
 
 def test_review_buttons_uncut_and_toolbar_clear_of_the_item_line(page, models_server: AppServer) -> None:  # type: ignore[no-untyped-def]

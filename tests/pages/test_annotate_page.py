@@ -69,7 +69,7 @@ def test_label_buttons_pick_the_label(make_app: Callable[[], AppTest]) -> None:
 def test_no_garments_marks_done_and_next_previous_move(make_app: Callable[[], AppTest], app_env: Path) -> None:
     at = _open(make_app)
     image_id, name = _first_new(app_env)
-    _button(at, "No garments").click().run()
+    _button(at, "No garments in this image").click().run()
     assert not at.exception, at.exception
     assert any("Saved revision 1" in s.value for s in at.success)
     assert "Done 201 / 300" in at.get("progress")[0].proto.text
@@ -93,7 +93,8 @@ def test_a_save_after_another_tab_saved_is_refused_and_reloads(make_app: Callabl
         save_boxes(session, image_id, 0, [DraftBox("Jeans", Box(10, 10, 90, 120))], "other-tab")
     at.run()
     assert any("after you opened it" in w.value for w in at.warning)
-    _button(at, "No garments").click().run()  # the canvas (as loaded) has no boxes, so this would empty the image
+    # The canvas (as loaded) has no boxes, so this would empty the image.
+    _button(at, "No garments in this image").click().run()
     assert any("Not saved" in e.value and "other-tab" in e.value for e in at.error)
     with session_scope(engine) as session:
         state = load_image(session, image_id)

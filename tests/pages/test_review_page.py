@@ -135,8 +135,8 @@ def test_a_model_version_without_predictions_opens_the_predict_panel(make_app: C
 
 # Buttons that move to another image without writing anything of their own, and buttons
 # that write (a save, a decision). Annotate's moves save the annotator's own unsaved edits first.
-ANNOTATE_MOVES = {"Previous", "Next", "Next new"}
-ANNOTATE_WRITES = {"Save", "No garments"}
+ANNOTATE_MOVES = {"Previous", "Next", "Next new image"}
+ANNOTATE_WRITES = {"Save", "No garments in this image"}
 REVIEW_MOVES = {"Skip"}
 REVIEW_WRITES = {"Accept as is", "Save corrections", "Reject image", "No garments in this image"}
 
@@ -165,7 +165,7 @@ def test_no_key_is_a_move_on_one_page_and_a_write_on_the_other(make_app: Callabl
         assert not clash, f"same key, a move on one page and a write on the other: {clash}"
     # Every write of the Review page has a key, and "no garments" is the same key on both pages.
     assert all(review[n] for n in REVIEW_WRITES)
-    assert annotate["No garments"] == review["No garments in this image"]
+    assert annotate["No garments in this image"] == review["No garments in this image"]
     # The in-page key hints name the keys the buttons have.
     assert "Shift+F next new" in annotate_hint and "Shift+N no garments" in annotate_hint
     assert "Shift+N no garments" in review_hint and "K skip" in review_hint
