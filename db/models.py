@@ -216,13 +216,23 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
 
+class ModelKind(enum.StrEnum):
+    """What a model version predicts: boxes (the detector) or image-level tags (the tags classifier)."""
+
+    DETECTOR = "detector"
+    TAGS = "tags"
+
+
 class ModelVersion(Base):
-    """A trained detector: the saved file, what it saw and how good it is."""
+    """A trained model (detector or tags classifier): the saved file, what it saw and how good it is."""
 
     __tablename__ = "model_version"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ModelKind] = mapped_column(
+        _enum(ModelKind, "model_kind"), default=ModelKind.DETECTOR, server_default=ModelKind.DETECTOR.value
+    )
     job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"), default=None)
     name: Mapped[str] = mapped_column(String(200))
     path: Mapped[str] = mapped_column(String(500))
@@ -317,4 +327,31 @@ class BoxChange(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     who: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TagPrediction(Base):
+    """A tags model version's prediction of one tag (category or a schema attribute) for one image.
+
+    ``value`` is the top value and ``confidence`` its calibrated probability (temperature scaling
+    fitted on the validation split, stored with the model version); ``probabilities`` maps every
+    value of the head to its calibrated probability, so a claim (catalogue check) or a reviewer's
+    alternative can be scored without running the model again.
+    """
+
+    __tablename__ = "tag_prediction"
+    __table_args__ = (
+        UniqueConstraint("model_version_id", "image_id", "tag"),
+        Index("ix_tag_prediction_image", "image_id"),
+        # The tags review queue: lowest confidence first within one version and tag.
+        Index("ix_tag_prediction_model_tag_confidence", "model_version_id", "tag", "confidence"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    tag: Mapped[str] = mapped_column(String(100))
+    value: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
