@@ -392,11 +392,20 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
 
 
 def _import_configure(p: argparse.ArgumentParser) -> None:
+    from core import cli_labels
     from core.formats import registry
 
     formats = registry.readers().values()
-    p.add_argument("format", choices=[f.name for f in formats], help="annotation format")
-    p.add_argument("path", type=Path, help="; ".join(f"{f.title} {f.import_path}" for f in formats))
+    p.add_argument(
+        "format", choices=[f.name for f in formats] + ["labels"], help="annotation format, or labels (image tags)"
+    )
+    p.add_argument(
+        "path",
+        type=Path,
+        help="; ".join(f"{f.title} {f.import_path}" for f in formats)
+        + "; labels: a CSV (image,label or image,tag=value,...) or a folder/zip of class folders",
+    )
+    cli_labels.configure(p)
     apart = " or ".join(f.title for f in formats if registry.Option.IMAGES in f.options)
     p.add_argument("--images", type=Path, help=f"folder (or zip) holding the images of a {apart} file")
     p.add_argument(
@@ -434,6 +443,16 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
                 create_project(session, args.project, labels=())
                 created = True
     project_id = _project_id(engine, args)
+    if args.format == "labels":
+        from core import cli_labels
+
+        code, error = cli_labels.run(args, settings, engine, project_id)
+        if error is not None:
+            if created:
+                with session_scope(engine) as session:
+                    delete_empty_project(session, project_id)
+            raise CliError(error)
+        return code
     try:
         report = import_annotations(
             engine,

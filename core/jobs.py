@@ -46,6 +46,7 @@ HANDLERS: dict[str, str] = {
     "import-images": "core.project.ingest:import_images_job",
     "export": "core.dataset.exporter:export_job",
     "import-annotations": "core.dataset.importer:import_annotations_job",
+    "import-labels": "core.dataset.labels:import_labels_job",
     "sleep": "core.jobs:sleep_job",
     "train": "core.model.training:train_job",
     "predict": "core.model.prediction:predict_job",

@@ -13,7 +13,7 @@ JSON is written as it goes, and zips are written entry by entry to disk.
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,7 @@ from core.project.splits import (
 )
 from core.settings import Settings
 from db.engine import read_scope, session_scope
-from db.models import BoxRow, Image, Label, Project
+from db.models import BoxRow, Image, ImageStatus, Label, Project
 
 CHUNK = 500  # images per database round trip (their rows and boxes: a few hundred kB)
 Progress = Callable[[int, int, str], None]
@@ -63,11 +63,13 @@ def export_file_name(original_name: str, stored_path: str) -> str:
 _SAME_EXT = {".jpg": (".jpg", ".jpeg"), ".png": (".png",)}
 
 
-def _unique_names(session: Session, project_id: int) -> dict[int, str]:
+def _unique_names(
+    session: Session, project_id: int, statuses: Sequence[ImageStatus] = EXPORTABLE_STATUSES
+) -> dict[int, str]:
     """Export file name per exportable image, unique by stem (VOC ids are stems)."""
     rows = session.execute(
         select(Image.id, Image.original_name, Image.stored_path)
-        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
+        .where(Image.project_id == project_id, Image.status.in_(statuses))
         .order_by(Image.id)
     ).all()
     names: dict[int, str] = {}
@@ -83,7 +85,9 @@ def _unique_names(session: Session, project_id: int) -> dict[int, str]:
     return names
 
 
-def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[ImageRow]:
+def iter_image_rows(
+    session: Session, project_id: int, split: str, statuses: Sequence[ImageStatus] = EXPORTABLE_STATUSES
+) -> Iterator[ImageRow]:
     """Streams the exportable images of one split with their boxes as plain tuples, CHUNK at a time.
 
     Two queries per chunk (its images, then all their boxes in image order), run on the
@@ -105,7 +109,7 @@ def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[I
         )
         .where(
             Image.project_id == project_id,
-            Image.status.in_(EXPORTABLE_STATUSES),
+            Image.status.in_(statuses),
             Image.split == split,
             Image.id > bindparam("last"),
         )
@@ -132,10 +136,15 @@ def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[I
 
 
 def iter_images(
-    session: Session, project_id: int, split: str, names: dict[int, str], label_index: dict[int, tuple[str, int]]
+    session: Session,
+    project_id: int,
+    split: str,
+    names: dict[int, str],
+    label_index: dict[int, tuple[str, int]],
+    statuses: Sequence[ImageStatus] = EXPORTABLE_STATUSES,
 ) -> Iterator[ExportImage]:
     """Streams the exportable images of one split with their boxes, CHUNK at a time."""
-    for image_id, original, sha, stored, w, h, attrs, boxes in iter_image_rows(session, project_id, split):
+    for image_id, original, sha, stored, w, h, attrs, boxes in iter_image_rows(session, project_id, split, statuses):
         objects = []
         for label_id, x0, y0, x1, y1 in boxes:
             name, index = label_index[label_id]
@@ -198,6 +207,9 @@ def export_dataset(
         raise ExportError(f"Unknown export format {fmt!r}; choose one of {', '.join(formats)}.")
     writer = formats[fmt].writer
     assert writer is not None
+    # Image-level tags are ground truth on any image that stores them, boxes or not: a tags format
+    # gets every image and keeps the tagged ones.
+    statuses = tuple(ImageStatus) if formats[fmt].ground_truth == "tags" else EXPORTABLE_STATUSES
     try:
         fractions = check_fractions(fractions)
     except ValueError as exc:
@@ -214,7 +226,7 @@ def export_dataset(
         raise ExportError(f"{out_dir} is not empty; export into a new or empty folder.")
 
     with session_scope(engine) as session:
-        new_splits = assign_splits(session, project_id, fractions, seed)
+        new_splits = assign_splits(session, project_id, fractions, seed, statuses)
     notify = progress or (lambda done, total, message: None)
     # Only reads, for as long as the files take to write: a read scope holds up no one (the
     # job's own progress writes, from another session, never wait for it).
@@ -225,20 +237,20 @@ def export_dataset(
         labels = list(session.scalars(select(Label).where(Label.project_id == project_id).order_by(Label.order)))
         label_names = [lab.name for lab in labels]
         label_index = {lab.id: (lab.name, i) for i, lab in enumerate(labels, start=1)}
-        names = _unique_names(session, project_id)
-        per_split = exportable_per_split(session, project_id)
+        names = _unique_names(session, project_id, statuses)
+        per_split = exportable_per_split(session, project_id, statuses)
         counts = {s.value: int(per_split.get(s, 0)) for s in SPLITS}
         total = sum(counts.values())
         state = _State(total=total, notify=notify)
         notify(0, total, "starting")
 
         def images(split: str) -> Iterator[ExportImage]:
-            for img in iter_images(session, project_id, split, names, label_index):
+            for img in iter_images(session, project_id, split, names, label_index, statuses):
                 yield img
                 state.step(img)
 
         def rows(split: str) -> Iterator[tuple[str, ImageRow]]:
-            for row in iter_image_rows(session, project_id, split):
+            for row in iter_image_rows(session, project_id, split, statuses):
                 yield names[row[0]], row
                 state.step_row(names[row[0]], len(row[7]))
 
@@ -252,6 +264,7 @@ def export_dataset(
             images=images,
             rows=rows,
             num_shards=num_shards,
+            attribute_schema=dict(project.attribute_schema or {}),
         )
         files = writer(ctx)
     notify(total, total, "done")

@@ -86,6 +86,25 @@ class ImportOutcome:
     boxes_refused: int = 0
 
 
+@dataclass
+class LabelRecord:
+    """One image's image-level labels (tags) from a labels file or a class-folder tree.
+
+    Attributes:
+        source: Where the record came from, for the report (``labels.csv line 4``, ``Shoes/a.jpg``).
+        image_name: The image's file name: matched to a stored image's name, or the name a new one gets.
+        tags: Tag -> value (the category is the tag ``category``).
+        read: Returns the image bytes when the record brings its image (a tree, or ``--images``);
+            None when the image must already be in the project.
+    """
+
+    source: str
+    image_name: str
+    tags: dict[str, str]
+    read: Callable[[], bytes] | None = None
+    notes: list[str] = field(default_factory=list)
+
+
 # --- export ------------------------------------------------------------------------------------------------------
 
 
@@ -159,6 +178,7 @@ class ExportContext:
         images: Split -> its images with their boxes, streamed; each one counts as written.
         rows: Split -> (export file name, :data:`ImageRow`) streamed; each one counts as written.
         num_shards: Shards per split asked for (None: the writer decides).
+        attribute_schema: The project's tags (tag -> allowed values), for writers of image-level tags.
     """
 
     settings: Settings
@@ -170,6 +190,7 @@ class ExportContext:
     images: Callable[[str], Iterator[ExportImage]]
     rows: Callable[[str], Iterator[tuple[str, ImageRow]]]
     num_shards: int | None = None
+    attribute_schema: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def splits(self) -> list[str]:

@@ -65,6 +65,8 @@ class FormatSpec:
         options: What the import needs beyond one path (:class:`Option`).
         import_rank: Position in the import lists (lowest first; the first is the default).
         export_rank: Position in the export lists (lowest first; the first is the default).
+        ground_truth: What the writer exports: ``boxes`` (done and no-garments images only) or
+            ``tags`` (image-level tags: every image is streamed, the writer keeps the tagged ones).
     """
 
     name: str
@@ -78,6 +80,7 @@ class FormatSpec:
     options: frozenset[Option] = frozenset()
     import_rank: int = 100
     export_rank: int = 100
+    ground_truth: str = "boxes"
 
     def __post_init__(self) -> None:
         if self.reader is None and self.writer is None:

@@ -50,11 +50,13 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return f  # type: ignore[return-value]
 
 
-def exportable_per_split(session: Session, project_id: int) -> dict[Split | None, int]:
+def exportable_per_split(
+    session: Session, project_id: int, statuses: Sequence[ImageStatus] = EXPORTABLE_STATUSES
+) -> dict[Split | None, int]:
     """Ground-truth (exportable) image count per split, None for images that have no split yet."""
     rows = session.execute(
         select(Image.split, func.count())
-        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
+        .where(Image.project_id == project_id, Image.status.in_(statuses))
         .group_by(Image.split)
     ).all()
     return {split: int(n) for split, n in rows}
