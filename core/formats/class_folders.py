@@ -26,17 +26,16 @@ from core.project.ingest import IMAGE_EXTENSIONS
 SPLIT_FOLDERS = frozenset({"train", "val", "test"})
 
 
-def _strip_top(members: list[str]) -> tuple[list[list[str]], str]:
-    """Each member's parts below the class-folder root, and a note on what was looked through."""
-    parts = [m.split("/") for m in members]
+def _root_depth(images: list[str]) -> tuple[int, str]:
+    """How many top folders to look through (0 or 1) to reach the class folders, and a note saying so."""
+    parts = [m.split("/") for m in images]
     tops = {p[0] for p in parts}
     deeper = sum(len(p) >= 3 for p in parts)
-    if len(tops) == 1 and deeper > len(parts) - deeper:  # most files lie below class folders inside it
-        top = next(iter(tops))
-        return [p[1:] for p in parts], f"the class folders are read inside {top}/"
+    if len(tops) == 1 and deeper > len(parts) - deeper:  # most images lie below class folders inside it
+        return 1, f"the class folders are read inside {next(iter(tops))}/"
     if tops and tops <= SPLIT_FOLDERS and all(len(p) == 3 for p in parts):
-        return [p[1:] for p in parts], f"the class folders are read inside {', '.join(sorted(tops))}/"
-    return parts, ""
+        return 1, f"the class folders are read inside {', '.join(sorted(tops))}/"
+    return 0, ""
 
 
 def read_tree(path: Path) -> Iterator[LabelRecord | ImportOutcome]:
@@ -48,9 +47,11 @@ def read_tree(path: Path) -> Iterator[LabelRecord | ImportOutcome]:
     files = Files(path)
     yield from files.refused
     members = sorted(files.members)
-    below, note = _strip_top(members)
-    for rel, parts in zip(members, below, strict=True):
+    images = [m for m in members if posixpath.splitext(m)[1].lower() in IMAGE_EXTENSIONS]
+    depth, note = _root_depth(images)
+    for rel in members:
         ext = posixpath.splitext(rel)[1].lower()
+        parts = rel.split("/")[depth:] or [rel]
         if ext not in IMAGE_EXTENSIONS:
             yield ImportOutcome(rel, "skipped", f"not an image ({ext or 'no extension'}); left out")
         elif len(parts) == 1:

@@ -1,0 +1,100 @@
+"""Tag exports: tags.csv and the folder-per-class tree, each read back through the labels import."""
+
+from __future__ import annotations
+
+import csv
+import zipfile
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.dataset.exporter import export_dataset
+from core.dataset.labels import import_labels
+from core.project.imagestore import ImageStore
+from core.project.ingest import ingest_one
+from core.project.projects import create_project
+from db.engine import session_scope
+from db.models import BoxRow, Image, ImageStatus, Label
+from tests.core.dataset_factory import jpeg_bytes
+
+SCHEMA = {"colour": ["red", "blue"], "category": ["Shoes", "Shirt, formal"]}
+
+
+def _tagged_project(engine, settings) -> int:
+    """a: tags only (status new); b: a done image with boxes, no tags; c: nothing; d: machine keys only."""
+    with session_scope(engine) as session:
+        pid = create_project(session, "tagged", labels=["Shirts", "Jeans"], attribute_schema=SCHEMA).id
+        store = ImageStore(settings.data_dir)
+        ids = {
+            name: ingest_one(session, store, pid, name, jpeg_bytes(60, 40, seed)).image_id
+            for seed, name in enumerate(["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg"])
+        }
+        images = {n: session.get(Image, i) for n, i in ids.items()}
+        images["a.jpg"].attributes = {"category": "Shoes", "colour": "red"}
+        images["e.jpg"].attributes = {"category": "Shirt, formal"}
+        images["d.jpg"].attributes = {"auto_main_class": "Jeans", "auto_type": "bottom wear"}
+        b = images["b.jpg"]
+        b.status = ImageStatus.DONE
+        labels = dict(session.execute(select(Label.name, Label.id).where(Label.project_id == pid)).all())
+        session.add(BoxRow(image_id=b.id, label_id=labels["Jeans"], x_min=0, y_min=0, x_max=10, y_max=10))
+        session.add(BoxRow(image_id=b.id, label_id=labels["Shirts"], x_min=0, y_min=0, x_max=50, y_max=30))
+    return pid
+
+
+def _tags(engine, pid) -> dict[str, dict]:
+    with session_scope(engine) as session:
+        return {
+            i.original_name: dict(i.attributes or {})
+            for i in session.scalars(select(Image).where(Image.project_id == pid))
+        }
+
+
+def test_tags_csv_export_reads_back(engine, settings, tmp_path: Path) -> None:
+    pid = _tagged_project(engine, settings)
+    out = tmp_path / "tags"
+    summary = export_dataset(engine, settings, pid, "tags-csv", out)
+    assert summary["files"] == ["tags.csv"]
+    with open(out / "tags.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["image", "split", "category", "colour"]
+    body = sorted((r[0], r[2], r[3]) for r in rows[1:])
+    assert body == [("a.jpg", "Shoes", "red"), ("e.jpg", "Shirt, formal", "")]
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["a.jpg", "e.jpg"]
+    with session_scope(engine) as session:
+        other = create_project(session, "again", labels=(), attribute_schema={}).id
+    report = import_labels(engine, settings, other, out / "tags.csv", images=out / "images")
+    assert report.count("imported") == 2 and report.count("failed") == 0
+    assert _tags(engine, other) == {
+        "a.jpg": {"category": "Shoes", "colour": "red"},
+        "e.jpg": {"category": "Shirt, formal"},
+    }
+
+
+def test_class_folders_export_reads_back(engine, settings, tmp_path: Path) -> None:
+    pid = _tagged_project(engine, settings)
+    out = tmp_path / "classes.zip"
+    summary = export_dataset(engine, settings, pid, "class-folders", out, archive=True)
+    assert summary["files"] == ["left_out.txt"]
+    with zipfile.ZipFile(out) as zf:
+        names = sorted(zf.namelist())
+        left_out = zf.read("left_out.txt").decode().splitlines()[1:]
+    placed = sorted(n.split("/", 1)[1] for n in names if n != "left_out.txt")
+    # b has no category tag: its largest box's label places it.
+    assert placed == ["Shirt, formal/e.jpg", "Shirts/b.jpg", "Shoes/a.jpg"]
+    assert sorted(left_out) == ["c.jpg", "d.jpg"]
+    with session_scope(engine) as session:
+        other = create_project(session, "again", labels=(), attribute_schema={}).id
+    report = import_labels(engine, settings, other, out)
+    assert report.count("imported") == 3
+    assert report.count("skipped") == 1  # left_out.txt is not an image
+    assert _tags(engine, other) == {
+        "a.jpg": {"category": "Shoes"},
+        "b.jpg": {"category": "Shirts"},
+        "e.jpg": {"category": "Shirt, formal"},
+    }
+
+
+def test_box_formats_still_export_ground_truth_only(engine, settings, tmp_path: Path) -> None:
+    pid = _tagged_project(engine, settings)
+    summary = export_dataset(engine, settings, pid, "csv", tmp_path / "csv")
+    assert summary["images"] == 1  # b, the one done image; tagged-only images are not box ground truth
