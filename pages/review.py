@@ -29,7 +29,6 @@ from ui.canvas import canvas_ui, image_geometry
 from ui.context import current_user, get_context, require_project
 from ui.review_panels import (
     auto_accept_panel_ui,
-    auto_tags_ui,
     cached_queue,
     canvas_labels,
     item_header_ui,
@@ -125,7 +124,6 @@ with right:
     st.caption(
         "Keys: A accept · S save corrections · X reject · K skip · Shift+N no garments · 1–9 label for new boxes."
     )
-    auto_tags_ui(state.attributes)
     st.caption(f"Server time for this item: {server_ms:.0f} ms")
 
 with left:

@@ -12,7 +12,6 @@ import streamlit as st
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from core.annotate.attributes import MACHINE_ATTRIBUTE_PREFIX
 from core.annotate.state import LabelInfo, resolve_label
 from core.boxes import Box
 from core.jobs import JobError
@@ -121,7 +120,7 @@ def review_controls_ui(
             placeholder="any label",
         )
         main = st.multiselect(
-            "Main garment (auto-tag)", [lab.name for lab in labels], key=f"rev_f_main_{project_id}", placeholder="any"
+            "Main garment (top box)", [lab.name for lab in labels], key=f"rev_f_main_{project_id}", placeholder="any"
         )
         lo, hi = st.slider("Top score between", 0.0, 1.0, (0.0, 1.0), 0.05, key=f"rev_f_score_{project_id}")
     return ReviewControls(
@@ -287,25 +286,6 @@ def cached_queue(
     else:
         full = cached[2]
     return [q for q in full if q.image_id not in decided]
-
-
-def auto_tags_ui(attributes: dict[str, str]) -> None:
-    """The image's machine-made tags (main garment, colours...) with their confidence, if it has any."""
-    tags = {
-        k[len(MACHINE_ATTRIBUTE_PREFIX) :]: v for k, v in attributes.items() if k.startswith(MACHINE_ATTRIBUTE_PREFIX)
-    }
-    if not tags:
-        return
-    st.markdown("**Auto-tags**")
-    st.dataframe(
-        [
-            {"tag": k, "value": v, "confidence": tags.get(f"{k}_confidence", "")}
-            for k, v in tags.items()
-            if not k.endswith("_confidence") and k != "model_version"
-        ],
-        hide_index=True,
-        width="stretch",
-    )
 
 
 def item_header_ui(item: ReviewItem, entry: QueueItem, to_review: int) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from core.annotate.errors import AnnotationError
 
-# Image.attributes keys with this prefix are the model's auto-tags (core/review/auto_tags.py), not the
+# Image.attributes keys with this prefix are machine keys (never ground truth), not the
 # attribute schema's: an attribute save keeps them.
 MACHINE_ATTRIBUTE_PREFIX = "auto_"
 
@@ -49,7 +49,7 @@ def merged_attributes(
 ) -> dict[str, Any]:
     """What an attribute save stores: ``attributes`` validated against the schema.
 
-    Keys the schema does not own (the model's auto-tags) survive an attribute save.
+    Keys the schema does not own (machine ``auto_`` keys) survive an attribute save.
 
     Raises:
         AnnotationError: As :func:`validate_attributes`.

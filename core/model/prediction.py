@@ -189,9 +189,6 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     )
     with session_scope(ctx.engine) as session:
         from core.project.projects import record_activity
-        from core.review.auto_tags import update_auto_tags
-
-        tagged = update_auto_tags(session, version_id, image_ids)
 
         record_activity(
             session,
@@ -200,4 +197,4 @@ def predict_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
             f"model {name} predicted {n} boxes on {len(image_ids)} images",
             params.get("who"),
         )
-    return {"model_version_id": version_id, "images": len(image_ids), "predictions": n, "tagged": tagged}
+    return {"model_version_id": version_id, "images": len(image_ids), "predictions": n}

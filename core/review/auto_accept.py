@@ -35,8 +35,8 @@ class AutoAcceptResult:
     problems: list[str] = field(default_factory=list)
 
 
-def _in_audit(image_id: int, seed: int, fraction: float) -> bool:
-    # A hash, not random(): the same image lands in the same sample on every run.
+def _in_audit(image_id: int | str, seed: int, fraction: float) -> bool:
+    # A hash, not random(): the same image (or image:tag) lands in the same sample on every run.
     digest = hashlib.sha256(f"{seed}:{image_id}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64 < fraction
 

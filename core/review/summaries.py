@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import Image, ImageStatus, Label, ModelVersion, Prediction, ReviewDecision
+from db.models import Image, ImageStatus, Label, ModelKind, ModelVersion, Prediction, ReviewDecision
 
 
 def decision_summary(session: Session, project_id: int) -> list[dict[str, Any]]:
@@ -29,7 +29,7 @@ def decision_summary(session: Session, project_id: int) -> list[dict[str, Any]]:
         .join(ModelVersion, ModelVersion.id == ReviewDecision.model_version_id)
         .outerjoin(Prediction, Prediction.id == ReviewDecision.prediction_id)
         .outerjoin(Label, Label.id == Prediction.label_id)
-        .where(ModelVersion.project_id == project_id)
+        .where(ModelVersion.project_id == project_id, ModelVersion.kind != ModelKind.TAGS)
     ).all()
     table: dict[tuple[int, str, str], dict[str, Any]] = {}
     for vid, vname, decision, details, label, pred_id in rows:
@@ -71,7 +71,14 @@ def audit_error_rate(session: Session, model_version_id: int) -> tuple[int, floa
 
 def reviewed_since(session: Session, project_id: int, since: Any) -> int:
     """Images people or auto-accept reviewed into ground truth after ``since`` (None: ever)."""
-    cond = [ReviewDecision.decision.in_(("accepted", "moved", "relabelled", "added", "deleted", "auto_accepted"))]
+    cond = [
+        ReviewDecision.decision.in_(("accepted", "moved", "relabelled", "added", "deleted", "auto_accepted")),
+        # Box reviews only: a tag accepted on an image says nothing of its boxes.
+        or_(
+            ReviewDecision.model_version_id.is_(None),
+            ReviewDecision.model_version_id.not_in(select(ModelVersion.id).where(ModelVersion.kind == ModelKind.TAGS)),
+        ),
+    ]
     if since is not None:
         cond.append(ReviewDecision.created_at > since)
     return int(
