@@ -17,9 +17,11 @@ from core.annotate.queue import AnnotationQueueFilter, find_by_name, first_to_do
 from core.annotate.save import copy_boxes, save_boxes
 from core.annotate.state import DraftBox, project_labels
 from core.project.imagestore import ImageStore
+from core.review.tags import image_suggestions, record_saved_suggestions
 from db.engine import session_scope
 from db.models import Project
 from ui.annotate_panels import (
+    accept_tags_ui,
     attributes_ui,
     box_table_ui,
     canvas_width_ui,
@@ -74,6 +76,8 @@ if not entries:
 pos, fresh, loaded = load_current(ctx.engine, entries, IMAGE_KEY, LOADED_KEY)
 ids = [e.id for e in entries]
 state = loaded.state
+with session_scope(ctx.engine) as session:
+    tags_version, suggested = image_suggestions(session, project_id, state.id)
 
 # ---------------------------------------------------------------- layout
 store = ImageStore(ctx.settings.data_dir)
@@ -86,7 +90,8 @@ left, right = st.columns([7, 3], gap="medium")
 with right:
     actions = image_actions_ui(pos, len(entries))
     current_label = label_picker_ui(labels, project_id)
-    attrs = attributes_ui(schema, state, loaded.revision)
+    attrs = attributes_ui(schema, state, loaded.revision, suggested)
+    accept_tags = accept_tags_ui(suggested)
     keys_and_jump_ui(JUMP_KEY, JUMP_PENDING)
 
 with left:
@@ -104,7 +109,10 @@ with left:
         "move, resize, delete (✕) or relabel a box (click a selected box, type a label name or number)."
     )
 
-stored_attrs = effective_attributes(schema, state.attributes)
+# What the pickers showed: stored values, suggestions pre-selected. Untouched suggestions are no
+# unsaved change (moving on must not store them unseen); Save or T stores what is shown.
+shown = {t: x.value for t, x in suggested.items() if x.value in schema.get(t, [])}
+stored_attrs = {**effective_attributes(schema, state.attributes), **shown}
 dirty = has_changes(state.boxes, drafts) or attrs != stored_attrs
 
 
@@ -115,6 +123,8 @@ def do_save(no_objects: bool = False) -> bool:
             result = save_boxes(
                 session, state.id, loaded.revision, drafts, who, no_objects=no_objects, attributes=attrs
             )
+            if tags_version is not None:
+                record_saved_suggestions(session, tags_version, suggested, attrs, who)
     except StaleRevisionError as exc:
         flash("error", str(exc))
         st.session_state.pop(LOADED_KEY, None)  # reload: the canvas key changes with the revision
@@ -136,10 +146,10 @@ def go_to(image_id: int) -> None:
 
 
 jump = st.session_state.pop(JUMP_PENDING, False)
-action = actions.any or jump
+action = actions.any or jump or accept_tags
 if action:
     clear_flash()  # a new action replaces the previous action's messages
-if actions.save:
+if actions.save or accept_tags:
     do_save()
 elif actions.no_garments:
     if drafts:

@@ -13,6 +13,7 @@ from core.annotate.attributes import effective_attributes
 from core.annotate.queue import UNASSIGNED, AnnotationQueueFilter
 from core.annotate.save import box_history
 from core.annotate.state import DraftBox, ImageState, LabelInfo, StoredBox, resolve_label
+from core.review.tags import TagSuggestion
 from db.engine import session_scope
 from db.models import BoxSource, ImageStatus, Split
 from ui.canvas import CanvasBox, CanvasGeometry
@@ -69,23 +70,48 @@ def label_picker_ui(labels: Sequence[LabelInfo], project_id: int) -> LabelInfo:
     return current
 
 
-def attributes_ui(schema: Mapping[str, Sequence[str]], state: ImageState, revision: int) -> dict[str, str]:
-    """Image-level attribute pickers from the project's schema; returns the chosen values."""
+def attributes_ui(
+    schema: Mapping[str, Sequence[str]],
+    state: ImageState,
+    revision: int,
+    suggestions: Mapping[str, TagSuggestion] | None = None,
+) -> dict[str, str]:
+    """Image-level attribute pickers from the project's schema; returns the chosen values.
+
+    A tag the image does not store yet but the tags model suggests starts on the suggestion,
+    marked "suggested · 0.87"; saving stores it (Save, or T to accept the suggestions).
+    """
     if not schema:
         return {}
     st.markdown("**Image attributes**")
     values = effective_attributes(schema, state.attributes)
+    suggested = {t: s for t, s in (suggestions or {}).items() if t in schema and s.value in schema[t]}
     out: dict[str, str] = {}
     for name, options in schema.items():
         options = [str(o) for o in options]
+        title = name.replace("_", " ").capitalize()
+        if name in suggested:
+            title = f"{title} — suggested · {suggested[name].confidence:.2f}"
         out[name] = st.segmented_control(
-            name.replace("_", " ").capitalize(),
+            title,
             options,
-            default=values[name],
+            default=suggested[name].value if name in suggested else values[name],
             required=True,
             key=f"ann_attr_{state.id}_r{revision}_{name}",
         )
     return out
+
+
+def accept_tags_ui(suggestions: Mapping[str, TagSuggestion]) -> bool:
+    """The one key that accepts the pre-selected tag suggestions (it saves the image); False without suggestions."""
+    if not suggestions:
+        return False
+    return st.button(
+        f"Accept {len(suggestions)} suggested tag{'s' if len(suggestions) != 1 else ''}",
+        shortcut="T",
+        width="stretch",
+        help="Saves the image with the tags as selected: the suggestions become stored tags",
+    )
 
 
 def box_table_ui(drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox], labels: Sequence[LabelInfo]) -> None:
@@ -289,7 +315,8 @@ def keys_and_jump_ui(jump_key: str, pending_key: str) -> None:
     # Keys mean the same on Review: Shift+N is "no garments" (a save) on both pages, and no
     # key that only moves here writes there (issue 13: N was "next new" here, "no garments" there).
     st.caption(
-        "Keys: 1–9 label · Ctrl+S save · F next · D previous · Shift+F next new image · Shift+N no garments. "
+        "Keys: 1–9 label · Ctrl+S save · F next · D previous · Shift+F next new image · Shift+N no garments · "
+        "T accept suggested tags. "
         "Moving on saves first."
     )
     st.text_input("Jump to image (name)", key=jump_key, on_change=lambda: st.session_state.update({pending_key: True}))

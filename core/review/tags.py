@@ -106,6 +106,7 @@ def tags_queue(
     tags: Sequence[str] = (),
     values: Sequence[str] = (),
     max_confidence: float = 1.0,
+    image_ids: Sequence[int] = (),
 ) -> list[TagSuggestion]:
     """Open suggestions of a tags version, audit sample first, then lowest calibrated confidence first.
 
@@ -116,6 +117,7 @@ def tags_queue(
         tags: Only these tags (empty: all).
         values: Only suggestions of these values (empty: all).
         max_confidence: Only suggestions at or below this confidence.
+        image_ids: Only these images (empty: all).
 
     Raises:
         ReviewError: The version is not a tags version of the project.
@@ -143,6 +145,8 @@ def tags_queue(
         stmt = stmt.where(TagPrediction.tag.in_(list(tags)))
     if values:
         stmt = stmt.where(TagPrediction.value.in_(list(values)))
+    if image_ids:
+        stmt = stmt.where(TagPrediction.image_id.in_(list(image_ids)))
     out = []
     for image_id, name, attributes, tag, value, confidence, probs in session.execute(stmt):
         if (image_id, tag) in closed or (attributes or {}).get(tag) not in (None, ""):
@@ -270,6 +274,37 @@ def decide_tag(
         session.flush()
         return f"{s.image_name}: {tag} = {chosen} (the model said {s.value})."
     raise ReviewError(f"Unknown decision {decision!r}; use accept, change or skip.")
+
+
+def image_suggestions(session: Session, project_id: int, image_id: int) -> tuple[int | None, dict[str, TagSuggestion]]:
+    """The newest tags version with predictions and its open suggestions for one image, by tag (Annotate's)."""
+    version_id = latest_tags_version_id(session, project_id)
+    if version_id is None:
+        return None, {}
+    return version_id, {s.tag: s for s in tags_queue(session, project_id, version_id, image_ids=[image_id])}
+
+
+def record_saved_suggestions(
+    session: Session,
+    model_version_id: int,
+    suggestions: Mapping[str, TagSuggestion],
+    saved: Mapping[str, Any],
+    who: str,
+) -> int:
+    """Records what a save did with the suggestions it showed pre-selected: kept (``accepted``) or ``changed``.
+
+    For a save that stored the attributes itself (Annotate's): each suggested tag it stored gets
+    its decision; returns how many were recorded.
+    """
+    n = 0
+    for tag, s in suggestions.items():
+        chosen = saved.get(tag)
+        if chosen in (None, ""):
+            continue
+        _record(session, model_version_id, s, "accepted" if chosen == s.value else "changed", str(chosen), who)
+        n += 1
+    session.flush()
+    return n
 
 
 @dataclass

@@ -13,8 +13,11 @@ from db.models import Image, ImageStatus, ModelKind, ModelVersion, Project, Revi
 HEADS = {"colour": ["single", "multi"], "pattern": ["solid", "printed"]}
 
 
-def insert_tag_predictions(engine, rows: list[tuple[str, str, float]]) -> list[int]:
-    """A tags version (no model file: the page never loads it) with (tag, value, confidence) on new images in turn."""
+def insert_tag_predictions(engine, rows: list[tuple[str, str, float]], image_ids: list[int] | None = None) -> list[int]:
+    """A tags version (no model file: the page never loads it) with (tag, value, confidence) on images in turn.
+
+    The images are ``image_ids``, or the first new images by id.
+    """
     with session_scope(engine) as session:
         pid = session.scalar(select(Project.id))
         version = ModelVersion(
