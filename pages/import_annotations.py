@@ -1,4 +1,4 @@
-"""Import annotations: datasets labelled elsewhere, in any format with a reader (VOC, COCO, ...), via a background job."""
+"""Import annotations: datasets labelled elsewhere (VOC, COCO, ...) and image labels (tags), via background jobs."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import streamlit as st
 from core.formats import registry
 from db.models import JobStatus
 from ui.context import current_user, get_context, require_project
+from ui.import_labels_panels import labels_form_ui, labels_result_ui
 from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
 SPECS = registry.readers()
@@ -107,4 +108,15 @@ job_progress_ui(
     st.session_state.get(JOB_KEY),
     lambda p: f"Importing… {p.get('done', 0)} records read",
     done_ui=import_result_ui,
+)
+
+st.subheader("Image labels (tags)")
+LABELS_JOB_KEY = f"import_labels_job_{project_id}"
+labels_params = labels_form_ui(ctx.settings, project_id, current_user())
+if labels_params is not None and (job_id := start_job("import-labels", labels_params, project_id)) is not None:
+    st.session_state[LABELS_JOB_KEY] = job_id
+job_progress_ui(
+    st.session_state.get(LABELS_JOB_KEY),
+    lambda p: f"Importing labels… {p.get('done', 0)} records read",
+    done_ui=labels_result_ui,
 )
