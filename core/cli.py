@@ -440,7 +440,10 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
             except ProjectError:
                 # The dataset brings its labels; the clothing defaults would be labels it never uses
                 # (and training would build heads for them).
-                create_project(session, args.project, labels=())
+                # Image labels bring their own tags: the default attributes would be tags nobody gave.
+                create_project(
+                    session, args.project, labels=(), **({"attribute_schema": {}} if args.format == "labels" else {})
+                )
                 created = True
     project_id = _project_id(engine, args)
     if args.format == "labels":

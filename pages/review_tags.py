@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.project.imagestore import ImageStore
 from core.review.errors import ReviewError
-from core.review.tags import decide_tag, tags_queue, tags_versions
+from core.review.tags import decide_tag, has_tag_predictions, tags_queue, tags_versions
 from db.engine import session_scope
 from db.models import Image, Project
 from ui.context import current_user, get_context, require_project
@@ -46,10 +46,14 @@ with session_scope(ctx.engine) as session:
     item = queue[0] if queue else None
     image = session.get(Image, item.image_id) if item else None
     display_path = image.display_path if image else None
+    predicted = item is not None or has_tag_predictions(session, controls.model_version_id)
 
 flash = st.session_state.get(FLASH_KEY)
 if flash:
     getattr(st, flash[0])(flash[1])
+if item is None and not predicted:
+    st.info(f"{chosen_version.name} has no suggestions yet: run it over the images (predict) first.")
+    st.stop()
 if item is None:
     st.success("No open tag suggestions for this model version and these filters.")
     with st.expander("Decisions so far", expanded=True):

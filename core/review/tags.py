@@ -73,6 +73,14 @@ def latest_tags_version_id(session: Session, project_id: int) -> int | None:
     )
 
 
+def has_tag_predictions(session: Session, model_version_id: int) -> bool:
+    """Whether the version has predicted any tag yet."""
+    return (
+        session.scalar(select(TagPrediction.id).where(TagPrediction.model_version_id == model_version_id).limit(1))
+        is not None
+    )
+
+
 def _tags_version(session: Session, project_id: int, model_version_id: int) -> ModelVersion:
     version = session.get(ModelVersion, model_version_id)
     if version is None or version.project_id != project_id:

@@ -55,10 +55,19 @@ def test_review_tags_accept_change_skip(make_app: Callable[[], AppTest]) -> None
     at.switch_page("pages/review_tags.py").run()
     assert not at.exception, at.exception
     assert any("No tags model yet" in i.value for i in at.info)
+    insert_tag_predictions(engine, [])  # a version that has predicted nothing yet
+    at.run()
+    assert not at.exception, at.exception
+    assert any("tags inserted has no suggestions yet" in i.value for i in at.info), (
+        [i.value for i in at.info],
+        [s.value for s in at.success],
+    )
     ids = insert_tag_predictions(
         engine, [("colour", "multi", 0.93), ("pattern", "printed", 0.41), ("colour", "single", 0.66)]
     )
     at.run()
+    # The chosen version stays chosen; the new one (listed first, newest first) is picked.
+    next(b for b in at.selectbox if b.label == "Tags model under review").select_index(0).run()
     assert not at.exception, at.exception
     assert any("suggested · 0.41" in c.value for c in at.caption)  # lowest confidence first
     next(b for b in at.button if b.label == "Accept printed").click().run()

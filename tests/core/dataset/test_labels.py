@@ -220,3 +220,20 @@ def test_cli_import_labels(engine, settings, tmp_path: Path, capsys) -> None:
     assert json.loads(captured.out)["added_to_schema"] == ["category=Shoes"]
     assert "unknown image 'b.jpg'" in captured.err
     assert _tags(engine, pid)["a.jpg"] == {"category": "Shoes"}
+
+
+def test_cli_import_labels_creates_a_project_with_only_the_files_tags(settings, engine, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "tree"
+    (root / "Shoes").mkdir(parents=True)
+    (root / "Shoes" / "s.jpg").write_bytes(jpeg_bytes(40, 30, 1))
+    args = ["--db", settings.db_url, "--data-dir", str(settings.data_dir), "--project", "from labels"]
+    assert main(["import", "labels", str(root), "--create", *args]) == 0
+    assert json.loads(capsys.readouterr().out)["imported"] == 1
+    with session_scope(engine) as session:
+        project = session.scalar(select(Project).where(Project.name == "from labels"))
+        assert project.attribute_schema == {"category": ["Shoes"]}
+    # A tree refused as a whole leaves no empty project behind.
+    assert main(["import", "labels", str(tmp_path / "none"), "--create", *args[:-1], "other"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    with session_scope(engine) as session:
+        assert session.scalar(select(Project).where(Project.name == "other")) is None
