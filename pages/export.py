@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from core.dataset.labels import tagged_image_count
 from core.formats import registry
 from core.project.splits import exportable_per_split
 from db.engine import session_scope
@@ -28,12 +29,18 @@ JOB_KEY = f"export_job_{project_id}"
 
 with session_scope(ctx.engine) as session:
     per_split = exportable_per_split(session, project_id)
+    tagged = tagged_image_count(session, project_id)
 counts = {(s.value if s else "not yet assigned"): n for s, n in per_split.items()}
 total = sum(counts.values())
 st.caption(
     f"{total} ground-truth images (status done or no objects) will be exported; new, in-progress and skipped "
     "images are not. Images without a split get one now (stratified by label, seeded) and keep it for good, "
     "so the test set stays the same across exports and trainings."
+    + (
+        f" tags.csv and folder per class take the {tagged} images with stored tags, whatever their status."
+        if tagged
+        else ""
+    )
 )
 if counts:
     st.dataframe(pd.DataFrame({"split": list(counts), "images": list(counts.values())}), hide_index=True)
@@ -49,7 +56,7 @@ def export_form_ui() -> dict | None:
         test = c3.number_input("Test share", 0.0, 1.0, 0.1, 0.05)
         seed = c4.number_input("Seed", 0, 2**31 - 1, 0, 1)
         shards = st.number_input("TFRecord shards per split (0 = one per 1,000 images)", 0, 1024, 0, 1)
-        go = st.form_submit_button("Export", type="primary", disabled=total == 0)
+        go = st.form_submit_button("Export", type="primary", disabled=total == 0 and tagged == 0)
     if not go:
         return None
     if abs(train + val + test - 1.0) > 1e-6:

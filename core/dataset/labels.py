@@ -43,6 +43,13 @@ JOB_KIND = "import-labels"
 CSV_SUFFIXES = (".csv", ".txt", ".tsv")
 
 
+def tagged_image_count(session: Any, project_id: int) -> int:
+    """Images that store at least one tag of the project's schema (what the tag exports take)."""
+    schema = session.scalar(select(Project.attribute_schema).where(Project.id == project_id)) or {}
+    rows = session.scalars(select(Image.attributes).where(Image.project_id == project_id))
+    return sum(1 for attrs in rows if any(attrs and attrs.get(t) not in (None, "") for t in schema))
+
+
 def read_label_records(
     path: Path, images: Path | None = None, ignore_columns: Sequence[str] = ()
 ) -> Iterator[LabelRecord | ImportOutcome]:

@@ -61,3 +61,7 @@ def test_labels_section_checks_paths_and_reports_the_job(app: AppTest, engine, s
     assert "unknown image 'ghost.jpg'" in problems["message"].iloc[0]
     with session_scope(engine) as session:
         assert session.scalar(select(Image.attributes).where(Image.original_name == names[0]))["category"] == "Polo"
+    app.switch_page("pages/export.py").run()
+    assert not app.exception
+    # make_dataset stores attribute values on each of its three images; one of them got a category too.
+    assert "tags.csv and folder per class take the 3 images with stored tags" in app.caption[0].value

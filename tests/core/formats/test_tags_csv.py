@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from core.dataset.exporter import export_dataset
-from core.dataset.labels import import_labels
+from core.dataset.labels import import_labels, tagged_image_count
 from core.project.imagestore import ImageStore
 from core.project.ingest import ingest_one
 from core.project.projects import create_project
@@ -51,6 +51,8 @@ def _tags(engine, pid) -> dict[str, dict]:
 
 def test_tags_csv_export_reads_back(engine, settings, tmp_path: Path) -> None:
     pid = _tagged_project(engine, settings)
+    with session_scope(engine) as session:
+        assert tagged_image_count(session, pid) == 2  # a and e; d's machine keys are no tags
     out = tmp_path / "tags"
     summary = export_dataset(engine, settings, pid, "tags-csv", out)
     assert summary["files"] == ["tags.csv"]
