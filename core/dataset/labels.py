@@ -19,6 +19,7 @@ stores what they yield:
 
 from __future__ import annotations
 
+import posixpath
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -199,9 +200,12 @@ def _find_image(
             raise _Refused("failed", f"image {record.image_name!r}: {ingested.message}")
         image = session.get(Image, ingested.image_id)
         return image, ingested.outcome == "imported", ingested.message
-    image = session.scalar(
-        select(Image).where(Image.project_id == project_id, Image.original_name == record.image_name)
-    )
+    image = None
+    # The name as written, then its base name (a CSV written beside its photos says ``images/a.jpg``).
+    for name in dict.fromkeys((record.image_name, posixpath.basename(record.image_name.replace("\\", "/")))):
+        image = session.scalar(select(Image).where(Image.project_id == project_id, Image.original_name == name))
+        if image is not None:
+            break
     if image is None:
         raise _Refused(
             "failed",

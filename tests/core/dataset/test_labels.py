@@ -66,7 +66,8 @@ def test_csv_bad_rows_get_messages_and_the_rest_come_in(engine, settings, tmp_pa
         "d.jpg,Shirt, formal\n"  # 7 unquoted comma
         "a.jpg,Shorts\n"  # 8 conflicts with line 2
         "e.jpg," + "x" * (5 * 1024 * 1024) + "\n"  # 9 a 5 MB line
-        "b.jpg,Shorts\n",  # 10 after the long line, still read
+        "b.jpg,Shorts\n"  # 10 after the long line, still read
+        "photos/e.jpg,Shoes\n",  # 11 a path: found by its base name
         encoding="utf-8",
     )
     report = import_labels(engine, settings, pid, path)
@@ -87,12 +88,13 @@ def test_csv_bad_rows_get_messages_and_the_rest_come_in(engine, settings, tmp_pa
     assert got["labels.csv line 9"][0] == "failed"
     assert "5,242,887 characters long" in got["labels.csv line 9"][1]
     assert got["labels.csv line 10"][0] == "updated"
+    assert got["labels.csv line 11"][0] == "updated"
     tags = _tags(engine, pid)
     assert tags["a.jpg"] == {"category": "Shirt"}
     assert tags["b.jpg"] == {"category": "Shorts"}
     assert tags["c.jpg"] == {"category": "Shirt, formal"}
-    assert tags["d.jpg"] == {} and tags["e.jpg"] == {}
-    assert _schema(engine, pid)["category"] == ["Shirt", "Shirt, formal", "Shorts"]
+    assert tags["d.jpg"] == {} and tags["e.jpg"] == {"category": "Shoes"}
+    assert _schema(engine, pid)["category"] == ["Shirt", "Shirt, formal", "Shorts", "Shoes"]
     # The same file again adds nothing.
     again = import_labels(engine, settings, pid, path)
     assert again.count("updated") == 0 and again.count("imported") == 0
