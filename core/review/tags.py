@@ -90,15 +90,18 @@ def _tags_version(session: Session, project_id: int, model_version_id: int) -> M
     return version
 
 
-def _decided(session: Session, model_version_id: int) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
-    """(image, tag) pairs with a closing decision, and those in the audit sample, for the version."""
+def _decided(
+    session: Session, model_version_id: int, image_ids: Sequence[int] = ()
+) -> tuple[set[tuple[int, str]], set[tuple[int, str]]]:
+    """(image, tag) pairs with a closing decision, and those in the audit sample, for the version (and images)."""
     closed: set[tuple[int, str]] = set()
     audit: set[tuple[int, str]] = set()
-    for image_id, decision, details in session.execute(
-        select(ReviewDecision.image_id, ReviewDecision.decision, ReviewDecision.details).where(
-            ReviewDecision.model_version_id == model_version_id
-        )
-    ):
+    stmt = select(ReviewDecision.image_id, ReviewDecision.decision, ReviewDecision.details).where(
+        ReviewDecision.model_version_id == model_version_id
+    )
+    if image_ids:
+        stmt = stmt.where(ReviewDecision.image_id.in_(list(image_ids)))
+    for image_id, decision, details in session.execute(stmt):
         tag = (details or {}).get("tag")
         if tag is None:
             continue
@@ -131,7 +134,7 @@ def tags_queue(
         ReviewError: The version is not a tags version of the project.
     """
     _tags_version(session, project_id, model_version_id)
-    closed, audit = _decided(session, model_version_id)
+    closed, audit = _decided(session, model_version_id, image_ids)
     stmt = (
         select(
             TagPrediction.image_id,
@@ -262,7 +265,7 @@ def decide_tag(
     """
     _tags_version(session, project_id, model_version_id)
     s = suggestion(session, model_version_id, image_id, tag)
-    closed, _audit = _decided(session, model_version_id)
+    closed, _audit = _decided(session, model_version_id, [image_id])
     if (image_id, tag) in closed:
         raise ReviewError(f"{s.image_name}: the {tag} suggestion was already decided.")
     if decision == "skip":
