@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.annotate.attributes import effective_attributes
+from core.annotate.attributes import stored_attributes
 from core.annotate.errors import AnnotationError, StaleRevisionError
 from core.annotate.matching import has_changes, match_boxes
 from core.annotate.queue import AnnotationQueueFilter, find_by_name, first_to_do, progress, queue
@@ -112,7 +112,7 @@ with left:
 # What the pickers showed: stored values, suggestions pre-selected. Untouched suggestions are no
 # unsaved change (moving on must not store them unseen); Save or T stores what is shown.
 shown = {t: x.value for t, x in suggested.items() if x.value in schema.get(t, [])}
-stored_attrs = {**effective_attributes(schema, state.attributes), **shown}
+stored_attrs = {**stored_attributes(schema, state.attributes), **shown}
 dirty = has_changes(state.boxes, drafts) or attrs != stored_attrs
 
 

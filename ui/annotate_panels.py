@@ -9,7 +9,7 @@ import pandas as pd
 import streamlit as st
 from sqlalchemy import Engine
 
-from core.annotate.attributes import effective_attributes
+from core.annotate.attributes import stored_attributes, values_of
 from core.annotate.queue import UNASSIGNED, AnnotationQueueFilter
 from core.annotate.save import box_history
 from core.annotate.state import DraftBox, ImageState, LabelInfo, StoredBox, resolve_label
@@ -76,29 +76,32 @@ def attributes_ui(
     revision: int,
     suggestions: Mapping[str, TagSuggestion] | None = None,
 ) -> dict[str, str]:
-    """Image-level attribute pickers from the project's schema; returns the chosen values.
+    """Image-level tag pickers from the project's schema; returns the tags chosen (unset ones left out).
 
-    A tag the image does not store yet but the tags model suggests starts on the suggestion,
-    marked "suggested · 0.87"; saving stores it (Save, or T to accept the suggestions).
+    A tag shows its stored value; one the image does not store but the tags model suggests starts
+    on the suggestion, marked "suggested · 0.87"; the others start unset. Only what is selected is
+    stored on save: an untouched tag is unknown, never a default that would pass for ground truth.
     """
     if not schema:
         return {}
     st.markdown("**Image attributes**")
-    values = effective_attributes(schema, state.attributes)
-    suggested = {t: s for t, s in (suggestions or {}).items() if t in schema and s.value in schema[t]}
+    values = stored_attributes(schema, state.attributes)
+    suggested = {t: s for t, s in (suggestions or {}).items() if t in schema and s.value in values_of(schema, t)}
     out: dict[str, str] = {}
-    for name, options in schema.items():
-        options = [str(o) for o in options]
+    for name in schema:
         title = name.replace("_", " ").capitalize()
-        if name in suggested:
+        default = values.get(name)
+        if default is None and name in suggested:
             title = f"{title} — suggested · {suggested[name].confidence:.2f}"
-        out[name] = st.segmented_control(
+            default = suggested[name].value
+        chosen = st.segmented_control(
             title,
-            options,
-            default=suggested[name].value if name in suggested else values[name],
-            required=True,
+            values_of(schema, name),
+            default=default,
             key=f"ann_attr_{state.id}_r{revision}_{name}",
         )
+        if chosen is not None:
+            out[name] = chosen
     return out
 
 

@@ -26,6 +26,16 @@ def effective_attributes(schema: Mapping[str, Sequence[str]], stored: Mapping[st
     return out
 
 
+def stored_attributes(schema: Mapping[str, Sequence[str]], stored: Mapping[str, Any] | None) -> dict[str, str]:
+    """The values the image really stores for the schema's tags (no defaults: a tag not stored is unknown)."""
+    return {name: str(stored[name]) for name in schema if stored and stored.get(name) in values_of(schema, name)}
+
+
+def values_of(schema: Mapping[str, Sequence[str]], name: str) -> list[str]:
+    """The allowed values of one tag, as text."""
+    return [str(v) for v in schema.get(name, [])]
+
+
 def validate_attributes(schema: Mapping[str, Sequence[str]], attributes: Mapping[str, Any]) -> dict[str, str]:
     """Checks image-level attributes against the project's schema.
 
