@@ -5,9 +5,9 @@ splits are assigned explicitly) and is never changed afterwards, so the test set
 the same across exports and trainings; only images that have no split yet are placed.
 
 Stratification: each unassigned image is keyed by its rarest label (the label with the
-fewest boxes in the project among those it contains; images without boxes form their own
-group). Within a group, images are ordered by a seeded hash of their content hash, and
-each goes to the split furthest below its target share of the group (counting the
+fewest boxes in the project among those it contains; images without boxes are grouped by
+their stored ``category`` tag, and those without one form their own group). Within a group,
+images are ordered by a seeded hash of their content hash, and each goes to the split furthest below its target share of the group (counting the
 images the group already has in each split). The result depends only on the seed, the
 fractions and the images, not on insertion order or the database.
 """
@@ -119,19 +119,23 @@ def assign_splits(
         if current is None or (label_totals[label_id], label_id) < (label_totals[current], current):
             group_of[image_id] = label_id
     rows = session.execute(
-        select(Image.id, Image.sha256, Image.split).where(Image.project_id == project_id, Image.status.in_(statuses))
+        select(Image.id, Image.sha256, Image.split, Image.attributes).where(
+            Image.project_id == project_id, Image.status.in_(statuses)
+        )
     ).all()
-    have: dict[int, Counter[Split]] = defaultdict(Counter)
-    todo: dict[int, list[tuple[str, int]]] = defaultdict(list)
-    for image_id, sha, split in rows:
-        group = group_of.get(image_id, _NO_BOXES)
+    have: dict[int | str, Counter[Split]] = defaultdict(Counter)
+    todo: dict[int | str, list[tuple[str, int]]] = defaultdict(list)
+    for image_id, sha, split, attributes in rows:
+        # Without boxes, an image's stored category is its stratum (a classification project).
+        category = (attributes or {}).get("category")
+        group = group_of.get(image_id, f"category:{category}" if category not in (None, "") else _NO_BOXES)
         if split is None:
             todo[group].append((_order_key(seed, sha), image_id))
         else:
             have[group][split] += 1
     placed: Counter[Split] = Counter()
     updates: dict[Split, list[int]] = defaultdict(list)
-    for group in sorted(todo):
+    for group in sorted(todo, key=str):  # each group is placed on its own counts: the order changes nothing
         counts = have[group]
         for _key, image_id in sorted(todo[group]):
             total = sum(counts.values()) + 1

@@ -100,3 +100,22 @@ def test_box_formats_still_export_ground_truth_only(engine, settings, tmp_path: 
     pid = _tagged_project(engine, settings)
     summary = export_dataset(engine, settings, pid, "csv", tmp_path / "csv")
     assert summary["images"] == 1  # b, the one done image; tagged-only images are not box ground truth
+
+
+CLASSES = ("Hat", "Shoes", "Dress", "Polo")
+
+
+def test_a_classification_project_is_split_per_category(engine, settings, tmp_path: Path) -> None:
+    with session_scope(engine) as session:
+        pid = create_project(session, "classes", labels=(), attribute_schema={"category": list(CLASSES)}).id
+        store = ImageStore(settings.data_dir)
+        for n in range(40):
+            image_id = ingest_one(session, store, pid, f"{n}.jpg", jpeg_bytes(30, 20, 100 + n)).image_id
+            session.get(Image, image_id).attributes = {"category": CLASSES[n // 10]}
+    export_dataset(engine, settings, pid, "tags-csv", tmp_path / "out", fractions=(0.8, 0.1, 0.1))
+    with open(tmp_path / "out" / "tags.csv", newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    per = {(r["category"], r["split"]) for r in rows}
+    counts = {key: sum(1 for r in rows if (r["category"], r["split"]) == key) for key in per}
+    # Each class 8/1/1; placed as one group of 40 (before), the classes came out uneven.
+    assert counts == {(c, s): n for c in CLASSES for s, n in (("train", 8), ("val", 1), ("test", 1))}
