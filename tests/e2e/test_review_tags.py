@@ -21,7 +21,8 @@ from core.dataset.labels import import_labels
 from core.demo.project import create_demo_project
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import Image, ImageStatus, ModelKind, ModelVersion, ReviewDecision, TagPrediction
+from db.models import Image, ImageStatus, ReviewDecision
+from tests.core.tags_factory import add_tags_version
 from tests.e2e.conftest import AppServer, screenshot, start_server, stop_server, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -45,31 +46,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
     report = import_labels(engine, settings, pid, labels)
     assert report.count("updated") == 2, report.outcomes
     with session_scope(engine) as session:
-        version = ModelVersion(
-            project_id=pid,
-            kind=ModelKind.TAGS,
-            name="tags inserted",
-            path="models/none/tags.keras",
-            params={"heads": HEADS, "temperatures": {"category": 1.4, "colour": 1.1}},
+        image_id = session.scalar(select(Image.id).where(Image.project_id == pid, Image.original_name == names[2]))
+        add_tags_version(
+            session, pid, HEADS, [(image_id, "category", "Shoes", 0.58), (image_id, "colour", "multi", 0.81)]
         )
-        session.add(version)
-        session.flush()
-        ids = dict(session.execute(select(Image.original_name, Image.id).where(Image.project_id == pid)).all())
-        for name, tag, value, confidence in (
-            (names[2], "category", "Shoes", 0.58),
-            (names[2], "colour", "multi", 0.81),
-        ):
-            other = next(v for v in HEADS[tag] if v != value)
-            session.add(
-                TagPrediction(
-                    model_version_id=version.id,
-                    image_id=ids[name],
-                    tag=tag,
-                    value=value,
-                    confidence=confidence,
-                    probabilities={value: confidence, other: round(1 - confidence, 2)},
-                )
-            )
     engine.dispose()
     srv = start_server(data_dir)
     yield srv

@@ -8,7 +8,8 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.engine import session_scope
-from db.models import Image, ImageStatus, ModelKind, ModelVersion, Project, ReviewDecision, TagPrediction
+from db.models import Image, ImageStatus, Project, ReviewDecision
+from tests.core.tags_factory import add_tags_version
 
 HEADS = {"colour": ["single", "multi"], "pattern": ["solid", "printed"]}
 
@@ -20,30 +21,16 @@ def insert_tag_predictions(engine, rows: list[tuple[str, str, float]], image_ids
     """
     with session_scope(engine) as session:
         pid = session.scalar(select(Project.id))
-        version = ModelVersion(
-            project_id=pid,
-            kind=ModelKind.TAGS,
-            name="tags inserted",
-            path="models/none/tags.keras",
-            params={"heads": HEADS, "temperatures": {"colour": 1.2, "pattern": 1.1}},
-        )
-        session.add(version)
-        session.flush()
-        ids = list(
-            session.scalars(select(Image.id).where(Image.status == ImageStatus.NEW).order_by(Image.id).limit(len(rows)))
-        )
-        for image_id, (tag, value, confidence) in zip(ids, rows, strict=True):
-            other = next(v for v in HEADS[tag] if v != value)
-            session.add(
-                TagPrediction(
-                    model_version_id=version.id,
-                    image_id=image_id,
-                    tag=tag,
-                    value=value,
-                    confidence=confidence,
-                    probabilities={value: confidence, other: 1 - confidence},
+        ids = (
+            image_ids
+            if image_ids is not None
+            else list(
+                session.scalars(
+                    select(Image.id).where(Image.status == ImageStatus.NEW).order_by(Image.id).limit(len(rows))
                 )
             )
+        )
+        add_tags_version(session, pid, HEADS, [(i, *row) for i, row in zip(ids, rows, strict=True)])
         return ids
 
 

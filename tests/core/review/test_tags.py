@@ -18,41 +18,20 @@ from core.review.tags import (
     tags_queue,
 )
 from db.engine import session_scope
-from db.models import Image, ModelKind, ModelVersion, ReviewDecision, TagPrediction
+from db.models import Image, ModelVersion, ReviewDecision
 from tests.core.dataset_factory import jpeg_bytes
+from tests.core.tags_factory import add_tags_version
 
 pytestmark = pytest.mark.both_databases
 
 HEADS = {"category": ["Shoes", "Shirt", "Polo"], "colour": ["red", "blue"]}
 
 
-def add_tags_version(session, project_id: int, predictions: dict[str, dict[str, tuple[str, float]]]) -> int:
-    """A tags ModelVersion with TagPrediction rows: image name -> tag -> (value, calibrated confidence)."""
-    version = ModelVersion(
-        project_id=project_id,
-        kind=ModelKind.TAGS,
-        name="tags v1",
-        path="models/tags-v1.keras",
-        params={"heads": HEADS, "temperatures": {"category": 1.3, "colour": 0.9}},
-    )
-    session.add(version)
-    session.flush()
+def _add_version(session, project_id: int, predictions: dict[str, dict[str, tuple[str, float]]]) -> int:
+    """Image name -> tag -> (value, calibrated confidence), as a tags version's predictions."""
     ids = dict(session.execute(select(Image.original_name, Image.id).where(Image.project_id == project_id)).all())
-    for name, tags in predictions.items():
-        for tag, (value, confidence) in tags.items():
-            rest = (1.0 - confidence) / (len(HEADS[tag]) - 1)
-            session.add(
-                TagPrediction(
-                    model_version_id=version.id,
-                    image_id=ids[name],
-                    tag=tag,
-                    value=value,
-                    confidence=confidence,
-                    probabilities={v: (confidence if v == value else rest) for v in HEADS[tag]},
-                )
-            )
-    session.flush()
-    return version.id
+    rows = [(ids[name], tag, v, c) for name, tags in predictions.items() for tag, (v, c) in tags.items()]
+    return add_tags_version(session, project_id, HEADS, rows, name="tags v1")
 
 
 PREDICTIONS = {
@@ -72,7 +51,7 @@ def tagged(engine, settings) -> tuple[int, int]:
         # d already stores its category (ground truth): its suggestion is not open.
         d = session.scalar(select(Image).where(Image.original_name == "d.jpg"))
         d.attributes = {"category": "Polo"}
-        vid = add_tags_version(session, pid, PREDICTIONS)
+        vid = _add_version(session, pid, PREDICTIONS)
     return pid, vid
 
 
