@@ -35,7 +35,7 @@ import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, func, select
 
@@ -51,6 +51,7 @@ from db.engine import session_scope, write_scope
 from db.models import BoxRow, BoxSource, Image, ImageStatus, Label, Split
 
 BATCH = 50
+T = TypeVar("T")
 
 
 @dataclass
@@ -195,6 +196,30 @@ class _Labels:
         self.by_key.setdefault(_label_key(name), name)
 
 
+def store_in_batches(
+    stream: Iterable[T | ImportOutcome], store_batch: Callable[[list[T]], None], outcomes: list[ImportOutcome]
+) -> None:
+    """Hands ``stream``'s records to ``store_batch`` :data:`BATCH` at a time; its outcomes go to ``outcomes``.
+
+    A reader's outcome (a refused record) is appended after the records before it are stored, so
+    the report stays in input order.
+    """
+    pending: list[T] = []
+    for item in stream:
+        if isinstance(item, ImportOutcome):
+            if pending:
+                store_batch(pending)
+                pending = []
+            outcomes.append(item)
+            continue
+        pending.append(item)
+        if len(pending) >= BATCH:
+            store_batch(pending)
+            pending = []
+    if pending:
+        store_batch(pending)
+
+
 def import_items(
     engine: Engine,
     settings: Settings,
@@ -222,12 +247,11 @@ def import_items(
     store = ImageStore(settings.data_dir)
     report = ImportReport()
     taken: set[str] = set()
-    pending: list[ImportItem] = []
 
     with session_scope(engine) as session:
         before = set(_Labels(session, project_id).ids)
 
-    def flush() -> None:
+    def flush(pending: list[ImportItem]) -> None:
         # A unit of work that reads (duplicates, names, labels) and then writes, beside people
         # saving boxes: write_scope takes SQLite's write lock first, or a save committed between
         # its reads and its first write would fail the batch with "database is locked".
@@ -247,21 +271,10 @@ def import_items(
                     labels = _Labels(session, project_id)  # a label added inside the failed savepoint is gone again
         # Progress after the batch commits: a job records it from another session, which would
         # wait for this one's write lock (on SQLite) until the busy timeout.
-        if progress and pending:
+        if progress:
             progress(len(report.outcomes), pending[-1].source)
-        pending.clear()
 
-    for item in items:
-        if isinstance(item, ImportOutcome):
-            if pending:
-                flush()  # keeps the report in input order
-            report.outcomes.append(item)
-            continue
-        pending.append(item)
-        if len(pending) >= BATCH:
-            flush()
-    if pending:
-        flush()
+    store_in_batches(items, flush, report.outcomes)
     with session_scope(engine) as session:
         report.labels_added = sorted(set(_Labels(session, project_id).ids) - before)
     s = report.summary()

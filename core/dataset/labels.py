@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from core.dataset.files import Files
-from core.dataset.importer import BATCH, ImportReport
+from core.dataset.importer import ImportReport, store_in_batches
 from core.dataset.items import AnnotationImportError, ImportOutcome, LabelRecord
 from core.formats.class_folders import read_tree
 from core.formats.tags_csv import read_labels
@@ -129,10 +129,9 @@ def import_label_records(
     store = ImageStore(settings.data_dir)
     report = ImportReport()
     taken: set[str] = set()
-    pending: list[LabelRecord] = []
     added: list[str] = []
 
-    def flush() -> None:
+    def flush(pending: list[LabelRecord]) -> None:
         with write_scope(engine) as session:
             project = session.get(Project, project_id)
             if project is None:
@@ -150,21 +149,10 @@ def import_label_records(
                 # A new dict: the JSON column sees a new value (in-place changes are not tracked).
                 project.attribute_schema = schema.schema
                 added.extend(f"{t}={v}" for t, vs in schema.added.items() for v in vs)
-        if progress and pending:
+        if progress:
             progress(len(report.outcomes), pending[-1].source)
-        pending.clear()
 
-    for record in records:
-        if isinstance(record, ImportOutcome):
-            if pending:
-                flush()
-            report.outcomes.append(record)
-            continue
-        pending.append(record)
-        if len(pending) >= BATCH:
-            flush()
-    if pending:
-        flush()
+    store_in_batches(records, flush, report.outcomes)
     report.labels_added = added
     s = report.summary()
     if s["imported"] or s["updated"] or s["failed"]:
