@@ -64,7 +64,7 @@ st.progress(
     text=f"Done {prog.done} / {prog.total} · mine today {prog.mine_today}",
 )
 flash_ui()
-if not labels:
+if not labels and not schema:  # a project with tags but no box labels (classification) is tagged here
     st.warning("This project has no labels yet: add some on the Home page.")
     st.stop()
 if not entries:

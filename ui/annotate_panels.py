@@ -39,12 +39,20 @@ def queue_filter_ui(labels: Sequence[LabelInfo], project_id: int) -> AnnotationQ
     return AnnotationQueueFilter(tuple(ImageStatus(s) for s in statuses), tuple(label_ids), tuple(splits))
 
 
+# What new boxes get in a project without box labels: no label the save accepts.
+NO_LABEL = LabelInfo(0, "(no label)", "#808080")
+
+
 def _pick(key: str, name: str) -> None:
     st.session_state[key] = name
 
 
 def label_picker_ui(labels: Sequence[LabelInfo], project_id: int) -> LabelInfo:
     """Label buttons, keys 1 to 9 for the first nine; returns the label new boxes get."""
+    if not labels:
+        # A tags-only project: nothing to draw with. A box drawn anyway is refused by the save, with why.
+        st.caption("No box labels in this project (add some on Home to draw boxes); tag the image below.")
+        return NO_LABEL
     key = f"ann_label_{project_id}"
     by_name = {lab.name: lab for lab in labels}
     if st.session_state.get(key) not in by_name:
