@@ -273,7 +273,7 @@ def export_dataset(
         "format": fmt,
         "path": str(out_dir),
         "archive": archive,
-        "images": total,
+        "images": total if ctx.written is None else ctx.written,
         "boxes": state.boxes,
         "splits": counts,
         "new_splits": new_splits,

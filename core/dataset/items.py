@@ -179,6 +179,8 @@ class ExportContext:
         rows: Split -> (export file name, :data:`ImageRow`) streamed; each one counts as written.
         num_shards: Shards per split asked for (None: the writer decides).
         attribute_schema: The project's tags (tag -> allowed values), for writers of image-level tags.
+        written: Set by a writer that leaves some streamed images out (the tag formats take only
+            tagged ones): how many it wrote; None means every image streamed.
     """
 
     settings: Settings
@@ -191,6 +193,7 @@ class ExportContext:
     rows: Callable[[str], Iterator[tuple[str, ImageRow]]]
     num_shards: int | None = None
     attribute_schema: dict[str, list[str]] = field(default_factory=dict)
+    written: int | None = None
 
     @property
     def splits(self) -> list[str]:

@@ -89,6 +89,7 @@ def image_category(img: ExportImage) -> str | None:
 def write(ctx: ExportContext) -> list[str]:
     """``{split}/{category}/{image}`` for every image with a category; ``left_out.txt`` lists the rest."""
     left_out: list[str] = []
+    written = 0
     with ctx.open_sink() as sink:
         for split in ctx.splits:
             for img in ctx.images(split):
@@ -97,6 +98,8 @@ def write(ctx: ExportContext) -> list[str]:
                     left_out.append(img.name)
                     continue
                 sink.copy_file(f"{split}/{folder_name(category)}/{img.name}", ctx.settings.data_dir / img.stored_path)
+                written += 1
+        ctx.written = written
         if not left_out:
             return []
         with sink.open_text("left_out.txt") as fh:

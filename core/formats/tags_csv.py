@@ -221,6 +221,7 @@ def tag_columns(schema: dict[str, list[str]]) -> list[str]:
 def write(ctx: ExportContext) -> list[str]:
     """``images/`` and ``tags.csv``: every image with at least one stored tag."""
     columns = tag_columns(ctx.attribute_schema)
+    written = 0
     with ctx.open_sink() as sink:
         with sink.open_text("tags.csv") as fh:
             w = csv.writer(fh, lineterminator="\n")
@@ -232,6 +233,8 @@ def write(ctx: ExportContext) -> list[str]:
                         continue
                     sink.copy_file(f"images/{img.name}", ctx.settings.data_dir / img.stored_path)
                     w.writerow([img.name, split, *(tags.get(c, "") for c in columns)])
+                    written += 1
+    ctx.written = written
     return ["tags.csv"]
 
 

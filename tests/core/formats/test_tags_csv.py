@@ -55,7 +55,7 @@ def test_tags_csv_export_reads_back(engine, settings, tmp_path: Path) -> None:
         assert tagged_image_count(session, pid) == 2  # a and e; d's machine keys are no tags
     out = tmp_path / "tags"
     summary = export_dataset(engine, settings, pid, "tags-csv", out)
-    assert summary["files"] == ["tags.csv"]
+    assert summary["files"] == ["tags.csv"] and summary["images"] == 2
     with open(out / "tags.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["image", "split", "category", "colour"]
@@ -76,7 +76,7 @@ def test_class_folders_export_reads_back(engine, settings, tmp_path: Path) -> No
     pid = _tagged_project(engine, settings)
     out = tmp_path / "classes.zip"
     summary = export_dataset(engine, settings, pid, "class-folders", out, archive=True)
-    assert summary["files"] == ["left_out.txt"]
+    assert summary["files"] == ["left_out.txt"] and summary["images"] == 3
     with zipfile.ZipFile(out) as zf:
         names = sorted(zf.namelist())
         left_out = zf.read("left_out.txt").decode().splitlines()[1:]
