@@ -80,9 +80,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("item_id", "model_version_id", name=op.f("uq_catalogue_result_item_id_model_version_id")),
     )
     with op.batch_alter_table("catalogue_result", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_catalogue_result_version_score", ["model_version_id", "mismatch_score"], unique=False
-        )
+        batch_op.create_index("ix_catalogue_result_version_score", ["model_version_id", "mismatch_score"], unique=False)
     op.create_table(
         "catalogue_decision",
         sa.Column("id", sa.Integer(), nullable=False),
