@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
@@ -75,7 +76,9 @@ def _check(args: argparse.Namespace, settings: Settings, engine: Engine, project
         job_id = create_job(session, "catalogue-check", params, project_id=project_id).id
     if args.detach:
         return _run_or_detach(settings, engine, job_id, True)
-    status = run_job(settings, engine, job_id)
+    # The job's log lines go to stderr: stdout carries only the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        status = run_job(settings, engine, job_id)
     with session_scope(engine) as session:
         job = session.get(Job, job_id)
         assert job is not None

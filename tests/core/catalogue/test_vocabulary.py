@@ -135,7 +135,9 @@ def test_vocabulary_csv_round_trip_and_bad_rows() -> None:
 def test_default_vocabulary_covers_the_catalogue_classes_and_default_schema() -> None:
     from core.project.labels import CLOTHING_LABELS, DEFAULT_ATTRIBUTE_SCHEMA
 
-    classes = "T-Shirt Longsleeve Pants Shoes Dress Shorts Shirt Outwear Skirt Body Polo Hat Undershirt Hoodie Blazer Top"
+    classes = (
+        "T-Shirt Longsleeve Pants Shoes Dress Shorts Shirt Outwear Skirt Body Polo Hat Undershirt Hoodie Blazer Top"
+    )
     assert set(classes.split()) <= set(VOCAB.values("category"))
     assert set(CLOTHING_LABELS) <= set(VOCAB.values("category"))
     for tag, values in DEFAULT_ATTRIBUTE_SCHEMA.items():
