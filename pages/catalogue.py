@@ -17,6 +17,7 @@ from ui.catalogue_panels import (
     counts_ui,
     decision_buttons_ui,
     import_panel_ui,
+    import_report_ui,
     listing_ui,
     tags_versions,
     vocabulary_panel_ui,
@@ -31,6 +32,7 @@ who = current_user()
 JOB_KEY = f"cat_job_{project_id}"
 SKIPPED_KEY = f"cat_skipped_{project_id}"
 FLASH_KEY = f"cat_flash_{project_id}"
+IMPORT_KEY = f"cat_import_{project_id}"
 
 with session_scope(ctx.engine) as session:
     listings = listing_count(session, project_id)
@@ -65,7 +67,7 @@ if version_id is not None:
     counts_ui(counts, len(entries))
     if todo:
         entry = todo[0]
-        left, right = st.columns([3, 1])
+        left, right = st.columns([4, 1])
         with left:
             listing_ui(ctx.engine, ctx.settings, entry, f"{len(todo)} to review")
         with right:
@@ -121,8 +123,12 @@ def check_done_ui(job: JobSnapshot) -> None:
         st.caption(threshold["note"])
 
 
+if IMPORT_KEY in st.session_state:
+    import_report_ui(st.session_state[IMPORT_KEY])
 with st.expander("Import a catalogue", expanded=not listings):
-    import_panel_ui(ctx.engine, ctx.settings, project_id, who)
+    if (report := import_panel_ui(ctx.engine, ctx.settings, project_id, who)) is not None:
+        st.session_state[IMPORT_KEY] = report
+        st.rerun()  # the listings count, the queue and the check's button follow the import
 with st.expander("Check against a tags model", expanded=bool(listings) and not entries):
     if not versions:
         st.info("No tags model yet: train one on the Train page, run its prediction, then check here.")

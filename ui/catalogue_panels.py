@@ -64,8 +64,12 @@ def highlighted(text: str, field: str, claims: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def import_panel_ui(engine: Engine, settings: Settings, project_id: int, who: str) -> None:
-    """Upload a catalogue CSV (and a zip of its photos when they are not in the project yet)."""
+def import_panel_ui(engine: Engine, settings: Settings, project_id: int, who: str) -> dict[str, Any] | None:
+    """Upload a catalogue CSV (and a zip of its photos when they are not in the project yet).
+
+    Returns:
+        The import's report when one ran in this run (the page shows it after a rerun), else None.
+    """
     st.caption(
         "Columns `sku, image, title, description`, optionally tag columns (`category`, `colour`, `sleeve_length`, …). "
         "Several photos per SKU: `a.jpg;b.jpg`. Photos are found among the project's images by name or, from the zip, "
@@ -76,10 +80,10 @@ def import_panel_ui(engine: Engine, settings: Settings, project_id: int, who: st
         photos = st.file_uploader("Photos (zip), if they are not in the project yet", type=["zip"])
         submitted = st.form_submit_button("Import catalogue")
     if not submitted:
-        return
+        return None
     if csv_file is None:
         st.warning("Choose a catalogue CSV first.")
-        return
+        return None
     with tempfile.TemporaryDirectory() as tmp:
         zip_path = None
         if photos is not None:
@@ -90,8 +94,12 @@ def import_panel_ui(engine: Engine, settings: Settings, project_id: int, who: st
                 report = import_catalogue(engine, settings.data_dir, project_id, csv_file.getvalue(), zip_path, who)
         except CatalogueImportError as exc:
             st.error(str(exc))
-            return
-    out = report.as_dict()
+            return None
+    return report.as_dict()
+
+
+def import_report_ui(out: dict[str, Any]) -> None:
+    """The last import's outcome: counts, notes about the file, every refused or changed row."""
     text = f"{out['added']} listings added, {out['updated']} updated, {out['unchanged']} unchanged, {out['refused']} refused."
     (st.warning if out["refused"] else st.success)(text)
     for note in out["notes"]:
@@ -173,16 +181,13 @@ def listing_ui(engine: Engine, settings: Settings, entry: dict[str, Any], positi
 
 def decision_buttons_ui() -> str | None:
     """The four decisions with their keys, and Skip (K); returns the decision pressed, "skip", or None."""
-    c1, c2 = st.columns(2)
+    # One button a row: two a row cut "Description wrong" to "Descript…" at 1400x900.
     pressed = None
-    for n, (decision, label) in enumerate(DECISIONS.items()):
-        column = (c1, c2)[n % 2]
+    for decision, label in DECISIONS.items():
         key = DECISION_KEYS[decision]
-        if column.button(
-            f"{label} ({key})", shortcut=key, width="stretch", help=DECISION_HELP[decision], key=f"cat_{decision}"
-        ):
+        if st.button(label, shortcut=key, width="stretch", help=DECISION_HELP[decision], key=f"cat_{decision}"):
             pressed = decision
-    if st.button("Skip (K)", shortcut="K", width="stretch", help="Next listing; nothing recorded", key="cat_skip"):
+    if st.button("Skip", shortcut="K", width="stretch", help="Next listing; nothing recorded", key="cat_skip"):
         pressed = pressed or "skip"
     return pressed
 
