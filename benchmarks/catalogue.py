@@ -56,7 +56,7 @@ from core.project.projects import create_project, get_project, set_attribute_sch
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
 from db.models import Image as ImageRow  # noqa: E402
-from db.models import ModelKind, ModelVersion, TagPrediction  # noqa: E402
+from db.models import ModelKind, ModelVersion, Split, TagPrediction  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "clothing-catalogue"
 PROJECT = "Catalogue benchmark"
@@ -269,7 +269,7 @@ def main() -> None:
             "held_out": evaluate(results, truth, held_skus),
         }
     else:
-        _store_training_truth(engine, project_id, labels, held_images)
+        _store_training_truth(engine, project_id, labels_rows, held_images, args.seed)
         trained = cli(
             "train", "--model", "tags", "--minutes", str(args.minutes), "--project", PROJECT, settings=settings
         )
@@ -293,15 +293,37 @@ def main() -> None:
     print(json.dumps({k: v for k, v in report.items() if k not in ("claims", "import")}, indent=2))
 
 
-def _store_training_truth(engine, project_id: int, labels: dict[str, str], held_images: set[str]) -> None:  # noqa: ANN001
-    """The category of every photo but the held-out third's, stored as ground truth (as the labels import does)."""
+def _store_training_truth(  # noqa: ANN001
+    engine, project_id: int, labels_rows: list[dict[str, str]], held_images: set[str], seed: int
+) -> None:
+    """The category of every photo but the held-out third's, stored as ground truth (as the labels import does).
+
+    Splits are stored too, by sender: the held-out third is the test split; of the other senders,
+    about 15 % of the photos form the validation split (the model's calibration and the catalogue
+    check's threshold are chosen there), the rest train.
+    """
+    labels = {r["image"]: r["label"] for r in labels_rows}
+    train_rows = [r for r in labels_rows if r["image"] not in held_images]
+    counts = Counter(r["sender"] for r in train_rows)
+    senders = sorted(counts)
+    random.Random(seed + 1).shuffle(senders)
+    val_senders, taken = set(), 0
+    for s in senders:
+        if taken >= 0.15 * len(train_rows):
+            break
+        val_senders.add(s)
+        taken += counts[s]
+    split_of = {r["image"]: (Split.VAL if r["sender"] in val_senders else Split.TRAIN) for r in train_rows}
     with session_scope(engine) as session:
         project = get_project(session, project_id)
         schema = dict(project.attribute_schema or {})
         schema["category"] = sorted(set(labels.values()))
         set_attribute_schema(session, project, schema)
         for image in session.scalars(select(ImageRow).where(ImageRow.project_id == project_id)):
-            if image.original_name in labels and image.original_name not in held_images:
+            if image.original_name in held_images:
+                image.split = Split.TEST
+            elif image.original_name in labels:
+                image.split = split_of[image.original_name]
                 image.attributes = {**(image.attributes or {}), "category": labels[image.original_name]}
 
 
