@@ -123,12 +123,24 @@ def check_done_ui(job: JobSnapshot) -> None:
         st.caption(threshold["note"])
 
 
-if IMPORT_KEY in st.session_state:
-    import_report_ui(st.session_state[IMPORT_KEY])
+def import_done_ui(job: JobSnapshot) -> None:
+    """The finished import's report (the page reran when it ended, so counts and queue follow it)."""
+    if job.status is JobStatus.SUCCEEDED and job.result:
+        import_report_ui(job.result)
+    else:
+        job_ended_ui(job, "catalogue import")
+
+
+job_progress_ui(
+    st.session_state.get(IMPORT_KEY),
+    lambda p: f"Importing the catalogue… {p.get('done', 0)} of {p.get('total') or '?'} photos",
+    done_ui=import_done_ui,
+)
 with st.expander("Import a catalogue", expanded=not listings):
-    if (report := import_panel_ui(ctx.engine, ctx.settings, project_id, who)) is not None:
-        st.session_state[IMPORT_KEY] = report
-        st.rerun()  # the listings count, the queue and the check's button follow the import
+    if (import_params := import_panel_ui(ctx.settings, project_id, who)) is not None:
+        if (job_id := start_job("catalogue-import", import_params, project_id)) is not None:
+            st.session_state[IMPORT_KEY] = job_id
+            st.rerun()  # the progress shows above the panels
 with st.expander("Check against a tags model", expanded=bool(listings) and not entries):
     if not versions:
         st.info("No tags model yet: train one on the Train page, run its prediction, then check here.")

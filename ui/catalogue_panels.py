@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
+import uuid
 from typing import Any
 
 import pandas as pd
@@ -13,7 +12,6 @@ from sqlalchemy import Engine
 
 from core.catalogue import listings
 from core.catalogue.decisions import DECISIONS
-from core.catalogue.importer import CatalogueImportError, import_catalogue
 from core.catalogue.settings import is_default_vocabulary, project_vocabulary, save_vocabulary
 from core.catalogue.vocabulary import Vocabulary, VocabularyError
 from core.project.imagestore import ImageStore
@@ -64,11 +62,11 @@ def highlighted(text: str, field: str, claims: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def import_panel_ui(engine: Engine, settings: Settings, project_id: int, who: str) -> dict[str, Any] | None:
+def import_panel_ui(settings: Settings, project_id: int, who: str) -> dict[str, Any] | None:
     """Upload a catalogue CSV (and a zip of its photos when they are not in the project yet).
 
     Returns:
-        The import's report when one ran in this run (the page shows it after a rerun), else None.
+        The ``catalogue-import`` job's parameters (the files staged on disk) when the form was sent.
     """
     st.caption(
         "Columns `sku, image, title, description`, optionally tag columns (`category`, `colour`, `sleeve_length`, …). "
@@ -84,18 +82,20 @@ def import_panel_ui(engine: Engine, settings: Settings, project_id: int, who: st
     if csv_file is None:
         st.warning("Choose a catalogue CSV first.")
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        zip_path = None
-        if photos is not None:
-            zip_path = Path(tmp) / "photos.zip"
-            zip_path.write_bytes(photos.getvalue())
-        try:
-            with st.spinner("Importing the catalogue…"):
-                report = import_catalogue(engine, settings.data_dir, project_id, csv_file.getvalue(), zip_path, who)
-        except CatalogueImportError as exc:
-            st.error(str(exc))
-            return None
-    return report.as_dict()
+    staging = settings.jobs_dir / "uploads" / uuid.uuid4().hex
+    staging.mkdir(parents=True)
+    (staging / "catalogue.csv").write_bytes(csv_file.getvalue())
+    params: dict[str, Any] = {
+        "project_id": project_id,
+        "csv_path": str(staging / "catalogue.csv"),
+        "images": None,
+        "who": who,
+        "cleanup": [str(staging)],
+    }
+    if photos is not None:
+        (staging / "photos.zip").write_bytes(photos.getvalue())
+        params["images"] = str(staging / "photos.zip")
+    return params
 
 
 def import_report_ui(out: dict[str, Any]) -> None:

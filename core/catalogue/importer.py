@@ -15,6 +15,7 @@ import csv
 import posixpath
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,7 @@ def import_catalogue(
     csv_data: bytes,
     images: Path | None = None,
     who: str | None = None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> CatalogueImportReport:
     """Imports (or re-imports) a catalogue CSV into a project.
 
@@ -211,6 +213,7 @@ def import_catalogue(
         csv_data: The CSV's bytes.
         images: A folder or zip holding the listings' photos; None: only the project's images are used.
         who: User name for the activity feed.
+        progress: Called with (photos read, photos to read, name) while photos are ingested.
 
     Raises:
         CatalogueImportError: The CSV cannot be read at all, or ``images`` is neither a folder nor a zip.
@@ -222,7 +225,7 @@ def import_catalogue(
         tags = set(project.attribute_schema or {}) | set(project_vocabulary(session, project_id).tags) | {"category"}
     rows, refused, notes = parse_catalogue(csv_data, tags)
     report = CatalogueImportReport(notes=notes)
-    resolved = _resolve_images(engine, data_dir, project_id, rows, images, report, who)
+    resolved = _resolve_images(engine, data_dir, project_id, rows, images, report, who, progress)
     with session_scope(engine) as session:
         existing = {
             item.sku: item
@@ -291,6 +294,7 @@ def _resolve_images(
     images: Path | None,
     report: CatalogueImportReport,
     who: str | None,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> dict[int, list[int] | str]:
     """Each row's image ids, or why its photos cannot be found; files of ``images`` are ingested."""
     files: Files | None = None
@@ -310,7 +314,15 @@ def _resolve_images(
     failed: dict[str, str] = {}
     if wanted and files is not None:
         sources = [Source(rel, lambda rel=rel: files.read(rel), posixpath.basename(rel)) for rel in wanted]
-        ingest = ingest_sources(engine, data_dir, project_id, sources, who=who)
+        total = len(sources)
+        ingest = ingest_sources(
+            engine,
+            data_dir,
+            project_id,
+            sources,
+            who=who,
+            progress=(lambda n, name: progress(n, total, name)) if progress else None,
+        )
         report.images = ingest.summary()
         for outcome in ingest.outcomes:
             if outcome.image_id is not None:
@@ -342,6 +354,30 @@ def _resolve_images(
             problems.append("the same photo is named twice")
         out[row.number] = "; ".join(problems) if problems else ids
     return out
+
+
+def import_catalogue_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """Job handler (``catalogue-import``): a staged CSV (and photo zip or folder) into a project.
+
+    Staged upload folders (``params['cleanup']``) are removed afterwards, also when the import fails.
+    """
+    import shutil
+
+    try:
+        ctx.progress(0, None, "reading the catalogue")
+        report = import_catalogue(
+            ctx.engine,
+            ctx.settings.data_dir,
+            int(params["project_id"]),
+            read_csv_file(Path(params["csv_path"])),
+            Path(params["images"]) if params.get("images") else None,
+            params.get("who"),
+            progress=lambda done, total, name: ctx.progress(done, total, f"photo {name}"),
+        )
+    finally:
+        for folder in params.get("cleanup", []):
+            shutil.rmtree(folder, ignore_errors=True)
+    return report.as_dict()
 
 
 def read_csv_file(path: Path) -> bytes:

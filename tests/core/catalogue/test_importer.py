@@ -106,3 +106,28 @@ def test_a_file_without_the_columns_is_refused_whole(engine: Engine, settings: S
         import_catalogue(engine, settings.data_dir, project_id, b"sku,title\nS1,Tee\n")
     with pytest.raises(CatalogueImportError, match="empty"):
         import_catalogue(engine, settings.data_dir, project_id, b"")
+
+
+def test_the_import_job_reports_and_removes_its_staged_files(
+    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
+) -> None:
+    from core.jobs import create_job, run_job
+    from db.models import Job, JobStatus
+
+    staged = tmp_path / "staged"
+    photo_folder(staged / "photos", ["a.jpg"])
+    (staged / "catalogue.csv").write_bytes(b"sku,image,title\nS1,a.jpg,Tee\nS2,zz.jpg,Tee\n")
+    params = {
+        "project_id": project_id,
+        "csv_path": str(staged / "catalogue.csv"),
+        "images": str(staged / "photos"),
+        "who": "ana",
+        "cleanup": [str(staged)],
+    }
+    with session_scope(engine) as session:
+        job_id = create_job(session, "catalogue-import", params, project_id=project_id).id
+    assert run_job(settings, engine, job_id) is JobStatus.SUCCEEDED
+    with session_scope(engine) as session:
+        result = session.get(Job, job_id).result
+    assert (result["added"], result["refused"]) == (1, 1)
+    assert not staged.exists()
