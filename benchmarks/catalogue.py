@@ -114,6 +114,17 @@ def best_recall_at_precision(scores: list[float], truth: list[bool], min_precisi
     return best
 
 
+def margin_score(result: dict) -> float:
+    """An alternative score, measured beside the shipped one: the top value's lead over the claimed value."""
+    best = 0.0
+    for claim in result["claims"]:
+        if not claim["compared"]:
+            continue
+        top = result["predictions"][claim["photo"]]["tags"][claim["tag"]]["confidence"]
+        best = max(best, top - claim["probability"])
+    return best
+
+
 def evaluate(results: list[dict], truth: dict[str, bool], skus: set[str]) -> dict:
     """Precision/recall of ``flagged`` and AUROC of the score on ``skus`` (unscored listings count as 0)."""
     rows = [r for r in results if r["sku"] in skus]
@@ -129,6 +140,11 @@ def evaluate(results: list[dict], truth: dict[str, bool], skus: set[str]) -> dic
         "recall": round(tp / max(1, sum(labels)), 4),
         "auroc": round(auroc(scores, labels), 4),
         "best_recall_at_precision_0.8": round(best_recall_at_precision(scores, labels), 4),
+        # the same on the alternative score (top value's probability - claimed value's), for comparison
+        "auroc_margin_score": round(auroc([margin_score(r) for r in rows], labels), 4),
+        "best_recall_at_precision_0.8_margin_score": round(
+            best_recall_at_precision([margin_score(r) for r in rows], labels), 4
+        ),
     }
 
 
