@@ -10,7 +10,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.catalogue.decisions import DecisionError, decide, decision_counts, export_csv, queue
-from core.catalogue.listings import listing_count
+from core.catalogue.listings import listing_count, version_tags
 from db.engine import session_scope
 from db.models import JobStatus
 from ui.catalogue_panels import (
@@ -44,7 +44,9 @@ with st.sidebar:
         if versions
         else None
     )
-    tag_filter = st.text_input("Only listings contradicted on tag", placeholder="e.g. category", key="cat_tag")
+    with session_scope(ctx.engine) as session:
+        heads = version_tags(session, version_id) if version_id is not None else []
+    tag_filter = st.selectbox("Contradicted on tag", ["any tag", *heads], key="cat_tag")
     min_score = st.slider("Lowest mismatch score", 0.0, 1.0, 0.0, 0.05, key="cat_min_score")
     show_decided = st.checkbox("Show decided listings too", key="cat_decided")
 
@@ -55,7 +57,7 @@ if version_id is not None:
             session,
             project_id,
             version_id,
-            tag=tag_filter.strip() or None,
+            tag=None if tag_filter == "any tag" else tag_filter,
             min_score=min_score,
             include_decided=show_decided,
         )

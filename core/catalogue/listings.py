@@ -33,3 +33,9 @@ def display_paths(session: Session, image_ids: Iterable[int]) -> dict[int, str]:
     """image id -> its display copy's path (relative to the data folder)."""
     ids = list(image_ids)
     return dict(session.execute(select(ImageRow.id, ImageRow.display_path).where(ImageRow.id.in_(ids))).all())
+
+
+def version_tags(session: Session, model_version_id: int) -> list[str]:
+    """The tags a tags model version predicts (its heads), in head order."""
+    version = session.get(ModelVersion, model_version_id)
+    return list(((version.params or {}).get("heads") or {}) if version is not None else [])

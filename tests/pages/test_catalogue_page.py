@@ -68,7 +68,7 @@ def test_model_wrong_stores_the_claim_as_ground_truth_and_moves_on(app, engine) 
 
 def test_tag_filter_and_vocabulary_editor(app) -> None:  # type: ignore[no-untyped-def]
     at, _ = app
-    at.text_input(key="cat_tag").input("sleeve_length")
+    at.selectbox(key="cat_tag").select("sleeve_length")
     at.run()
     assert not at.exception
     assert "No flagged listing to review" in at.info[0].value
