@@ -190,3 +190,27 @@ def test_cli_import_and_check_print_json_per_sku(
     assert out[0]["sku"] == "S1" and out[0]["flagged"] is True
     assert set(out[0]) >= {"sku", "mismatch_score", "flagged", "claims", "predictions", "reasons"}
     assert "2 listings have photos without a prediction" in run.stderr
+
+
+def test_model_wrong_leaves_a_broad_word_to_people(
+    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
+) -> None:
+    photos = photo_folder(tmp_path / "j", ["j.jpg"])
+    import_catalogue(engine, settings.data_dir, project_id, b"sku,image,title\nJ1,j.jpg,Lightweight jacket\n", photos)
+    heads = {"category": ["Outwear", "Blazer", "Shoes"]}
+    version = tags_version(engine, project_id, heads)
+    with session_scope(engine) as session:
+        image_id = session.scalar(select(ImageRow.id))
+    predict(engine, version, image_id, "category", {"Shoes": 0.9, "Outwear": 0.06, "Blazer": 0.04})
+    run_check(engine, project_id, version)
+    with session_scope(engine) as session:
+        result = stored_results(session, project_id, version)[0]
+        # "jacket" accepts Outwear or Blazer: their probabilities add up
+        assert result["claims"][0]["values"] == ["Outwear", "Blazer"]
+        assert result["mismatch_score"] == pytest.approx(0.9)
+        item_id = session.scalar(select(CatalogueItem.id))
+        row = decide(session, item_id, "model_wrong", version, who="ana")
+        assert row.details["ground_truth"] == {}
+        assert row.details["skipped"] == ['"jacket" means Outwear or Blazer: set category on Annotate']
+    with session_scope(engine) as session:
+        assert session.get(ImageRow, image_id).attributes == {}
