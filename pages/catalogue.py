@@ -12,7 +12,7 @@ import streamlit as st
 from core.catalogue.decisions import DecisionError, decide, decision_counts, export_csv, queue
 from core.catalogue.listings import listing_count, version_tags
 from db.engine import session_scope
-from db.models import JobStatus
+from db.models import JobStatus, ModelKind
 from ui.catalogue_panels import (
     counts_ui,
     decision_buttons_ui,
@@ -150,8 +150,19 @@ with st.expander("Check against a tags model", expanded=bool(listings) and not e
         st.caption(f"{listings} listings. The check reads the version's stored predictions of their photos.")
         own = st.checkbox("Set the threshold myself (default: chosen on validation data for precision ≥ 0.8)")
         threshold = st.number_input("Flag at mismatch score", 0.0, 1.0, 0.5, 0.05, disabled=not own)
+        detectors = tags_versions(ctx.engine, project_id, ModelKind.DETECTOR)
+        detector = st.selectbox(
+            "Detector evidence (its main garment per photo, shown beside the reasons)",
+            [None, *detectors],
+            format_func=lambda v: "none" if v is None else detectors[v],
+        )
         if st.button("Run the check", type="primary", disabled=not listings):
-            params = {"project_id": project_id, "model_version_id": version_id, "threshold": threshold if own else None}
+            params = {
+                "project_id": project_id,
+                "model_version_id": version_id,
+                "threshold": threshold if own else None,
+                "detector_version_id": detector,
+            }
             if (job_id := start_job("catalogue-check", params, project_id)) is not None:
                 st.session_state[JOB_KEY] = job_id
                 st.session_state.pop(SKIPPED_KEY, None)

@@ -17,6 +17,7 @@ from core.catalogue.vocabulary import Vocabulary, VocabularyError
 from core.project.imagestore import ImageStore
 from core.settings import Settings
 from db.engine import session_scope
+from db.models import ModelKind
 
 # One key per decision, shown on its button (Streamlit binds them while no text field has focus).
 DECISION_KEYS = {"description_wrong": "D", "photo_wrong": "P", "model_wrong": "M", "fine": "F"}
@@ -29,10 +30,10 @@ DECISION_HELP = {
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>:$])")
 
 
-def tags_versions(engine: Engine, project_id: int) -> dict[int, str]:
-    """The project's tags model versions, newest first: id -> "name (#id)"."""
+def tags_versions(engine: Engine, project_id: int, kind: ModelKind = ModelKind.TAGS) -> dict[int, str]:
+    """The project's model versions of a kind (tags by default), newest first: id -> "name (#id)"."""
     with session_scope(engine) as session:
-        return listings.tags_versions(session, project_id)
+        return listings.tags_versions(session, project_id, kind)
 
 
 def escape(text: str) -> str:

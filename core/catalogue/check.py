@@ -26,6 +26,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from core.catalogue.claims import Claim, Reading, read_listing
+from core.catalogue.detector_evidence import DetectorEvidenceError, add_evidence, main_garments
 from core.catalogue.settings import project_vocabulary, store_threshold, stored_threshold
 from core.catalogue.vocabulary import Vocabulary, normalise_value
 from db.engine import session_scope
@@ -140,7 +141,13 @@ def compare_listing(
     claims_out, reasons, scores = [], [], []
     missing: set[str] = set()
     for claim in reading.claims:
-        entry: dict[str, Any] = {**claim.as_dict(), "probability": None, "compared": False, "note": ""}
+        entry: dict[str, Any] = {
+            **claim.as_dict(),
+            "claimed_values": list(claim.values),  # as the words mean them; "values" become the head's
+            "probability": None,
+            "compared": False,
+            "note": "",
+        }
         claims_out.append(entry)
         head = heads.get(claim.tag)
         if head is None:
@@ -280,6 +287,7 @@ def run_check(
     threshold: float | None = None,
     progress: Any = None,
     vocabulary: Vocabulary | None = None,
+    detector_version_id: int | None = None,
 ) -> dict[str, Any]:
     """Checks every listing of a project against a tags model version and stores the results.
 
@@ -290,12 +298,15 @@ def run_check(
         threshold: Flag at this mismatch score; None: the stored or validation-chosen one.
         progress: Called with (done, total, message).
         vocabulary: Overrides the project's (benchmarks); None: the project's.
+        detector_version_id: A detector version whose main garment per photo is added as evidence
+            (reasons and ``details["detector"]``; the score is the tags model's alone).
 
     Returns:
         A summary: counts per status, flagged, the threshold and how it was chosen, listings per second.
 
     Raises:
-        CatalogueCheckError: The version is not a tags model of the project.
+        CatalogueCheckError: The version is not a tags model of the project, or the detector
+            version not a detector of it.
     """
     started = time.perf_counter()
     with session_scope(engine) as session:
@@ -310,10 +321,18 @@ def run_check(
             for item, photos in items
         ]
         choice = stored_threshold(session, project_id, model_version_id) if threshold is None else None
+        garments = None
+        if detector_version_id is not None:
+            try:
+                garments = main_garments(session, project_id, detector_version_id, image_ids)
+            except DetectorEvidenceError as exc:
+                raise CatalogueCheckError(str(exc)) from exc
     results: list[tuple[int, dict[str, Any], list[Photo]]] = []
     for n, (item_id, sku, title, description, structured, photos) in enumerate(rows, start=1):
         reading = read_listing(vocabulary, title, description, structured)
         details = compare_listing(reading, photos, probabilities, heads)
+        if garments is not None:
+            add_evidence(details, garments, vocabulary)
         details["sku"] = sku
         results.append((item_id, details, photos))
         if progress is not None and (n % 200 == 0 or n == len(rows)):
@@ -397,6 +416,7 @@ def catalogue_check_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
         int(params["project_id"]),
         int(params["model_version_id"]),
         threshold=None if threshold is None else float(threshold),
+        detector_version_id=params.get("detector_version_id"),
         progress=lambda done, total, message: ctx.progress(done, total, message),
     )
 
@@ -419,6 +439,7 @@ def stored_results(session: Session, project_id: int, model_version_id: int) -> 
             "predictions": details.get("predictions", []),
             "reasons": details.get("reasons", []),
             "missing_predictions": details.get("missing_predictions", []),
+            **({"detector": details["detector"]} if "detector" in details else {}),
         }
         for sku, score, flagged, details in rows
     ]

@@ -21,6 +21,9 @@ def _configure(p: argparse.ArgumentParser) -> None:
     chk = sub.add_parser("check", help="check the listings against a tags model version's stored predictions")
     chk.add_argument("--model-version", type=int, required=True, help="a tags model version id")
     chk.add_argument("--threshold", type=float, help="flag at this mismatch score (default: chosen on validation data)")
+    chk.add_argument(
+        "--detector-version", type=int, help="a detector version whose main garment per photo is added as evidence"
+    )
     chk.add_argument("--detach", action="store_true", help="start the check as a background job and print its id")
     voc = sub.add_parser("vocabulary", help="export the project's vocabulary as CSV, or import one")
     voc.add_argument("--import", dest="import_path", type=Path, help="replace the vocabulary with this CSV")
@@ -72,7 +75,12 @@ def _check(args: argparse.Namespace, settings: Settings, engine: Engine, project
             tags_version(session, project_id, args.model_version)
         except CatalogueCheckError as exc:
             raise CliError(str(exc)) from exc
-        params = {"project_id": project_id, "model_version_id": args.model_version, "threshold": args.threshold}
+        params = {
+            "project_id": project_id,
+            "model_version_id": args.model_version,
+            "threshold": args.threshold,
+            "detector_version_id": args.detector_version,
+        }
         job_id = create_job(session, "catalogue-check", params, project_id=project_id).id
     if args.detach:
         return _run_or_detach(settings, engine, job_id, True)

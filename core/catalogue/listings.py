@@ -19,11 +19,11 @@ def listing_count(session: Session, project_id: int) -> int:
     )
 
 
-def tags_versions(session: Session, project_id: int) -> dict[int, str]:
-    """The project's tags model versions, newest first: id -> "name (#id)"."""
+def tags_versions(session: Session, project_id: int, kind: ModelKind = ModelKind.TAGS) -> dict[int, str]:
+    """The project's model versions of a kind (tags by default), newest first: id -> "name (#id)"."""
     rows = session.execute(
         select(ModelVersion.id, ModelVersion.name)
-        .where(ModelVersion.project_id == project_id, ModelVersion.kind == ModelKind.TAGS)
+        .where(ModelVersion.project_id == project_id, ModelVersion.kind == kind)
         .order_by(ModelVersion.id.desc())
     ).all()
     return {vid: f"{name} (#{vid})" for vid, name in rows}

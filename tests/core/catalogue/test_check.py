@@ -214,3 +214,45 @@ def test_model_wrong_leaves_a_broad_word_to_people(
         assert row.details["skipped"] == ['"jacket" means Outwear or Blazer: set category on Annotate']
     with session_scope(engine) as session:
         assert session.get(ImageRow, image_id).attributes == {}
+
+
+def test_a_detectors_main_garment_is_evidence_beside_the_score(
+    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
+) -> None:
+    from db.models import Label, Prediction
+
+    version, ids = _setup(engine, settings, project_id, tmp_path)
+    with session_scope(engine) as session:
+        labels = dict(session.execute(select(Label.name, Label.id).where(Label.project_id == project_id)).all())
+        detector = ModelVersion(project_id=project_id, name="detector", path="x")
+        session.add(detector)
+        session.flush()
+        boxes = [
+            ("hood.jpg", "Shoes", 0.9, 200),  # the largest box: the main garment
+            ("hood.jpg", "Tshirts", 0.8, 50),
+            ("hood.jpg", "Jeans", 0.3, 400),  # larger but under the score floor
+            ("tee.jpg", "Tshirts", 0.85, 100),
+        ]
+        for name, label, score, size in boxes:
+            session.add(
+                Prediction(
+                    model_version_id=detector.id,
+                    image_id=ids[name],
+                    label_id=labels[label],
+                    x_min=0,
+                    y_min=0,
+                    x_max=size,
+                    y_max=size,
+                    score=score,
+                )
+            )
+        detector_id = detector.id
+    run_check(engine, project_id, version, detector_version_id=detector_id)
+    with session_scope(engine) as session:
+        results = {r["sku"]: r for r in stored_results(session, project_id, version)}
+    assert results["S1"]["detector"] == [{"photo": 0, "label": "Shoes", "score": 0.9, "agrees": False}]
+    assert results["S1"]["reasons"][-1] == "detector finds Shoes on the photo (0.90)"
+    assert results["S1"]["mismatch_score"] == pytest.approx(0.98)  # the score is the tags model's alone
+    assert results["S2"]["detector"] == [{"photo": 0, "label": "Tshirts", "score": 0.85, "agrees": True}]
+    with pytest.raises(CatalogueCheckError, match="is not a detector of this project"):
+        run_check(engine, project_id, version, detector_version_id=version)
