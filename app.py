@@ -24,6 +24,7 @@ PAGES = [
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/catalogue.py", title="Catalogue", icon=":material/storefront:"),
 ]
 
 # Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's

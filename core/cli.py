@@ -607,3 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+# Subcommands that live with the part they drive register themselves when imported.
+import core.catalogue.cli  # noqa: E402, F401

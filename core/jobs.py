@@ -52,6 +52,8 @@ HANDLERS: dict[str, str] = {
     "predict": "core.model.prediction:predict_job",
     "evaluate": "core.model.evaluation:evaluate_job",
     "prepare-weights": "core.model.pretrained.offline_weights:prepare_weights_job",
+    "catalogue-check": "core.catalogue.check:catalogue_check_job",
+    "catalogue-import": "core.catalogue.importer:import_catalogue_job",
 }
 
 

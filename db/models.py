@@ -355,3 +355,99 @@ class TagPrediction(Base):
     confidence: Mapped[float] = mapped_column(Float)
     probabilities: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CatalogueItem(Base):
+    """A seller's listing (one SKU) of a project: what the seller wrote, beside the project's photos of it.
+
+    ``structured`` holds the listing's structured tag columns as given (``{"category": "Hoodie"}``);
+    the photos are :class:`CatalogueItemImage` rows, in the listing's order. Re-importing a
+    catalogue updates a listing by SKU, so its id (and the decisions on it) stay.
+    """
+
+    __tablename__ = "catalogue_item"
+    __table_args__ = (UniqueConstraint("project_id", "sku"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), index=True)
+    sku: Mapped[str] = mapped_column(String(200))
+    title: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(Text, default="")
+    structured: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    images: Mapped[list[CatalogueItemImage]] = relationship(
+        order_by="CatalogueItemImage.position", cascade="all, delete-orphan"
+    )
+
+
+class CatalogueItemImage(Base):
+    """One photo of a listing (a listing may have several, in order)."""
+
+    __tablename__ = "catalogue_item_image"
+    __table_args__ = (UniqueConstraint("item_id", "position"), Index("ix_catalogue_item_image_image", "image_id"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("catalogue_item.id", ondelete="CASCADE"))
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class CatalogueResult(Base):
+    """The catalogue check of one listing against one tags model version (replaced by each new check).
+
+    ``details`` holds what the page and the CLI show: claims, predictions per photo, reasons,
+    the photos without a prediction. ``mismatch_score`` is None when no claim could be compared.
+    """
+
+    __tablename__ = "catalogue_result"
+    __table_args__ = (
+        UniqueConstraint("item_id", "model_version_id"),
+        Index("ix_catalogue_result_version_score", "model_version_id", "mismatch_score"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("catalogue_item.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"))
+    mismatch_score: Mapped[float | None] = mapped_column(Float, default=None)
+    flagged: Mapped[bool] = mapped_column(default=False)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CatalogueDecision(Base):
+    """What a reviewer decided about a listing: description wrong, photo wrong, model wrong or fine.
+
+    Kept across re-imports (the listing keeps its id); ``details`` holds the claims and score
+    the reviewer saw and, for "model wrong", the tags it stored as ground truth.
+    """
+
+    __tablename__ = "catalogue_decision"
+    __table_args__ = (Index("ix_catalogue_decision_item_time", "item_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("catalogue_item.id", ondelete="CASCADE"))
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_version.id", ondelete="SET NULL"), default=None
+    )
+    decision: Mapped[str] = mapped_column(String(30))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    who: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CatalogueSettings(Base):
+    """A project's catalogue-check settings: its vocabulary (None: the shipped default) and chosen thresholds.
+
+    ``vocabulary`` is a list of ``[tag, value, phrase]``; ``thresholds`` maps a model version id
+    (as a string) to ``{"threshold", "precision", "recall", "validation_skus", "source"}``.
+    """
+
+    __tablename__ = "catalogue_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), unique=True)
+    vocabulary: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
+    thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

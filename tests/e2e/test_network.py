@@ -11,7 +11,7 @@ from tests.e2e.conftest import AppServer, wait_for_app
 pytestmark = pytest.mark.e2e
 
 # Every page of app.py, by its URL path.
-PAGES = ("", "annotate", "review", "upload", "import_annotations", "export", "train", "evaluate")
+PAGES = ("", "annotate", "review", "upload", "import_annotations", "export", "train", "evaluate", "catalogue")
 
 
 def test_every_page_requests_only_the_apps_own_server(page, models_server: AppServer) -> None:  # type: ignore[no-untyped-def]
