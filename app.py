@@ -7,8 +7,9 @@ draws the sidebar and routes to the pages listed below.
 
 import streamlit as st
 
+from ui.auth import account_ui, gate, nav_position, require_page
 from ui.context import get_context
-from ui.project import project_picker_ui, user_ui
+from ui.project import project_picker_ui
 
 # An emoji, not a ":material/…:" icon: Streamlit draws an emoji favicon in the page (a data: URL)
 # but fetches a material one from fonts.gstatic.com, and nothing may call out unasked.
@@ -27,8 +28,12 @@ PAGES = [
 
 # Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's
 # files as a default menu while the first start prepares the database.
-page = st.navigation(PAGES)
+# Without a session the menu is hidden and gate() draws only the sign-in form: no page runs
+# and no project name is sent before the server has checked the session (ui/auth.py).
+page = st.navigation(PAGES, position=nav_position())
 get_context()
+signed_in = gate()
 project_picker_ui()
-user_ui()
+account_ui(signed_in)
+require_page(page)
 page.run()

@@ -585,3 +585,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+
+
+# Subcommands that live in their own modules register themselves on import.
+import core.accounts.cli  # noqa: E402, F401 - registers "users"

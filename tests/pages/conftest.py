@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,9 +58,15 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_template: Path
     monkeypatch.setenv("TAGRACK_DATA_DIR", str(data))
     monkeypatch.setenv("TAGRACK_DB_URL", f"sqlite:///{data / 'tagrack.db'}")
     monkeypatch.setenv("TAGRACK_USER", "apptest")
+    # Page tests that are not about signing in run as one person on loopback (--no-auth);
+    # tests/pages/test_auth_pages.py turns this off and signs in.
+    monkeypatch.setenv("TAGRACK_NO_AUTH", "1")
+    address = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
     reset_context()
     yield data
     reset_context()
+    config.set_option("server.address", address)
 
 
 @pytest.fixture
