@@ -24,6 +24,8 @@ PAGES = [
     st.Page("pages/export.py", title="Export", icon=":material/download:"),
     st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("pages/evaluate.py", title="Evaluate", icon=":material/analytics:"),
+    st.Page("pages/users.py", title="Users", icon=":material/group:"),
+    st.Page("pages/audit.py", title="Audit trail", icon=":material/policy:"),
 ]
 
 # Navigation first: until st.navigation runs, Streamlit would show the pages/ folder's

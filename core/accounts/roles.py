@@ -51,6 +51,22 @@ ACTION_ROLES: dict[str, frozenset[str]] = {
 }
 
 
+# Background job kind -> the action that starts it (ui/jobs.start_job checks it for every page).
+JOB_ACTIONS: dict[str, str] = {
+    "import-images": "images.add",
+    "import-annotations": "annotations.import",
+    "export": "export.run",
+    "train": "train.run",
+    "evaluate": "evaluate.run",
+    "predict": "review.predict",
+}
+
+
+def job_action(kind: str) -> str:
+    """The action a job kind counts as (unknown kinds: an admin-only action named after the kind)."""
+    return JOB_ACTIONS.get(kind, f"job.{kind}")
+
+
 def page_allowed(role: str | None, url_path: str) -> bool:
     """Whether ``role`` may open the page at ``url_path`` (unknown pages: admins only)."""
     return role in PAGE_ROLES.get(url_path, _ADMINS)
