@@ -100,7 +100,9 @@ def create_job(
         # Every import, export and training enters here (pages and CLI alike): the audit trail's one door.
         from core.accounts import audit
 
-        detail = {k: v for k, v in job.params.items() if k not in ("who", "paths", "cleanup") and _small(v)}
+        detail = {
+            k: v for k, v in job.params.items() if k not in ("who", "project_id", "paths", "cleanup") and _small(v)
+        }
         audit.record(session, kind, job.params.get("who"), project_id, job_id=job.id, **detail)
     return job
 
