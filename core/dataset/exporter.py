@@ -21,12 +21,12 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
+from core.accounts.review_stage import ground_truth
 from core.boxes import Box
 from core.dataset.items import ExportContext, ExportError, ExportImage, ExportObject, ImageRow
 from core.formats import registry
 from core.project.splits import (
     DEFAULT_FRACTIONS,
-    EXPORTABLE_STATUSES,
     SPLITS,
     assign_splits,
     check_fractions,
@@ -67,7 +67,7 @@ def _unique_names(session: Session, project_id: int) -> dict[int, str]:
     """Export file name per exportable image, unique by stem (VOC ids are stems)."""
     rows = session.execute(
         select(Image.id, Image.original_name, Image.stored_path)
-        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
+        .where(Image.project_id == project_id, ground_truth())
         .order_by(Image.id)
     ).all()
     names: dict[int, str] = {}
@@ -105,7 +105,7 @@ def iter_image_rows(session: Session, project_id: int, split: str) -> Iterator[I
         )
         .where(
             Image.project_id == project_id,
-            Image.status.in_(EXPORTABLE_STATUSES),
+            ground_truth(),
             Image.split == split,
             Image.id > bindparam("last"),
         )

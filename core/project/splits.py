@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core.accounts.review_stage import ground_truth
 from db.models import BoxRow, Image, ImageStatus, Split
 
 SPLITS: tuple[Split, ...] = (Split.TRAIN, Split.VAL, Split.TEST)
@@ -53,9 +54,7 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
 def exportable_per_split(session: Session, project_id: int) -> dict[Split | None, int]:
     """Ground-truth (exportable) image count per split, None for images that have no split yet."""
     rows = session.execute(
-        select(Image.split, func.count())
-        .where(Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES))
-        .group_by(Image.split)
+        select(Image.split, func.count()).where(Image.project_id == project_id, ground_truth()).group_by(Image.split)
     ).all()
     return {split: int(n) for split, n in rows}
 
