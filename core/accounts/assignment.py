@@ -109,7 +109,7 @@ def owners(session: Session, image_ids: Sequence[int]) -> dict[int, int]:
             ImageAssignment.image_id.in_(list(image_ids))
         )
     )
-    return dict(rows.tuples().all())
+    return {int(i): int(a) for i, a in rows}
 
 
 def order_queue(
