@@ -19,6 +19,7 @@ PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
     st.Page("pages/annotate.py", title="Annotate", icon=":material/crop_free:"),
     st.Page("pages/review.py", title="Review", icon=":material/fact_check:"),
+    st.Page("pages/check_work.py", title="Check work", icon=":material/rule:"),
     st.Page("pages/upload.py", title="Add images", icon=":material/add_photo_alternate:"),
     st.Page("pages/import_annotations.py", title="Import annotations", icon=":material/upload_file:"),
     st.Page("pages/export.py", title="Export", icon=":material/download:"),

@@ -17,6 +17,7 @@ from db.queries import project_stats, recent_activity, recent_jobs
 from ui.auth import require_role
 from ui.context import current_project_id, current_user, get_context, select_project
 from ui.project import attribute_schema_ui, label_set_ui
+from ui.work_panels import work_ui
 
 ctx = get_context()
 st.title("Tagrack")
@@ -100,6 +101,7 @@ with right:
         hide_index=True,
         width="stretch",
     )
+work_ui(project_id)
 
 st.subheader("Label set")
 edited_labels = label_set_ui(labels, project_id)
