@@ -3,36 +3,47 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.accounts.assignment import assign, may_annotate, order_queue, people_progress, split_evenly, unassign
+from core.accounts.assignment import (
+    assign,
+    may_annotate,
+    order_queue,
+    people_progress,
+    returned_to,
+    split_evenly,
+    unassign,
+)
 from core.accounts.review_stage import returned_comment, review_counts, set_stage, stage_on
 from core.accounts.roles import ADMIN, ANNOTATOR, action_allowed
 from core.accounts.users import AccountError, list_accounts
-from core.annotate.queue import TO_DO_STATUSES
+from core.annotate.queue import TO_DO_STATUSES, QueueEntry
 from db.engine import session_scope
-from db.models import Image
+from db.models import Image, ImageStatus
 from ui.auth import SignedIn, require_role
 from ui.context import ACCOUNT_KEY, current_user, get_context
 
-E = TypeVar("E")
+_DONE_KEY = "_work_done_message"
 
 
 def _signed() -> SignedIn | None:
     return st.session_state.get(ACCOUNT_KEY)
 
 
-def my_queue(session: Session, entries: Sequence[E]) -> list[E]:
+def my_queue(session: Session, entries: Sequence[QueueEntry]) -> list[QueueEntry]:
     """The annotation queue in this person's order: returned to them, theirs, unassigned; annotators skip others'."""
     signed = _signed()
     if signed is None:  # --no-auth: one person, the queue as it is
         return list(entries)
-    return order_queue(session, entries, signed.account_id, signed.username, hide_others=signed.role == ANNOTATOR)
+    ordered = order_queue(session, entries, signed.account_id, signed.username, hide_others=signed.role == ANNOTATOR)
+    # A returned image is to do again for its annotator: the page opens on it and "Next new image" stops at it.
+    again = returned_to(session, [e.id for e in ordered], signed.username)
+    return [replace(e, status=ImageStatus.IN_PROGRESS) if e.id in again else e for e in ordered]
 
 
 def may_save_ui(image_id: int) -> bool:
@@ -71,6 +82,8 @@ def work_ui(project_id: int) -> None:
     if signed is not None and signed.role == ANNOTATOR:  # own statistics only
         rows = [r for r in rows if r.username == signed.username]
     st.subheader("People")
+    if done := st.session_state.pop(_DONE_KEY, None):
+        st.success(done)
     if rows:
         st.dataframe(
             pd.DataFrame(
@@ -111,8 +124,10 @@ def work_ui(project_id: int) -> None:
         if b2.button("Split the unassigned evenly", disabled=not people):
             _change(lambda s: split_evenly(s, project_id, people, by=current_user()), "Split: {}.")
         if b3.button("Take back unfinished", disabled=not people):
-            for p in people:
-                _change(lambda s, p=p: unassign(s, project_id, p, by=current_user()), f"Took back {{}} from {p}.")
+            _change(
+                lambda s: {p: unassign(s, project_id, p, by=current_user()) for p in people},
+                "Took back unfinished: {}.",
+            )
         new_stage = c3.toggle(
             "Review stage",
             value=stage,
@@ -151,4 +166,6 @@ def _change(fn, message: str) -> None:  # type: ignore[no-untyped-def]
     except AccountError as exc:
         st.error(str(exc))
         return
-    st.success(message.format(out))
+    # Rerun so the People table above shows the change; the message waits for that run.
+    st.session_state[_DONE_KEY] = message.format(out)
+    st.rerun()

@@ -123,17 +123,7 @@ def order_queue(
         return list(entries)
     ids = [e.id for e in entries]  # type: ignore[attr-defined]
     owner = owners(session, ids)
-    returned = (
-        set(
-            session.scalars(
-                select(ImageReview.image_id).where(
-                    ImageReview.image_id.in_(ids), ImageReview.state == "returned", ImageReview.annotator == username
-                )
-            )
-        )
-        if ids
-        else set()
-    )
+    returned = returned_to(session, ids, username)
 
     def group(e: E) -> int:
         i = e.id  # type: ignore[attr-defined]
@@ -145,6 +135,21 @@ def order_queue(
 
     ordered = sorted(entries, key=group)
     return [e for e in ordered if group(e) < 3] if hide_others else ordered
+
+
+def returned_to(session: Session, image_ids: Sequence[int], username: str) -> set[int]:
+    """Those of ``image_ids`` a reviewer returned to ``username`` for fixing."""
+    if not image_ids:
+        return set()
+    return set(
+        session.scalars(
+            select(ImageReview.image_id).where(
+                ImageReview.image_id.in_(list(image_ids)),
+                ImageReview.state == "returned",
+                ImageReview.annotator == username,
+            )
+        )
+    )
 
 
 def may_annotate(session: Session, image_id: int, account_id: int | None) -> bool:

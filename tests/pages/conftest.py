@@ -77,3 +77,18 @@ def make_app(app_env: Path) -> Callable[[], AppTest]:
         return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
 
     return build
+
+
+@pytest.fixture
+def auth_app(app_env: Path, monkeypatch: pytest.MonkeyPatch, make_app: Callable[[], AppTest]) -> Callable[[], AppTest]:
+    """The app with sign-in on, and accounts boss (admin), rev (reviewer), ann (annotator); password NAME-password."""
+    from core.accounts.users import add_account
+    from db.engine import make_engine, session_scope
+
+    monkeypatch.delenv("TAGRACK_NO_AUTH")
+    engine = make_engine(f"sqlite:///{app_env / 'tagrack.db'}")
+    with session_scope(engine) as session:
+        for name, role in (("boss", "admin"), ("rev", "reviewer"), ("ann", "annotator")):
+            add_account(session, name, f"{name}-password", role)
+    engine.dispose()
+    return make_app

@@ -9,34 +9,14 @@ import pytest
 from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
-from core.accounts.users import add_account
 from db.engine import make_engine, session_scope
 from db.models import Account, AuditEvent, Label
+from tests.pages.signin import sign_in
 from ui.auth import SignedIn
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_FILES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "pages").glob("*.py"))
 ADMIN_ONLY = ["pages/upload.py", "pages/import_annotations.py", "pages/export.py", "pages/train.py", "pages/users.py"]
-
-
-@pytest.fixture
-def auth_app(app_env: Path, monkeypatch: pytest.MonkeyPatch, make_app: Callable[[], AppTest]) -> Callable[[], AppTest]:
-    """The app with sign-in on, and two accounts: boss (admin) and ann (annotator)."""
-    monkeypatch.delenv("TAGRACK_NO_AUTH")
-    engine = make_engine(f"sqlite:///{app_env / 'tagrack.db'}")
-    with session_scope(engine) as session:
-        add_account(session, "boss", "boss-password", "admin")
-        add_account(session, "ann", "ann-password", "annotator")
-    engine.dispose()
-    return make_app
-
-
-def _sign_in(at: AppTest, username: str, password: str) -> AppTest:
-    next(t for t in at.text_input if t.label == "User name").input(username)
-    next(t for t in at.text_input if t.label == "Password").input(password)
-    next(b for b in at.button if b.label == "Sign in").click().run()
-    assert not at.exception, at.exception
-    return at
 
 
 def _shows_only_sign_in(at: AppTest) -> None:
@@ -55,15 +35,15 @@ def test_every_page_without_a_session_shows_only_the_sign_in_form(auth_app: Call
 
 
 def test_wrong_password_and_unknown_name_get_the_same_message(auth_app: Callable[[], AppTest]) -> None:
-    at = _sign_in(auth_app().run(), "ann", "not-her-password")
+    at = sign_in(auth_app().run(), "ann", "not-her-password")
     wrong_password = [e.value for e in at.error]
-    at = _sign_in(auth_app().run(), "nobody", "not-her-password")
+    at = sign_in(auth_app().run(), "nobody", "not-her-password")
     assert wrong_password == [e.value for e in at.error] == ["Wrong user name or password."]
     _shows_only_sign_in(at)
 
 
 def test_sign_in_shows_home_and_sign_out_ends_the_session(auth_app: Callable[[], AppTest], app_env: Path) -> None:
-    at = _sign_in(auth_app().run(), "boss", "boss-password")
+    at = sign_in(auth_app().run(), "boss", "boss-password")
     assert {m.label: m.value for m in at.metric}["Images"] == "300"
     assert any("Signed in as" in m.value for m in at.sidebar.markdown)
     token = at.session_state["_auth_token"]
@@ -77,7 +57,7 @@ def test_sign_in_shows_home_and_sign_out_ends_the_session(auth_app: Callable[[],
 
 @pytest.mark.parametrize("page", ADMIN_ONLY)
 def test_annotator_cannot_open_admin_pages(auth_app: Callable[[], AppTest], page: str) -> None:
-    at = _sign_in(auth_app().run(), "ann", "ann-password")
+    at = sign_in(auth_app().run(), "ann", "ann-password")
     at.switch_page(page).run()
     assert not at.exception, at.exception
     assert any("Your role (annotator) cannot open" in w.value for w in at.warning)
@@ -85,7 +65,7 @@ def test_annotator_cannot_open_admin_pages(auth_app: Callable[[], AppTest], page
 
 
 def test_forged_session_state_is_refused(auth_app: Callable[[], AppTest]) -> None:
-    at = _sign_in(auth_app().run(), "ann", "ann-password")
+    at = sign_in(auth_app().run(), "ann", "ann-password")
     # Forge the account the page acts for: the gate rereads it from the session token on every run.
     at.session_state["_auth_account"] = SignedIn("boss", "boss", "admin", 1)
     at.switch_page("pages/export.py").run()
@@ -97,7 +77,7 @@ def test_forged_session_state_is_refused(auth_app: Callable[[], AppTest]) -> Non
 
 
 def test_annotator_clicking_an_admin_action_changes_nothing(auth_app: Callable[[], AppTest], app_env: Path) -> None:
-    at = _sign_in(auth_app().run(), "ann", "ann-password")
+    at = sign_in(auth_app().run(), "ann", "ann-password")
     next(b for b in at.button if b.label == "Save labels and attributes").click().run()
     assert any("cannot do this (project.edit)" in e.value for e in at.error)
     next(t for t in at.text_input if t.label == "Project name").input("Annotator's project")
@@ -119,7 +99,7 @@ def test_first_start_creates_admin_and_prints_its_password(
     assert any("printed its password once in the terminal" in i.value for i in at.info)
     line = next(x for x in capfd.readouterr().err.splitlines() if x.startswith("Tagrack first start"))
     password = line.split()[-1]
-    at = _sign_in(at, "admin", password)
+    at = sign_in(at, "admin", password)
     assert {m.label: m.value for m in at.metric}["Images"] == "300"
     engine = make_engine(f"sqlite:///{app_env / 'tagrack.db'}")
     with session_scope(engine) as session:
