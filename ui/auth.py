@@ -15,9 +15,10 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from core.accounts.audit import record
 from core.accounts.roles import ADMIN, action_allowed, page_allowed
-from core.accounts.signin import change_own_password, end_session, resolve_session, sign_in
-from core.accounts.users import FIRST_ADMIN, get_account, role_in
+from core.accounts.signin import change_own_password, end_session, resolve_session, sign_in, start_session
+from core.accounts.users import FIRST_ADMIN, get_account, get_by_email, role_in
 from db.engine import session_scope
 from db.models import Account
 from ui.context import ACCOUNT_KEY, current_project_id, get_context
@@ -68,6 +69,8 @@ def gate() -> SignedIn:
         account = resolve_session(session, token)
         if account is not None:
             signed = SignedIn(account.username, account.display_name, account.role, account.id)
+    if account is None and _sso_configured() and _sso_signed_in():
+        _sign_in_from_sso()  # reruns when the e-mail maps to an account
     if account is None:
         st.session_state.pop(ACCOUNT_KEY, None)
         if token is not None:  # expired or ended elsewhere: draw the form with the menu hidden
@@ -77,6 +80,36 @@ def gate() -> SignedIn:
         st.stop()
     st.session_state[ACCOUNT_KEY] = signed
     return signed
+
+
+def _sso_configured() -> bool:
+    """Whether .streamlit/secrets.toml has an [auth] section (Streamlit's OIDC sign-in, st.login)."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # no secrets.toml at all: Streamlit raises rather than answer False
+        return False
+
+
+def _sso_signed_in() -> bool:
+    return bool(getattr(st.user, "is_logged_in", False))
+
+
+def _sign_in_from_sso() -> None:
+    """Maps the identity provider's e-mail to an account and starts a session; refuses unknown e-mails."""
+    email = st.user.get("email")
+    with session_scope(get_context().engine) as session:
+        account = get_by_email(session, str(email) if email else None)
+        if account is not None and not account.disabled:
+            st.session_state[TOKEN_KEY] = start_session(session, account, how="sso")
+        else:
+            record(session, "sign_in_failed", str(email or ""), how="sso")
+    if st.session_state.get(TOKEN_KEY):
+        st.rerun()
+    st.error(
+        f"{email or 'This single sign-on account'} has no Tagrack account: ask an admin to add one with that "
+        "e-mail (Users page, or `python -m core users add NAME --email ADDRESS --sso-only`)."
+    )
+    st.button("Sign out of single sign-on", on_click=st.logout)
 
 
 def sign_in_form_ui() -> None:
@@ -103,6 +136,8 @@ def sign_in_form_ui() -> None:
             "terminal that runs `streamlit run` (the line starting with `Tagrack first start`). "
             "Lost it? `python -m core users passwd admin` sets a new one."
         )
+    if _sso_configured():
+        st.button("Sign in with single sign-on", on_click=st.login)
     st.caption("No account yet? Ask an admin to add you (Users page, or `python -m core users add NAME`).")
 
 
@@ -156,6 +191,8 @@ def account_ui(signed: SignedIn) -> None:
         with session_scope(ctx.engine) as session:
             end_session(session, st.session_state.pop(TOKEN_KEY, None))
         st.session_state.pop(ACCOUNT_KEY, None)
+        if _sso_configured() and _sso_signed_in():
+            st.logout()  # else the identity provider's cookie would sign the browser straight back in
         st.rerun()
     with st.sidebar.popover("Change password"), st.form("change_password", clear_on_submit=True):
         current = st.text_input("Current password", type="password")

@@ -25,6 +25,13 @@ def get_account(session: Session, username: str) -> Account | None:
     return session.scalar(select(Account).where(func.lower(Account.username) == username.strip().lower()))
 
 
+def get_by_email(session: Session, email: str | None) -> Account | None:
+    """The account single sign-on maps ``email`` to (case-insensitive), or None."""
+    if not email:
+        return None
+    return session.scalar(select(Account).where(func.lower(Account.email) == email.strip().lower()))
+
+
 def _require(session: Session, username: str) -> Account:
     account = get_account(session, username)
     if account is None:

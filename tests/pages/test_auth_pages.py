@@ -114,3 +114,45 @@ def test_no_auth_is_refused_off_loopback(make_app: Callable[[], AppTest], monkey
     at = make_app().run()
     assert any("--no-auth is allowed only when the server listens on this machine alone" in e.value for e in at.error)
     assert not at.metric and not at.sidebar.selectbox
+
+
+SSO_SECRETS = {
+    "redirect_uri": "http://localhost:8501/oauth2callback",
+    "cookie_secret": "a-test-cookie-secret",
+    "client_id": "tagrack",
+    "client_secret": "test",
+    "server_metadata_url": "https://idp.invalid/.well-known/openid-configuration",
+}
+
+
+def test_single_sign_on_maps_the_email_to_an_account(auth_app: Callable[[], AppTest], app_env: Path) -> None:
+    from core.accounts.users import add_account
+
+    engine = make_engine(f"sqlite:///{app_env / 'tagrack.db'}")
+    with session_scope(engine) as session:
+        add_account(session, "sso-rev", None, "reviewer", email="Rev@Example.com")
+    engine.dispose()
+    at = auth_app()
+    at.secrets["auth"] = SSO_SECRETS
+    at.run()
+    assert any(b.label == "Sign in with single sign-on" for b in at.button)
+    at.user = {"is_logged_in": True, "email": "rev@example.com", "name": "Rev"}
+    at.run()
+    assert not at.exception, at.exception
+    assert any(
+        "Signed in as" in m.value and "sso-rev" in m.value and "reviewer" in m.value for m in at.sidebar.markdown
+    )
+
+    stranger = auth_app()
+    stranger.secrets["auth"] = SSO_SECRETS
+    stranger.user = {"is_logged_in": True, "email": "stranger@example.com"}
+    stranger.run()
+    assert any("stranger@example.com has no Tagrack account" in e.value for e in stranger.error)
+    _shows_only_sign_in(stranger)
+    engine = make_engine(f"sqlite:///{app_env / 'tagrack.db'}")
+    with session_scope(engine) as session:
+        hows = [
+            (e.who, e.detail.get("how")) for e in session.scalars(select(AuditEvent)) if e.action.startswith("sign_in")
+        ]
+    engine.dispose()
+    assert ("sso-rev", "sso") in hows and ("stranger@example.com", "sso") in hows
