@@ -34,6 +34,14 @@ def _configure(p: argparse.ArgumentParser) -> None:
     )
 
 
+def audit_shell(engine: Engine, action: str, project_id: int | None, **detail: object) -> None:
+    """Audits an import or export run straight from the shell (the pages' go through jobs, audited at create_job)."""
+    from core.accounts import audit
+
+    with session_scope(engine) as session:
+        audit.record(session, action, _who(), project_id, via="cli", **detail)
+
+
 def _who() -> str:
     try:
         return f"shell:{getpass.getuser()}"

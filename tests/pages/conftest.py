@@ -33,6 +33,19 @@ def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PagesManager, "__init__", init)
 
 
+@pytest.fixture(autouse=True)
+def _no_auth(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Page tests that are not about signing in run as one person on loopback (--no-auth).
+
+    ``auth_app`` (below) turns this off and signs in through the form.
+    """
+    monkeypatch.setenv("TAGRACK_NO_AUTH", "1")
+    address = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", address)
+
+
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data folder holding the demo project, made once and copied for each test."""
@@ -58,15 +71,9 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, demo_template: Path
     monkeypatch.setenv("TAGRACK_DATA_DIR", str(data))
     monkeypatch.setenv("TAGRACK_DB_URL", f"sqlite:///{data / 'tagrack.db'}")
     monkeypatch.setenv("TAGRACK_USER", "apptest")
-    # Page tests that are not about signing in run as one person on loopback (--no-auth);
-    # tests/pages/test_auth_pages.py turns this off and signs in.
-    monkeypatch.setenv("TAGRACK_NO_AUTH", "1")
-    address = config.get_option("server.address")
-    config.set_option("server.address", "127.0.0.1")
     reset_context()
     yield data
     reset_context()
-    config.set_option("server.address", address)
 
 
 @pytest.fixture

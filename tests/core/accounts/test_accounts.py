@@ -229,3 +229,20 @@ def test_cli_manages_accounts(
     with session_scope(engine) as session:
         account = session.scalar(select(Account))
         assert verify_password(account.password_hash, "typed-password-1")
+
+
+def test_cli_imports_and_exports_enter_the_audit_trail(
+    settings: Settings, engine: Engine, project_id: int, tmp_path: Path
+) -> None:
+    from tests.core.dataset_factory import jpeg_bytes, make_dataset
+
+    make_dataset(engine, settings, project_id, n=4)
+    base = ["--db", settings.db_url, "--data-dir", str(settings.data_dir), "--project", str(project_id)]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "new.jpg").write_bytes(jpeg_bytes(40, 30, 99))
+    assert main(["import-images", str(tmp_path / "in"), *base]) == 0
+    assert main(["export", "voc", str(tmp_path / "out"), *base]) == 0
+    rows = [(a, w, d) for a, w, d in _audit(engine) if a in ("import-images", "export")]
+    assert [a for a, _, _ in rows] == ["import-images", "export"]
+    assert all(w.startswith("shell") and d["via"] == "cli" for _, w, d in rows)
+    assert rows[1][2]["format"] == "voc" and rows[1][2]["images"] >= 1
