@@ -8,15 +8,17 @@ signs in, an annotator cannot open admin pages, and five wrong passwords slow th
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from core.accounts.users import add_account
 from db.engine import make_engine, session_scope
-from db.models import Image, Project
+from db.models import AuditEvent, Image, Project, SignInThrottle
 from tests.e2e.conftest import AppServer, screenshot, start_server, stop_server, wait_for_app
 
 pytestmark = pytest.mark.e2e
@@ -52,6 +54,21 @@ def _sign_in(page, username: str, password: str) -> None:  # type: ignore[no-unt
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Sign in").click()
     wait_for_app(page)
+
+
+def _wait_for_row(server: AppServer, found: Callable[[Session], bool], timeout: float = 60.0) -> None:
+    """Waits until the server's database shows what an action wrote (a sync point, not a timing check)."""
+    engine = make_engine(server.db_url)
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            with session_scope(engine) as session:
+                if found(session):
+                    return
+            assert time.monotonic() < deadline, "the server never wrote it"
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
 
 
 def _open(page, server: AppServer, path: str) -> None:  # type: ignore[no-untyped-def]
@@ -92,6 +109,15 @@ def test_first_start_password_from_the_terminal_signs_in(auth_server: AppServer,
     page.locator('[data-testid="stMetric"]').first.wait_for()
     # The frames the check above reads do carry project data once signed in (the check can fail).
     assert b"Demo: clothing scenes" in b"".join(frames)
+    # The admin pages, in the same session: the audit trail has this sign-in.
+    page.get_by_role("link", name="Users").click()
+    wait_for_app(page)
+    page.get_by_text("Add a person").wait_for()
+    screenshot(page, "users")
+    page.get_by_role("link", name="Audit trail").click()
+    wait_for_app(page)
+    page.get_by_role("button", name="Download CSV").wait_for()
+    screenshot(page, "audit_trail")
 
 
 @pytest.mark.parametrize(
@@ -119,10 +145,21 @@ def test_five_wrong_passwords_slow_the_sixth(auth_server: AppServer, page) -> No
         add_account(session, "bob", "bob-password", "reviewer")
     engine.dispose()
     _open(page, auth_server, "")
-    for _ in range(5):
+    for k in range(1, 6):
         _sign_in(page, "bob", "wrong-password")
+        # Each attempt reaches the server before the next is typed (the form keeps its values).
+        _wait_for_row(auth_server, lambda s, k=k: (s.get(SignInThrottle, "bob") or SignInThrottle()).failures == k)
     # The right password is refused while the delay runs, with the same message for every name.
     _sign_in(page, "bob", "bob-password")
+    _wait_for_row(
+        auth_server,
+        lambda s: (
+            s.scalar(
+                select(AuditEvent.id).where(AuditEvent.who == "bob", AuditEvent.action == "sign_in_failed").offset(5)
+            )
+            is not None
+        ),
+    )
     page.get_by_text(re.compile(r"Too many failed attempts for this name: wait \d+ s")).wait_for()
     assert page.get_by_text("Signed in as").count() == 0
     page.get_by_text("Sign in to Tagrack").wait_for()
