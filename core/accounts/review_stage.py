@@ -53,11 +53,19 @@ def set_stage(session: Session, project_id: int, on: bool, by: str | None = None
     return accepted
 
 
-def ground_truth() -> ColumnElement[bool]:
-    """SQL condition on ``Image``: finished, and accepted when its project's review stage is on."""
+def passes_review_stage() -> ColumnElement[bool]:
+    """SQL condition on ``Image``: its project's review stage is off, or a reviewer accepted it.
+
+    Add it beside a status condition wherever images are taken as ground truth.
+    """
     stage = exists().where(ProjectWorkflow.project_id == Image.project_id, ProjectWorkflow.review_stage.is_(True))
     accepted = exists().where(ImageReview.image_id == Image.id, ImageReview.state == ACCEPTED)
-    return and_(Image.status.in_(_DONE), or_(not_(stage), accepted))
+    return or_(not_(stage), accepted)
+
+
+def ground_truth() -> ColumnElement[bool]:
+    """SQL condition on ``Image``: finished, and accepted when its project's review stage is on."""
+    return and_(Image.status.in_(_DONE), passes_review_stage())
 
 
 def on_saved(session: Session, image: Image, who: str) -> None:

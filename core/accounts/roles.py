@@ -24,6 +24,9 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
     "review": _REVIEWERS,
     "check_work": _REVIEWERS,
     "evaluate": _REVIEWERS,
+    # Pages of issues #15 / #16 (on main by now): reviewing tag predictions, the catalogue check.
+    "review_tags": _REVIEWERS,
+    "catalogue": _REVIEWERS,
     "upload": _ADMINS,
     "import_annotations": _ADMINS,
     "export": _ADMINS,
