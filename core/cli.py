@@ -128,6 +128,7 @@ def _import_images(args: argparse.Namespace, settings: Settings, engine: Engine)
             print(f"{n} files", file=sys.stderr, flush=True)
 
     report = ingest_sources(engine, settings.data_dir, project_id, sources_from_paths(args.paths), progress=progress)
+    _audit(engine, "import-images", project_id, paths=[str(p) for p in args.paths][:10])
     if sys.stderr.isatty():
         print(file=sys.stderr)
     # Every file that did not simply come in is named: failed, skipped, duplicate, and imported
@@ -206,6 +207,7 @@ def _export(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
         )
     except ExportError as exc:
         raise CliError(str(exc)) from exc
+    _audit(engine, "export", project_id, format=args.format, path=str(args.out), images=result.get("images"))
     _emit(result)
     return 0
 
@@ -471,6 +473,7 @@ def _import(args: argparse.Namespace, settings: Settings, engine: Engine) -> int
             with session_scope(engine) as session:
                 delete_empty_project(session, project_id)
         raise CliError(str(exc)) from exc
+    _audit(engine, "import-annotations", project_id, format=args.format, path=str(args.path))
     for o in report.outcomes:
         if o.outcome in ("failed", "skipped") or o.message:
             print(f"{o.outcome}: {o.source}: {o.message}", file=sys.stderr)
@@ -610,4 +613,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Subcommands that live with the part they drive register themselves when imported.
+import core.accounts.cli  # noqa: E402 - registers "users"
 import core.catalogue.cli  # noqa: E402, F401
+
+_audit = core.accounts.cli.audit_shell  # imports and exports run from the shell enter the audit trail too

@@ -99,7 +99,22 @@ def create_job(
     job = Job(kind=kind, params=dict(params or {}), project_id=project_id)
     session.add(job)
     session.flush()
+    if kind in AUDITED_KINDS:
+        # Every import, export and training enters here (pages and CLI alike): the audit trail's one door.
+        from core.accounts import audit
+
+        detail = {
+            k: v for k, v in job.params.items() if k not in ("who", "project_id", "paths", "cleanup") and _small(v)
+        }
+        audit.record(session, kind, job.params.get("who"), project_id, job_id=job.id, **detail)
     return job
+
+
+AUDITED_KINDS = frozenset({"import-images", "import-annotations", "export", "train"})
+
+
+def _small(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None)) or (isinstance(value, list) and len(value) <= 10)
 
 
 def launch(settings: Settings, job_id: int, engine: Engine) -> int:

@@ -451,3 +451,111 @@ class CatalogueSettings(Base):
     vocabulary: Mapped[list[Any] | None] = mapped_column(JSON, default=None)
     thresholds: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Account(Base):
+    """A person who signs in. ``role`` is global (admin, reviewer, annotator); ``ProjectRole`` overrides it per project.
+
+    ``password_hash`` is an argon2id hash (never the password); it is empty for an account that only
+    signs in through single sign-on (matched by ``email``). A disabled account keeps its rows and its
+    name in every history but can no longer sign in.
+    """
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(100), default="")
+    email: Mapped[str | None] = mapped_column(String(200), unique=True, default=None)
+    password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
+    role: Mapped[str] = mapped_column(String(20), default="annotator")
+    disabled: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ProjectRole(Base):
+    """An account's role in one project, overriding its global role there."""
+
+    __tablename__ = "project_role"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(20))
+
+
+class SignInThrottle(Base):
+    """Failed sign-ins per typed user name (existing or not, so that the answers cannot tell which)."""
+
+    __tablename__ = "sign_in_throttle"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failed_at: Mapped[datetime | None] = mapped_column(default=None)
+    locked_until: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuthSession(Base):
+    """A signed-in browser session. The browser holds a random token; the table holds only its SHA-256."""
+
+    __tablename__ = "auth_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class AuditEvent(Base):
+    """One audited action: sign-ins and failures, account changes, imports, exports, trainings, deletions, reviews.
+
+    ``who`` is kept as text (and ``project_id`` without a foreign key) so that the trail outlives the
+    account's or project's deletion.
+    """
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_at", "at"), Index("ix_audit_event_action_at", "action", "at"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    who: Mapped[str | None] = mapped_column(String(100), default=None)
+    action: Mapped[str] = mapped_column(String(40))
+    project_id: Mapped[int | None] = mapped_column(Integer, default=None)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class ImageAssignment(Base):
+    """Which annotator an image is assigned to (an image without a row is unassigned)."""
+
+    __tablename__ = "image_assignment"
+    __table_args__ = (Index("ix_image_assignment_account", "account_id"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    assigned_at: Mapped[datetime] = mapped_column(default=utcnow)
+    assigned_by: Mapped[str | None] = mapped_column(String(100), default=None)
+
+
+class ProjectWorkflow(Base):
+    """Per-project workflow switches: whether human work waits for a reviewer before it counts."""
+
+    __tablename__ = "project_workflow"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("project.id", ondelete="CASCADE"), primary_key=True)
+    review_stage: Mapped[bool] = mapped_column(default=False)
+
+
+class ImageReview(Base):
+    """An image's place in the review stage: pending (waits for a reviewer), returned (with a comment), accepted."""
+
+    __tablename__ = "image_review"
+    __table_args__ = (Index("ix_image_review_state", "state"),)
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    comment: Mapped[str] = mapped_column(Text, default="")
+    annotator: Mapped[str | None] = mapped_column(String(100), default=None)
+    reviewer: Mapped[str | None] = mapped_column(String(100), default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,6 +37,7 @@ from ui.annotate_panels import (
 from ui.annotate_state import clear_flash, flash, flash_ui, load_current
 from ui.canvas import canvas_ui, image_geometry
 from ui.context import current_user, get_context, require_project
+from ui.work_panels import may_save_ui, my_queue, returned_comment_ui
 
 ctx = get_context()
 st.title("Annotate")
@@ -56,7 +57,7 @@ with session_scope(ctx.engine) as session:
 flt = queue_filter_ui(labels, project_id)
 canvas_w = canvas_width_ui()
 with session_scope(ctx.engine) as session:
-    entries = queue(session, project_id, flt)
+    entries = my_queue(session, queue(session, project_id, flt))  # returned, mine, unassigned first
     prog = progress(session, project_id, who)
 
 st.progress(
@@ -88,6 +89,7 @@ image_header_ui(fresh, loaded.revision, pos, len(entries))
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
+    returned_comment_ui(state.id)
     actions = image_actions_ui(pos, len(entries))
     current_label = label_picker_ui(labels, project_id)
     attrs = attributes_ui(schema, state, loaded.revision, suggested)
@@ -118,6 +120,8 @@ dirty = has_changes(state.boxes, drafts) or attrs != stored_attrs
 
 def do_save(no_objects: bool = False) -> bool:
     """Saves the canvas; on a conflict reloads the saved version. True when saved."""
+    if not may_save_ui(state.id):
+        return False
     try:
         with session_scope(ctx.engine) as session:
             result = save_boxes(

@@ -14,8 +14,10 @@ from core.project.projects import (
 )
 from db.engine import session_scope
 from db.queries import project_stats, recent_activity, recent_jobs
+from ui.auth import require_role
 from ui.context import current_project_id, current_user, get_context, select_project
 from ui.project import attribute_schema_ui, label_set_ui
+from ui.work_panels import work_ui
 
 ctx = get_context()
 st.title("Tagrack")
@@ -32,6 +34,7 @@ with st.expander("New project", expanded=current_project_id() is None):
             height=200,
         )
         if st.form_submit_button("Create project", type="primary"):
+            require_role("project.create")
             try:
                 with session_scope(ctx.engine) as session:
                     labels = [line for line in labels_text.splitlines() if line.strip()]
@@ -98,6 +101,7 @@ with right:
         hide_index=True,
         width="stretch",
     )
+work_ui(project_id)
 
 st.subheader("Label set")
 edited_labels = label_set_ui(labels, project_id)
@@ -105,6 +109,7 @@ edited_labels = label_set_ui(labels, project_id)
 st.subheader("Image attributes")
 edited_schema = attribute_schema_ui(schema, project_id)
 if st.button("Save labels and attributes"):
+    require_role("project.edit")
     try:
         with session_scope(ctx.engine) as session:
             project = get_project(session, project_id)
@@ -116,6 +121,7 @@ if st.button("Save labels and attributes"):
                 colours={
                     str(n): str(c) for n, c in zip(rows["name"], rows["colour"], strict=True) if isinstance(c, str)
                 },
+                who=current_user(),
             )
             set_attribute_schema(
                 session,

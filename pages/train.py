@@ -20,6 +20,7 @@ from core.model.training import (
 from db.engine import session_scope
 from db.models import Job
 from db.queries import images_by_split, latest_job
+from ui.auth import require_role
 from ui.context import current_user, get_context, require_project
 from ui.jobs import job_progress_ui
 from ui.train_job_panels import training_done_ui, training_running_ui, versions_ui
@@ -117,6 +118,7 @@ def start_form_ui() -> None:
         **advanced,
         **geometry,
     )
+    require_role("train.run")
     try:
         job_id = start_training(ctx.engine, ctx.settings, project_id, params)
     except JobError as exc:

@@ -11,13 +11,17 @@ from dataclasses import dataclass
 import streamlit as st
 from sqlalchemy import Engine
 
+from core.accounts.users import ensure_first_admin
 from core.database import open_database
 from core.demo.project import ensure_demo_project
 from core.settings import Settings
+from db.engine import session_scope
 
 PROJECT_KEY = "project_id"
 PENDING_PROJECT_KEY = "_pending_project_id"
 USER_KEY = "user_name"
+# The signed-in account for this run (ui/auth.py writes it at the start of every run).
+ACCOUNT_KEY = "_auth_account"
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,22 @@ def _open_context() -> AppContext:
     settings = _cli_settings()
     engine = open_database(settings)
     ensure_demo_project(engine, settings)
+    _first_admin(engine)
     return AppContext(settings=settings, engine=engine)
+
+
+def _first_admin(engine: Engine) -> None:
+    """On a database without accounts, creates ``admin`` and prints its password once, as Jupyter prints its token."""
+    with session_scope(engine) as session:
+        password = ensure_first_admin(session)
+    if password is not None:
+        banner = (
+            "\n" + "=" * 72 + "\n"
+            f"Tagrack first start: created the account 'admin' with the password  {password}\n"
+            "Sign in with it, then add people on the Users page (or: python -m core users add NAME).\n"
+            "This password is shown only now; `python -m core users passwd admin` sets a new one.\n" + "=" * 72
+        )
+        print(banner, file=sys.stderr, flush=True)
 
 
 def reset_context() -> None:
@@ -72,7 +91,13 @@ def get_context() -> AppContext:
 
 
 def current_user() -> str:
-    """The name recorded as 'who' on every change made from this browser session."""
+    """The name recorded as 'who' on every change made from this browser session: the signed-in account.
+
+    In --no-auth mode (one person on 127.0.0.1) it is the sidebar's 'Your name' field.
+    """
+    signed = st.session_state.get(ACCOUNT_KEY)
+    if signed is not None:
+        return str(signed.username)
     if USER_KEY not in st.session_state:
         default = os.environ.get("TAGRACK_USER")
         if not default:

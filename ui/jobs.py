@@ -8,9 +8,11 @@ from typing import Any
 
 import streamlit as st
 
+from core.accounts.roles import job_action
 from core.jobs import JobError, create_job, launch, reap_stale
 from db.engine import session_scope
 from db.models import Job, JobStatus
+from ui.auth import require_role
 from ui.context import get_context
 
 
@@ -27,6 +29,7 @@ class JobSnapshot:
 
 def start_job(kind: str, params: dict[str, Any], project_id: int | None, exclusive: bool = False) -> int | None:
     """Creates and launches a detached job; shows the refusal and returns None when it cannot start."""
+    require_role(job_action(kind))
     ctx = get_context()
     try:
         with session_scope(ctx.engine) as session:

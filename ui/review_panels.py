@@ -25,6 +25,7 @@ from core.settings import Settings
 from db.engine import session_scope
 from db.models import JobStatus
 from db.queries import latest_job, model_version_names
+from ui.auth import require_role
 from ui.canvas import CanvasBox
 from ui.jobs import job_progress_ui
 
@@ -163,6 +164,7 @@ def predict_panel_ui(
         )
         go = st.form_submit_button("Predict", type="primary")
     if go:
+        require_role("review.predict")
         try:
             job_id = start_prediction(engine, settings, predict_params(int(version), which, who=who))
         except JobError as exc:

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from core.accounts.review_stage import on_saved
 from core.annotate.attributes import merged_attributes
 from core.annotate.errors import AnnotationError, StaleRevisionError
 from core.annotate.state import DraftBox, LabelInfo, load_image, project_labels, resolve_label
@@ -107,6 +108,7 @@ def save_boxes(
     _write_boxes(session, stamp, resolved, {lab.id: lab.name for lab in labels}, result)
     image.status = _status_after(resolved, no_objects=no_objects)
     result.status = image.status
+    on_saved(session, image, who)  # the review stage: a finished image waits for a reviewer
     session.flush()
     return result
 

@@ -21,6 +21,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 from sqlalchemy.orm import Session
 
+from core.accounts.review_stage import passes_review_stage
 from core.boxes import Box
 from core.dataset.items import ExportContext, ExportError, ExportImage, ExportObject, ImageRow
 from core.formats import registry
@@ -69,7 +70,7 @@ def _unique_names(
     """Export file name per exportable image, unique by stem (VOC ids are stems)."""
     rows = session.execute(
         select(Image.id, Image.original_name, Image.stored_path)
-        .where(Image.project_id == project_id, Image.status.in_(statuses))
+        .where(Image.project_id == project_id, Image.status.in_(statuses), passes_review_stage())
         .order_by(Image.id)
     ).all()
     names: dict[int, str] = {}
@@ -110,6 +111,7 @@ def iter_image_rows(
         .where(
             Image.project_id == project_id,
             Image.status.in_(statuses),
+            passes_review_stage(),
             Image.split == split,
             Image.id > bindparam("last"),
         )

@@ -167,11 +167,11 @@ def fit_geometry(session: Session, project_id: int) -> Any:
 
     Falls back to all finished images when none has a split yet.
     """
+    from core.accounts.review_stage import ground_truth
     from core.model.detector.input_fit import fit_input
-    from core.project.splits import EXPORTABLE_STATUSES
     from db.models import BoxRow, Image, Split
 
-    cond = [Image.project_id == project_id, Image.status.in_(EXPORTABLE_STATUSES)]
+    cond = [Image.project_id == project_id, ground_truth()]
     rows = session.execute(select(Image.id, Image.width, Image.height, Image.split).where(*cond)).all()
     train = [r for r in rows if r.split == Split.TRAIN] or list(rows)
     index = {r.id: i for i, r in enumerate(train)}

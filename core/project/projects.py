@@ -49,7 +49,7 @@ def create_project(
     return project
 
 
-def delete_empty_project(session: Session, project_id: int) -> bool:
+def delete_empty_project(session: Session, project_id: int, who: str | None = None) -> bool:
     """Deletes a project that has no images (one made for an import whose input was refused as a whole).
 
     Returns:
@@ -60,6 +60,9 @@ def delete_empty_project(session: Session, project_id: int) -> bool:
         return False
     session.delete(project)
     session.flush()
+    from core.accounts import audit
+
+    audit.record(session, "project_deleted", who, project_id, name=project.name)
     return True
 
 
@@ -86,7 +89,9 @@ def list_projects(session: Session) -> list[Project]:
     return list(session.scalars(select(Project).order_by(Project.id)))
 
 
-def set_labels(session: Session, project: Project, names: list[str], colours: dict[str, str] | None = None) -> None:
+def set_labels(
+    session: Session, project: Project, names: list[str], colours: dict[str, str] | None = None, who: str | None = None
+) -> None:
     """Makes the project's label set exactly ``names``, in that order.
 
     Existing labels keep their id (so boxes keep pointing at them); new ones are added;
@@ -103,12 +108,14 @@ def set_labels(session: Session, project: Project, names: list[str], colours: di
         raise ProjectError(f"Repeated label names: {', '.join(sorted(dupes))}.")
     colours = colours or {}
     existing = {lab.name: lab for lab in session.scalars(select(Label).where(Label.project_id == project.id))}
+    deleted: list[str] = []
     for name, lab in existing.items():
         if name not in cleaned:
             used = session.scalar(select(func.count()).select_from(BoxRow).where(BoxRow.label_id == lab.id))
             if used:
                 raise ProjectError(f"Label {name!r} is used by {used} boxes; relabel or delete them first.")
             session.delete(lab)
+            deleted.append(name)
     for order, name in enumerate(cleaned):
         lab = existing.get(name)
         if lab is None:
@@ -119,6 +126,10 @@ def set_labels(session: Session, project: Project, names: list[str], colours: di
         lab.order = order
     session.flush()
     session.expire(project, ["labels"])
+    if deleted:
+        from core.accounts import audit
+
+        audit.record(session, "labels_deleted", who, project.id, labels=deleted)
 
 
 def set_attribute_schema(session: Session, project: Project, schema: dict[str, Any]) -> None:

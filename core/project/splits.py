@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core.accounts.review_stage import passes_review_stage
 from db.models import BoxRow, Image, ImageStatus, Split
 
 SPLITS: tuple[Split, ...] = (Split.TRAIN, Split.VAL, Split.TEST)
@@ -56,7 +57,7 @@ def exportable_per_split(
     """Ground-truth (exportable) image count per split, None for images that have no split yet."""
     rows = session.execute(
         select(Image.split, func.count())
-        .where(Image.project_id == project_id, Image.status.in_(statuses))
+        .where(Image.project_id == project_id, Image.status.in_(statuses), passes_review_stage())
         .group_by(Image.split)
     ).all()
     return {split: int(n) for split, n in rows}

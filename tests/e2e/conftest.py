@@ -27,6 +27,7 @@ class AppServer:
     db_url: str
     data_dir: Path
     process: subprocess.Popen
+    log_path: Path
 
 
 def _free_port() -> int:
@@ -35,8 +36,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 120.0) -> AppServer:
-    """Starts the app on a free loopback port and waits until it answers."""
+def start_server(
+    data_dir: Path, extra_env: dict[str, str] | None = None, timeout: float = 120.0, auth: bool = False
+) -> AppServer:
+    """Starts the app on a free loopback port and waits until it answers.
+
+    Tests that are not about signing in run it with ``--no-auth`` (allowed on loopback);
+    ``auth=True`` starts it as people run it, with the sign-in gate (tests/e2e/test_auth.py).
+    """
     port = _free_port()
     db_url = f"sqlite:///{data_dir / 'tagrack.db'}"
     log = open(data_dir.parent / f"streamlit-{port}.log", "wb")  # noqa: SIM115 - closed with the process
@@ -63,6 +70,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeou
             db_url,
             "--data-dir",
             str(data_dir),
+            *([] if auth else ["--no-auth"]),
         ],
         cwd=ROOT,
         stdout=log,
@@ -77,7 +85,7 @@ def start_server(data_dir: Path, extra_env: dict[str, str] | None = None, timeou
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
                 if r.status == 200:
-                    return AppServer(url=url, db_url=db_url, data_dir=data_dir, process=proc)
+                    return AppServer(url=url, db_url=db_url, data_dir=data_dir, process=proc, log_path=Path(log.name))
         except OSError:
             time.sleep(0.3)
     proc.kill()

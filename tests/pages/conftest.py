@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from streamlit import config
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +31,19 @@ def _navigation_mode(monkeypatch: pytest.MonkeyPatch) -> None:
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", init)
+
+
+@pytest.fixture(autouse=True)
+def _no_auth(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Page tests that are not about signing in run as one person on loopback (--no-auth).
+
+    ``auth_app`` (below) turns this off and signs in through the form.
+    """
+    monkeypatch.setenv("TAGRACK_NO_AUTH", "1")
+    address = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    yield
+    config.set_option("server.address", address)
 
 
 @pytest.fixture(scope="session")
@@ -70,3 +84,18 @@ def make_app(app_env: Path) -> Callable[[], AppTest]:
         return AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
 
     return build
+
+
+@pytest.fixture
+def auth_app(app_env: Path, monkeypatch: pytest.MonkeyPatch, make_app: Callable[[], AppTest]) -> Callable[[], AppTest]:
+    """The app with sign-in on, and accounts boss (admin), rev (reviewer), ann (annotator); password NAME-password."""
+    from core.accounts.users import add_account
+    from db.engine import make_engine, session_scope
+
+    monkeypatch.delenv("TAGRACK_NO_AUTH")
+    engine = make_engine(f"sqlite:///{app_env / 'tagrack.db'}")
+    with session_scope(engine) as session:
+        for name, role in (("boss", "admin"), ("rev", "reviewer"), ("ann", "annotator")):
+            add_account(session, name, f"{name}-password", role)
+    engine.dispose()
+    return make_app
