@@ -51,6 +51,9 @@ HANDLERS: dict[str, str] = {
     "predict": "core.model.prediction:predict_job",
     "evaluate": "core.model.evaluation:evaluate_job",
     "prepare-weights": "core.model.pretrained.offline_weights:prepare_weights_job",
+    "train-tags": "core.model.tags.jobs:train_tags_job",
+    "predict-tags": "core.model.tags.jobs:predict_tags_job",
+    "evaluate-tags": "core.model.tags.jobs:evaluate_tags_job",
 }
 
 
