@@ -158,7 +158,9 @@ def load_tags_data(session: Session, project_id: int, data_dir: Path, assign_spl
     project = session.get(Project, project_id)
     if project is None:
         raise TagsDataError(f"No project #{project_id}.")
-    schema: dict[str, list[str]] = {str(k): [str(v) for v in vals] for k, vals in (project.attribute_schema or {}).items()}
+    schema: dict[str, list[str]] = {
+        str(k): [str(v) for v in vals] for k, vals in (project.attribute_schema or {}).items()
+    }
     fallback = _largest_box_labels(session, project_id)
     images = session.execute(
         select(Image.id, Image.sha256, Image.stored_path, Image.split, Image.attributes)

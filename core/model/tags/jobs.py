@@ -189,9 +189,7 @@ def train_tags_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     if result.val_logits is not None:
         metrics["val"] = evaluate_heads(result.val_logits, val.labels, spec.heads, val.image_ids, spec.temperatures)
     if result.test_logits is not None:
-        metrics["test"] = evaluate_heads(
-            result.test_logits, test.labels, spec.heads, test.image_ids, spec.temperatures
-        )
+        metrics["test"] = evaluate_heads(result.test_logits, test.labels, spec.heads, test.image_ids, spec.temperatures)
     evaluated_on = "test" if "test" in metrics else ("val" if "val" in metrics else None)
     metrics.update(
         {
@@ -339,9 +337,7 @@ def predict_tags_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     def on_progress(done: int, total: int) -> None:
         ctx.progress(done, total, f"{done}/{total} images")
 
-    n = predict_stored(
-        ctx.engine, ctx.settings, version_id, image_ids, int(params.get("batch_size", 32)), on_progress
-    )
+    n = predict_stored(ctx.engine, ctx.settings, version_id, image_ids, int(params.get("batch_size", 32)), on_progress)
     with write_scope(ctx.engine) as session:
         from core.project.projects import record_activity
 

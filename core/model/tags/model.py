@@ -230,7 +230,10 @@ class Tagger:
             for j, g in enumerate(got):
                 outs[j].append(np.asarray(g))
         n = len(self.spec.heads)
-        return [np.concatenate(o) if o else np.zeros((0, len(v))) for o, v in zip(outs, self.spec.heads.values(), strict=True)][:n]
+        return [
+            np.concatenate(o) if o else np.zeros((0, len(v)))
+            for o, v in zip(outs, self.spec.heads.values(), strict=True)
+        ][:n]
 
     def probabilities(self, images: np.ndarray) -> dict[str, np.ndarray]:
         """Calibrated probabilities ``{tag: (n, values)}``."""
@@ -246,6 +249,10 @@ class Tagger:
             return []
         probs = self.probabilities(images)
         return [
-            {tag: {v: float(p[i, k]) for k, v in enumerate(values)} for tag, values in self.spec.heads.items() for p in [probs[tag]]}
+            {
+                tag: {v: float(p[i, k]) for k, v in enumerate(values)}
+                for tag, values in self.spec.heads.items()
+                for p in [probs[tag]]
+            }
             for i in range(len(paths))
         ]

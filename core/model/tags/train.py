@@ -382,8 +382,11 @@ def train_tags(
         schedule: Any = BudgetCosineDecay(cfg.learning_rate, warmup)
     else:
         schedule = keras.optimizers.schedules.CosineDecay(
-            cfg.learning_rate / 100, max(cfg.epochs * steps - warmup, 1), alpha=0.01,
-            warmup_target=cfg.learning_rate, warmup_steps=warmup,
+            cfg.learning_rate / 100,
+            max(cfg.epochs * steps - warmup, 1),
+            alpha=0.01,
+            warmup_target=cfg.learning_rate,
+            warmup_steps=warmup,
         )
     top.compile(optimizer=keras.optimizers.Adam(learning_rate=schedule), loss=losses)
     val_labels = val.labels if val is not None and "val" in feats else None
