@@ -362,6 +362,10 @@ def train_tags(
     if not state.get("feature_seconds"):
         state["feature_seconds"] = round(time.perf_counter() - t0, 2)
         state["feature_images_per_s"] = round(feature_ips, 2)
+    # The learning rate decays over the part of the budget left for training, not over the whole
+    # budget: on 2 shared cores the features took 9 of 15 minutes, and a schedule over the whole
+    # budget started training at a third of its peak rate (docs/benchmarks.md, "Tags model").
+    state.setdefault("train_start_s", round(elapsed(), 2))
 
     top = build_top(spec, feats["train"].shape[2:], base)
     labels = train.labels
@@ -403,7 +407,8 @@ def train_tags(
 
         def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
             if budget_s and isinstance(schedule, BudgetCosineDecay):
-                schedule.progress.assign(min(elapsed() / budget_s, 1.0))
+                start = float(state["train_start_s"])
+                schedule.progress.assign(min((elapsed() - start) / max(budget_s - start, 1.0), 1.0))
 
         def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
             if budget_s is not None and elapsed() + state.get("eval_seconds", 0.0) >= budget_s:
