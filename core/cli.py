@@ -263,6 +263,9 @@ def _train_configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="model version name")
     p.add_argument("--resume", type=int, metavar="JOB_ID", help="resume a failed or cancelled training job")
     p.add_argument("--detach", action="store_true", help="start a background worker and print its job id")
+    from core.model.tags.cli import add_train_args
+
+    add_train_args(p)
 
 
 def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[str, Any]:
@@ -301,8 +304,17 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
     )
 
 
-@command("train", "train a detector on a project's exported TFRecords and register a model version", _train_configure)
+@command(
+    "train",
+    "train a detector on a project's exported TFRecords (or, with --model tags, the tags model on the images' tags) "
+    "and register a model version",
+    _train_configure,
+)
 def _train(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
+    if args.model == "tags":
+        from core.model.tags import cli as tags_cli
+
+        return tags_cli.train(args, settings, engine, lambda: _project_id(engine, args))
     from core.jobs import JobError, create_job
     from core.model.training import JOB_KIND, resume_params
     from db.engine import session_scope
@@ -337,8 +349,9 @@ def _predict_configure(p: argparse.ArgumentParser) -> None:
 
 @command(
     "predict",
-    "predict boxes with a model version: on image FILES (JSON, original-image pixels) or, with --images, on the "
-    "project's stored images, storing every prediction (a predict job)",
+    "predict with a model version: boxes (a detector; original-image pixels) or tags with calibrated confidences "
+    "(a tags model) on image FILES as JSON, or, with --images, on the project's stored images, storing every "
+    "prediction (a predict job)",
     _predict_configure,
 )
 def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> int:
@@ -353,6 +366,22 @@ def _predict(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
         raise CliError("Give image files or --images, not both.")
     if not args.images and not args.files:
         raise CliError("Give image files, or --images unlabelled|all|split:NAME to predict on stored images.")
+    from db.models import ModelKind
+
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, args.model_version)
+        if version is None:
+            raise CliError(f"No model version #{args.model_version}.")
+        kind, path, project_id = version.kind, model_file(settings, version), version.project_id
+    if kind is ModelKind.TAGS:
+        from core.model.tags import cli as tags_cli
+
+        if args.images:
+            return tags_cli.predict_stored_job(args, settings, engine, args.model_version, project_id)
+        results = tags_cli.predict_files(settings, path, args.files, args.min_score)
+        tags_cli.print_table(results)
+        _emit(results)
+        return 0
     if args.images:
         return _predict_stored(args, settings, engine)
     with session_scope(engine) as session:
@@ -524,9 +553,16 @@ def _evaluate(args: argparse.Namespace, settings: Settings, engine: Engine) -> i
         version = session.get(ModelVersion, args.model_version)
         if version is None:
             raise CliError(f"No model version #{args.model_version}.")
+        version_id, project_id = version.id, version.project_id
+        tags = (version_id, project_id) if version.kind.value == "tags" else None
+    if tags is not None:
+        from core.model.tags import cli as tags_cli
+
+        return tags_cli.evaluate(args, settings, engine, *tags)
+    with session_scope(engine) as session:
         try:
             job_id = create_job(
-                session, JOB_KIND, {"model_version_id": version.id}, project_id=version.project_id, exclusive=True
+                session, JOB_KIND, {"model_version_id": version_id}, project_id=project_id, exclusive=True
             ).id
         except JobError as exc:
             raise CliError(str(exc)) from exc

@@ -54,6 +54,9 @@ HANDLERS: dict[str, str] = {
     "prepare-weights": "core.model.pretrained.offline_weights:prepare_weights_job",
     "catalogue-check": "core.catalogue.check:catalogue_check_job",
     "catalogue-import": "core.catalogue.importer:import_catalogue_job",
+    "train-tags": "core.model.tags.jobs:train_tags_job",
+    "predict-tags": "core.model.tags.jobs:predict_tags_job",
+    "evaluate-tags": "core.model.tags.jobs:evaluate_tags_job",
 }
 
 

@@ -49,7 +49,9 @@ with session_scope(ctx.engine) as session:
     running_job = latest_job(session, JOB_KIND, project_id, active=True)
     running = running_job.id if running_job is not None else None
 
-tab_models, tab_errors, tab_health = st.tabs(["Model versions", "Error gallery", "Dataset health"])
+tab_models, tab_errors, tab_tags, tab_health = st.tabs(
+    ["Model versions", "Error gallery", "Tags models", "Dataset health"]
+)
 
 # ---------------------------------------------------------------- model versions side by side
 with tab_models:
@@ -174,6 +176,12 @@ with tab_errors:
                 if c[3].button("Open", key=f"open_{kind}_{n}", icon=":material/edit:"):
                     open_in_annotate(int(e["image_id"]))
             table_ui(df, kinds[kind].lower(), f"errors_{kind}_v{chosen}")
+
+# ---------------------------------------------------------------- tags models
+with tab_tags:
+    from ui.tags_evaluate_panels import tags_evaluation_ui
+
+    tags_evaluation_ui(project_id, open_in_annotate)
 
 # ---------------------------------------------------------------- dataset health
 with tab_health:

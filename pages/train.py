@@ -1,4 +1,4 @@
-"""Train: start a detector training as a background job, watch it, compare model versions.
+"""Train: start a detector (or tags model) training as a background job, watch it, compare model versions.
 
 The job runs in a detached worker (core.model.training.train_job), so closing the browser or
 restarting the server does not stop it; this page only reads the job table.
@@ -40,6 +40,12 @@ ctx = get_context()
 st.title("Train")
 project_id = require_project()
 JOB_KEY = f"train_job_{project_id}"
+
+from ui.tags_train_panels import model_kind_ui, tags_train_ui  # noqa: E402
+
+if model_kind_ui() == "tags":
+    tags_train_ui(project_id)
+    st.stop()
 
 
 def active_job() -> int | None:

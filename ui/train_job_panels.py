@@ -10,7 +10,7 @@ from core.jobs import JobError, cancel
 from core.model.training import TrainingError, resume_params, start_training
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import JobStatus
+from db.models import JobStatus, ModelKind
 from db.queries import model_versions
 from ui.jobs import JobSnapshot
 from ui.train_panels import minutes_text, stopped_text, val_map_chart
@@ -109,7 +109,7 @@ def versions_ui(engine: Engine, project_id: int) -> None:
     AP below it: all fifteen columns in one table ran off the right edge of a laptop window.
     """
     with session_scope(engine) as session:
-        versions = model_versions(session, project_id)
+        versions = [v for v in model_versions(session, project_id) if v.kind is ModelKind.DETECTOR]
         rows = [
             {
                 "id": v.id,

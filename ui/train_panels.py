@@ -25,7 +25,7 @@ from core.model.training import (
     resolve_weights,
 )
 from core.settings import Settings
-from db.models import JobStatus, Split
+from db.models import JobStatus, ModelKind, Split
 from db.queries import latest_job, model_versions
 from ui.jobs import job_progress_ui, start_job
 
@@ -85,6 +85,8 @@ def training_data(session: Session, project_id: int) -> TrainingData:
     val = counts.get(Split.VAL, 0) + round(unassigned * DEFAULT_FRACTIONS[1])
     speed, model = None, None
     for version in model_versions(session, project_id):
+        if version.kind is not ModelKind.DETECTOR:  # a tags model's speed says nothing of the detector's
+            continue
         metrics, params = version.metrics, version.params
         if (metrics or {}).get("images_per_s"):
             speed = float(metrics["images_per_s"])

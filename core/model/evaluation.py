@@ -43,7 +43,7 @@ from core.model.metrics.coco import CocoMetrics, confusion_matrix, confusion_pai
 from core.model.metrics.types import Detection, GroundTruth
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import BoxRow, Image, ImageStatus, Label, ModelVersion, Prediction, Split, utcnow
+from db.models import BoxRow, Image, ImageStatus, Label, ModelKind, ModelVersion, Prediction, Split, utcnow
 
 JOB_KIND = "evaluate"
 GROUND_TRUTH = (ImageStatus.DONE, ImageStatus.NO_OBJECTS)
@@ -285,10 +285,13 @@ def evaluate_model_version(
 
 
 def evaluated_versions(session: Session, project_id: int) -> list[tuple[int, str, dict[str, Any] | None]]:
-    """(id, name, stored COCO test results or None) of the project's versions, newest first, one query."""
+    """(id, name, stored COCO test results or None) of the project's detector versions, newest first, one query.
+
+    Tags versions have their own tab (ui/tags_evaluate_panels.py): COCO box metrics do not apply to them.
+    """
     rows = session.execute(
         select(ModelVersion.id, ModelVersion.name, ModelVersion.metrics)
-        .where(ModelVersion.project_id == project_id)
+        .where(ModelVersion.project_id == project_id, ModelVersion.kind == ModelKind.DETECTOR)
         .order_by(ModelVersion.id.desc())
     ).all()
     return [(i, name, ((m or {}).get("test") or {}).get("coco")) for i, name, m in rows]

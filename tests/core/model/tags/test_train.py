@@ -1,0 +1,104 @@
+"""Training pieces: the masked loss, class balancing, feature views, and resuming a killed run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.model.tags.model import TagsSpec, build_top, head_layer_name
+from core.model.tags.train import _view, class_weights, masked_loss, oversampled_indices
+
+
+def test_an_image_without_a_tag_does_not_move_that_head() -> None:
+    import keras
+
+    keras.utils.set_random_seed(0)
+    spec = TagsSpec(heads={"category": ["a", "b", "c"], "colour": ["red", "blue"]}, split_block=17)
+    top = build_top(spec, (32,))
+    top.compile(
+        optimizer=keras.optimizers.Adam(1e-2),
+        loss=[masked_loss(3, None, 0.1), masked_loss(2, np.array([1.0, 1.0], dtype=np.float32), 0.0)],
+    )
+    colour = top.get_layer(head_layer_name(1, "colour"))
+    category = top.get_layer(head_layer_name(0, "category"))
+    before_colour = [w.copy() for w in colour.get_weights()]
+    before_category = [w.copy() for w in category.get_weights()]
+    x = np.random.default_rng(0).normal(size=(16, 32)).astype("float32")
+    y = (np.arange(16) % 3, np.full(16, -1))  # no image has a colour
+    top.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    for a, b in zip(before_colour, colour.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(before_category, category.get_weights(), strict=True))
+
+
+def test_masked_loss_is_zero_for_unknown_and_weighted_for_known() -> None:
+    logits = np.array([[2.0, 0.0], [2.0, 0.0], [2.0, 0.0]], dtype="float32")
+    plain = np.asarray(masked_loss(2, None, 0.0)(np.array([0, 1, -1]), logits))
+    assert plain[2] == 0.0
+    assert plain[0] == pytest.approx(np.log(1 + np.exp(-2.0)), rel=1e-5)
+    weighted = np.asarray(masked_loss(2, np.array([1.0, 3.0], dtype="float32"), 0.0)(np.array([0, 1, -1]), logits))
+    assert weighted[1] == pytest.approx(3 * plain[1], rel=1e-5) and weighted[0] == pytest.approx(plain[0])
+
+
+def test_class_weights_lift_rare_values_toward_the_median() -> None:
+    labels = np.array([0] * 8 + [1] * 4 + [2] * 1 + [-1] * 5)
+    w = class_weights(labels, 3, 50.0)
+    assert w[2] > w[1] > w[0]
+    assert w[0] * 8 == pytest.approx(w[1] * 4)  # target / count: each value weighs the same in total
+    known = labels[labels >= 0]
+    assert w[known].mean() == pytest.approx(1.0)
+
+
+def test_oversampling_fills_rare_values_up_to_the_percentile() -> None:
+    labels = np.array([0] * 10 + [1] * 2 + [-1] * 3)
+    idx = oversampled_indices(labels, 100.0, np.random.default_rng(0))
+    got = np.bincount(labels[idx][labels[idx] >= 0])
+    assert got.tolist() == [10, 10]
+    assert (labels[idx] == -1).sum() == 3  # untagged rows once each
+    assert set(range(15)) <= set(idx.tolist())
+
+
+def test_views_mirror_and_zoom_without_touching_colours() -> None:
+    image = np.zeros((32, 32, 3), dtype=np.uint8)
+    image[:, :8] = (200, 10, 10)
+    mirrored = _view(image, 1)
+    assert (mirrored[:, -8:] == (200, 10, 10)).all() and (mirrored[:, :8] == 0).all()
+    zoomed = _view(image, 2)
+    assert zoomed.shape == image.shape
+    colours = {tuple(c) for c in zoomed.reshape(-1, 3)}
+    assert (200, 10, 10) in colours  # the colour itself survives (no hue change)
+
+
+def test_resume_after_a_killed_worker_continues_from_the_last_epoch(tmp_path: Path) -> None:
+    """A run stopped after epoch 1 (as if killed) and run again on the same folder does epochs 2-3 only."""
+    import keras
+
+    from core.model.tags.data import TagsData
+    from core.model.tags.train import TagsTrainConfig, train_tags
+    from tests.core.model.tags.conftest import COLOURS, SCHEMA, picture
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths, labels = [], []
+    for n in range(12):
+        p = folder / f"{n}.jpg"
+        p.write_bytes(picture(SCHEMA["category"][n % 3], list(COLOURS)[n % 2], n))
+        paths.append(p)
+        labels.append([n % 3, n % 2])
+    data = TagsData(SCHEMA, list(range(12)), paths, ["train"] * 12, np.array(labels, dtype=np.int32))
+    spec = TagsSpec(heads=SCHEMA, image_size=64, weights="none")
+    config = TagsTrainConfig(epochs=3, budget_minutes=None, batch_size=4, views=1)
+
+    class Kill(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            raise KeyboardInterrupt  # the worker dies right after epoch 1 was checkpointed
+
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        train_tags(spec, config, data, None, work, extra_callbacks=[Kill()])
+    assert (work / "features").is_dir()
+    result = train_tags(spec, config, data, None, work)
+    assert result.resumed_from_epoch == 1
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
