@@ -13,7 +13,7 @@ import streamlit as st
 from core.annotate.attributes import effective_attributes
 from core.annotate.errors import AnnotationError, StaleRevisionError
 from core.annotate.matching import has_changes, match_boxes
-from core.annotate.queue import AnnotationQueueFilter, find_by_name, first_to_do, progress, queue
+from core.annotate.queue import AnnotationQueueFilter, QueueEntry, find_in_queue, neighbour, next_to_do, progress
 from core.annotate.save import copy_boxes, save_boxes
 from core.annotate.state import DraftBox, project_labels
 from core.project.imagestore import ImageStore
@@ -54,7 +54,6 @@ with session_scope(ctx.engine) as session:
 flt = queue_filter_ui(labels, project_id)
 canvas_w = canvas_width_ui()
 with session_scope(ctx.engine) as session:
-    entries = queue(session, project_id, flt)
     prog = progress(session, project_id, who)
 
 st.progress(
@@ -65,14 +64,15 @@ flash_ui()
 if not labels:
     st.warning("This project has no labels yet: add some on the Home page.")
     st.stop()
-if not entries:
+current = load_current(ctx.engine, project_id, flt, IMAGE_KEY, LOADED_KEY)
+if current is None:
     st.info(
         "No images match the filters." if flt != AnnotationQueueFilter() else "No images yet: add some on 'Add images'."
     )
     st.stop()
 
-pos, fresh, loaded = load_current(ctx.engine, entries, IMAGE_KEY, LOADED_KEY)
-ids = [e.id for e in entries]
+place, fresh, loaded = current
+pos = place.pos
 state = loaded.state
 
 # ---------------------------------------------------------------- layout
@@ -80,11 +80,11 @@ store = ImageStore(ctx.settings.data_dir)
 display_path = store.path(state.display_path)
 geometry = image_geometry(store, state.display_path, state.width, state.height, canvas_w)
 
-image_header_ui(fresh, loaded.revision, pos, len(entries))
+image_header_ui(fresh, loaded.revision, pos, place.count)
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
-    actions = image_actions_ui(pos, len(entries))
+    actions = image_actions_ui(pos, place.count)
     current_label = label_picker_ui(labels, project_id)
     attrs = attributes_ui(schema, state, loaded.revision)
     keys_and_jump_ui(JUMP_KEY, JUMP_PENDING)
@@ -135,6 +135,12 @@ def go_to(image_id: int) -> None:
     st.session_state.pop(LOADED_KEY, None)
 
 
+def step(direction: int) -> QueueEntry | None:
+    """The queue entry before (-1) or after (1) the shown one, read from the database (keyset)."""
+    with session_scope(ctx.engine) as session:
+        return neighbour(session, project_id, flt, place.entry, direction)
+
+
 jump = st.session_state.pop(JUMP_PENDING, False)
 action = actions.any or jump
 if action:
@@ -148,30 +154,32 @@ elif actions.no_garments:
         )
     else:
         do_save(no_objects=True)
-elif actions.prev:
-    go_to(ids[pos - 1])
-elif actions.nxt:
-    go_to(ids[pos + 1])
+elif actions.prev or actions.nxt:
+    target = step(-1 if actions.prev else 1)
+    if target is not None:  # None: the queue changed under us and this is now the end
+        go_to(target.id)
 elif actions.next_todo:
-    target = first_to_do(entries, after=pos)
+    with session_scope(ctx.engine) as session:
+        target = next_to_do(session, project_id, flt, after=place.entry)
     if target is None:
         flash("info", "No new or in-progress image left in this queue.")
     else:
         go_to(target.id)
-elif actions.copy_prev:
+elif actions.copy_prev and (previous := step(-1)) is not None:
     with session_scope(ctx.engine) as session:
-        copied = copy_boxes(session, ids[pos - 1], state.width, state.height)
+        copied = copy_boxes(session, previous.id, state.width, state.height)
     if copied:
         loaded.draft = [*drafts, *copied]
         loaded.nonce += 1
-        flash("info", f"Added {len(copied)} box(es) from {entries[pos - 1].name}; not saved yet.")
+        flash("info", f"Added {len(copied)} box(es) from {previous.name}; not saved yet.")
     else:
-        flash("info", f"{entries[pos - 1].name} has no boxes to copy.")
+        flash("info", f"{previous.name} has no boxes to copy.")
 elif actions.discard:
     st.session_state.pop(LOADED_KEY, None)
     flash("info", "Unsaved changes discarded; showing the saved version.")
 elif jump:
-    found = find_by_name(entries, st.session_state.get(JUMP_KEY, ""))
+    with session_scope(ctx.engine) as session:
+        found = find_in_queue(session, project_id, flt, st.session_state.get(JUMP_KEY, ""))
     if found is None:
         flash("warning", f"No image in this queue matches {st.session_state.get(JUMP_KEY, '')!r}.")
     else:
