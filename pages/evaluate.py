@@ -177,10 +177,10 @@ with tab_errors:
 
 # ---------------------------------------------------------------- dataset health
 with tab_health:
-    health, computed_at = shared_dataset_health(ctx.engine, project_id)
+    health, charts, computed_at = shared_dataset_health(ctx.engine, project_id)
     c1, c2 = st.columns([4, 1], vertical_alignment="center")
     c1.caption(f"Computed {computed_at:%H:%M:%S} UTC; shared by everyone for up to {SHARED_TTL_S // 60} minutes.")
     if c2.button("Refresh", key="health_refresh", icon=":material/refresh:"):
         refresh_dataset_health()
         st.rerun()
-    dataset_health_ui(health)
+    dataset_health_ui(health, charts)

@@ -9,6 +9,7 @@ all sessions for a short while (the page says when it was computed and offers a 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import streamlit as st
 from sqlalchemy import Engine
@@ -21,13 +22,19 @@ SHARED_TTL_S = 120
 
 
 @st.cache_data(ttl=SHARED_TTL_S, show_spinner="Computing dataset health…", max_entries=64)
-def _health(db_url: str, project_id: int, _engine: Engine) -> tuple[DatasetHealth, datetime]:
+def _health(db_url: str, project_id: int, _engine: Engine) -> tuple[DatasetHealth, dict[str, Any], datetime]:
+    from ui.evaluate_panels import health_charts
+
     with session_scope(_engine) as session:
-        return dataset_health(session, project_id), utcnow()
+        health = dataset_health(session, project_id)
+    return health, health_charts(health), utcnow()
 
 
-def shared_dataset_health(engine: Engine, project_id: int) -> tuple[DatasetHealth, datetime]:
-    """The project's dataset health and when (UTC) it was computed; at most SHARED_TTL_S old."""
+def shared_dataset_health(engine: Engine, project_id: int) -> tuple[DatasetHealth, dict[str, Any], datetime]:
+    """The project's dataset health, its charts (Vega-Lite specs) and when (UTC) it was computed.
+
+    At most SHARED_TTL_S old.
+    """
     return _health(engine.url.render_as_string(hide_password=True), project_id, engine)
 
 
