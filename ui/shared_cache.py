@@ -1,4 +1,4 @@
-"""Figures every session of the server shares, computed at most once per SHARED_TTL_S.
+"""Figures every session of the server shares, computed at most once per SHARED_TTL_S (REVIEW_QUEUE_TTL_S).
 
 On a project of 100,000 images the dataset-health aggregates (every box grouped by class and
 split, by person and day) take seconds; every Evaluate page run recomputed them for every
@@ -15,10 +15,12 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from core.project.health import DatasetHealth, dataset_health
+from core.review.queue import QueueItem, ReviewQueueFilter, review_queue
 from db.engine import session_scope
 from db.models import utcnow
 
 SHARED_TTL_S = 120
+REVIEW_QUEUE_TTL_S = 60
 
 
 @st.cache_data(ttl=SHARED_TTL_S, show_spinner="Computing dataset health…", max_entries=64)
@@ -36,6 +38,34 @@ def shared_dataset_health(engine: Engine, project_id: int) -> tuple[DatasetHealt
     At most SHARED_TTL_S old.
     """
     return _health(engine.url.render_as_string(hide_password=True), project_id, engine)
+
+
+@st.cache_data(ttl=REVIEW_QUEUE_TTL_S, show_spinner="Ranking the predictions…", max_entries=256)
+def _review_queue(
+    db_url: str,
+    project_id: int,
+    model_version_id: int,
+    threshold: float,
+    order: str,
+    flt: ReviewQueueFilter,
+    _engine: Engine,
+) -> list[QueueItem]:
+    with session_scope(_engine) as session:
+        return review_queue(session, project_id, model_version_id, threshold=threshold, order=order, flt=flt)
+
+
+def shared_review_queue(
+    engine: Engine, project_id: int, model_version_id: int, threshold: float, order: str, flt: ReviewQueueFilter
+) -> list[QueueItem]:
+    """The review queue (core.review.queue.review_queue), ranked at most REVIEW_QUEUE_TTL_S ago, for everyone.
+
+    The ranking aggregates every prediction of the version over the new images (100,000
+    predictions: over a second); each session used to pay it on its first Review run. The item
+    shown is still checked against the database (first_open), so an image someone reviewed
+    since the ranking is skipped, as with the per-session copy before.
+    """
+    url = engine.url.render_as_string(hide_password=True)
+    return _review_queue(url, project_id, model_version_id, threshold, order, flt, engine)
 
 
 def refresh_dataset_health() -> None:
