@@ -142,6 +142,11 @@ class Image(Base):
         Index("ix_image_project_status", "project_id", "status"),
         Index("ix_image_project_split", "project_id", "split"),
         Index("ix_image_project_name", "project_id", "original_name"),
+        # Migration 0008 (projects of 100,000 images): the queue's next-to-do and status filter in
+        # name order, and "mine today" in the annotation progress.
+        Index("ix_image_project_status_name", "project_id", "status", "original_name", "id"),
+        Index("ix_image_project_status_split", "project_id", "status", "split"),
+        Index("ix_image_project_who_time", "project_id", "updated_by", "updated_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -174,6 +179,8 @@ class BoxRow(Base):
     """A labelled box in original-image pixels."""
 
     __tablename__ = "box"
+    # Migration 0008: a label's boxes with their images from the index alone (queue label filter, counts).
+    __table_args__ = (Index("ix_box_label_image", "label_id", "image_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     image_id: Mapped[int] = mapped_column(ForeignKey("image.id", ondelete="CASCADE"), index=True)

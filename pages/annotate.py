@@ -8,26 +8,28 @@ is never dropped by navigating away.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import streamlit as st
 
-from core.annotate.attributes import stored_attributes
 from core.annotate.errors import AnnotationError, StaleRevisionError
 from core.annotate.matching import has_changes, match_boxes
-from core.annotate.queue import AnnotationQueueFilter, find_by_name, first_to_do, progress, queue
+from core.annotate.queue import QueueEntry, find_in_queue, neighbour, next_to_do, progress
 from core.annotate.save import copy_boxes, save_boxes
 from core.annotate.state import DraftBox, project_labels
 from core.project.imagestore import ImageStore
-from core.review.tags import image_suggestions, record_saved_suggestions
+from core.review.tags import image_suggestions, record_saved_suggestions, shown_attributes
 from db.engine import session_scope
 from db.models import Project
 from ui.annotate_panels import (
     accept_tags_ui,
     attributes_ui,
     box_table_ui,
+    canvas_help_ui,
     canvas_width_ui,
     changes_ui,
     draft_canvas_boxes,
-    history_ui,
+    history_toggle_ui,
     image_actions_ui,
     image_header_ui,
     keys_and_jump_ui,
@@ -37,7 +39,7 @@ from ui.annotate_panels import (
 from ui.annotate_state import clear_flash, flash, flash_ui, load_current
 from ui.canvas import canvas_ui, image_geometry
 from ui.context import current_user, get_context, require_project
-from ui.work_panels import may_save_ui, my_queue, returned_comment_ui
+from ui.work_panels import may_save_ui, queue_viewer, returned_comment_ui
 
 ctx = get_context()
 st.title("Annotate")
@@ -57,7 +59,7 @@ with session_scope(ctx.engine) as session:
 flt = queue_filter_ui(labels, project_id)
 canvas_w = canvas_width_ui()
 with session_scope(ctx.engine) as session:
-    entries = my_queue(session, queue(session, project_id, flt))  # returned, mine, unassigned first
+    flt = replace(flt, viewer=queue_viewer(session, project_id))  # returned, mine, unassigned first
     prog = progress(session, project_id, who)
 
 st.progress(
@@ -68,14 +70,12 @@ flash_ui()
 if not labels and not schema:  # a project with tags but no box labels (classification) is tagged here
     st.warning("This project has no labels yet: add some on the Home page.")
     st.stop()
-if not entries:
-    st.info(
-        "No images match the filters." if flt != AnnotationQueueFilter() else "No images yet: add some on 'Add images'."
-    )
+current = load_current(ctx.engine, project_id, flt, IMAGE_KEY, LOADED_KEY)
+if current is None:
+    st.info("No images match the filters." if flt.narrows else "No images yet: add some on 'Add images'.")
     st.stop()
 
-pos, fresh, loaded = load_current(ctx.engine, entries, IMAGE_KEY, LOADED_KEY)
-ids = [e.id for e in entries]
+place, fresh, loaded = current
 state = loaded.state
 with session_scope(ctx.engine) as session:
     tags_version, suggested = image_suggestions(session, project_id, state.id)
@@ -85,12 +85,12 @@ store = ImageStore(ctx.settings.data_dir)
 display_path = store.path(state.display_path)
 geometry = image_geometry(store, state.display_path, state.width, state.height, canvas_w)
 
-image_header_ui(fresh, loaded.revision, pos, len(entries))
+image_header_ui(fresh, loaded.revision, place.pos, place.count)
 
 left, right = st.columns([7, 3], gap="medium")
 with right:
     returned_comment_ui(state.id)
-    actions = image_actions_ui(pos, len(entries))
+    actions = image_actions_ui(place.pos, place.count)
     current_label = label_picker_ui(labels, project_id)
     attrs = attributes_ui(schema, state, loaded.revision, suggested)
     accept_tags = accept_tags_ui(suggested)
@@ -101,20 +101,13 @@ with left:
     stored_by_id = {b.id: b for b in state.boxes}
     canvas_boxes = draft_canvas_boxes(start_boxes, stored_by_id, labels)
     canvas_key = f"ann_canvas_{state.id}_r{loaded.revision}_n{loaded.nonce}"
-    # The component keeps its browser-side state (edit toggle, selection) per parent DOM
-    # node; a keyed container per load gives each load its own node, so a reload starts clean.
+    # A keyed container per load: the component keeps its state per DOM node, so a reload starts clean.
     with st.container(key=f"{canvas_key}_box"):
         edited = canvas_ui(geometry, display_path, canvas_boxes, current_label.name, current_label.colour, canvas_key)
     drafts = match_boxes(state.boxes, edited, geometry.unchanged_tolerance)
-    st.caption(
-        "Drag to draw a box with the current label. Toolbar (hover the image): undo, redo, and the pencil toggle to "
-        "move, resize, delete (✕) or relabel a box (click a selected box, type a label name or number)."
-    )
+    canvas_help_ui()
 
-# What the pickers showed: stored values, suggestions pre-selected. Untouched suggestions are no
-# unsaved change (moving on must not store them unseen); Save or T stores what is shown.
-shown = {t: x.value for t, x in suggested.items() if x.value in schema.get(t, [])}
-stored_attrs = {**stored_attributes(schema, state.attributes), **shown}
+stored_attrs = shown_attributes(schema, state.attributes, suggested)  # stored tags, suggestions pre-selected
 dirty = has_changes(state.boxes, drafts) or attrs != stored_attrs
 
 
@@ -149,6 +142,12 @@ def go_to(image_id: int) -> None:
     st.session_state.pop(LOADED_KEY, None)
 
 
+def step(direction: int) -> QueueEntry | None:
+    """The queue entry before (-1) or after (1) the shown one, read from the database (keyset)."""
+    with session_scope(ctx.engine) as session:
+        return neighbour(session, project_id, flt, place.entry, direction)
+
+
 jump = st.session_state.pop(JUMP_PENDING, False)
 action = actions.any or jump or accept_tags
 if action:
@@ -157,35 +156,35 @@ if actions.save or accept_tags:
     do_save()
 elif actions.no_garments:
     if drafts:
-        flash(
-            "error", f"'No garments' needs an image without boxes, but the canvas has {len(drafts)}; delete them first."
-        )
+        flash("error", f"'No garments' needs an image without boxes; the canvas has {len(drafts)}: delete them first.")
     else:
         do_save(no_objects=True)
-elif actions.prev:
-    go_to(ids[pos - 1])
-elif actions.nxt:
-    go_to(ids[pos + 1])
+elif actions.prev or actions.nxt:
+    target = step(-1 if actions.prev else 1)
+    if target is not None:  # None: the queue changed under us and this is now the end
+        go_to(target.id)
 elif actions.next_todo:
-    target = first_to_do(entries, after=pos)
+    with session_scope(ctx.engine) as session:
+        target = next_to_do(session, project_id, flt, after=place.entry)
     if target is None:
         flash("info", "No new or in-progress image left in this queue.")
     else:
         go_to(target.id)
-elif actions.copy_prev:
+elif actions.copy_prev and (previous := step(-1)) is not None:
     with session_scope(ctx.engine) as session:
-        copied = copy_boxes(session, ids[pos - 1], state.width, state.height)
+        copied = copy_boxes(session, previous.id, state.width, state.height)
     if copied:
         loaded.draft = [*drafts, *copied]
         loaded.nonce += 1
-        flash("info", f"Added {len(copied)} box(es) from {entries[pos - 1].name}; not saved yet.")
+        flash("info", f"Added {len(copied)} box(es) from {previous.name}; not saved yet.")
     else:
-        flash("info", f"{entries[pos - 1].name} has no boxes to copy.")
+        flash("info", f"{previous.name} has no boxes to copy.")
 elif actions.discard:
     st.session_state.pop(LOADED_KEY, None)
     flash("info", "Unsaved changes discarded; showing the saved version.")
 elif jump:
-    found = find_by_name(entries, st.session_state.get(JUMP_KEY, ""))
+    with session_scope(ctx.engine) as session:
+        found = find_in_queue(session, project_id, flt, st.session_state.get(JUMP_KEY, ""))
     if found is None:
         flash("warning", f"No image in this queue matches {st.session_state.get(JUMP_KEY, '')!r}.")
     else:
@@ -197,6 +196,4 @@ with left:
     changes_ui(drafts, stored_by_id, state.boxes, dirty, attrs != stored_attrs, geometry)
     box_table_ui(drafts, stored_by_id, labels)
 
-# A toggle, not an expander: an expander's content runs on every rerun even when closed.
-if st.toggle("Show box history of this image", key="ann_show_history"):
-    history_ui(ctx.engine, state.id)
+history_toggle_ui(ctx.engine, state.id)

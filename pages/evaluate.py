@@ -11,7 +11,6 @@ import pandas as pd
 import streamlit as st
 
 from core.model.evaluation import JOB_KIND, evaluated_versions
-from core.project.health import dataset_health
 from db.engine import session_scope
 from db.models import JobStatus
 from db.queries import image_names, latest_job
@@ -25,6 +24,7 @@ from ui.evaluate_panels import (
     versions_table_ui,
 )
 from ui.jobs import JobSnapshot, job_progress_ui, start_job
+from ui.shared_cache import SHARED_TTL_S, refresh_dataset_health, shared_dataset_health
 
 ctx = get_context()
 st.title("Evaluate")
@@ -185,6 +185,10 @@ with tab_tags:
 
 # ---------------------------------------------------------------- dataset health
 with tab_health:
-    with session_scope(ctx.engine) as session:
-        health = dataset_health(session, project_id)
-    dataset_health_ui(health)
+    health, charts, computed_at = shared_dataset_health(ctx.engine, project_id)
+    c1, c2 = st.columns([4, 1], vertical_alignment="center")
+    c1.caption(f"Computed {computed_at:%H:%M:%S} UTC; shared by everyone for up to {SHARED_TTL_S // 60} minutes.")
+    if c2.button("Refresh", key="health_refresh", icon=":material/refresh:"):
+        refresh_dataset_health()
+        st.rerun()
+    dataset_health_ui(health, charts)

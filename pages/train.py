@@ -36,6 +36,9 @@ from ui.train_panels import (
     weights_ui,
 )
 
+# The page's "auto" fit reads about this many images (the job fits on all): see fit_geometry.
+FIT_SAMPLE_IMAGES = 1000
+
 ctx = get_context()
 st.title("Train")
 project_id = require_project()
@@ -80,7 +83,7 @@ def start_form_ui() -> None:
     with session_scope(ctx.engine) as session:
         splits = images_by_split(session, project_id)
         data = training_data(session, project_id)
-        fit = fit_geometry(session, project_id)
+        fit = fit_geometry(session, project_id, sample_images=FIT_SAMPLE_IMAGES)
     st.caption(
         "Training uses the project's finished images (done / no objects), exported as TFRecords exactly like "
         f"the Export page does. Images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."

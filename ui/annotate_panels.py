@@ -159,6 +159,12 @@ def box_table_ui(drafts: Sequence[DraftBox], stored: Mapping[int, StoredBox], la
     )
 
 
+def history_toggle_ui(engine: Engine, image_id: int) -> None:
+    """The box history behind a toggle: not an expander, whose content runs on every rerun even when closed."""
+    if st.toggle("Show box history of this image", key="ann_show_history"):
+        history_ui(engine, image_id)
+
+
 def history_ui(engine: Engine, image_id: int) -> None:
     """The image's newest box changes with who and when."""
     with session_scope(engine) as session:
@@ -319,6 +325,14 @@ def changes_ui(
             f"Box {', '.join(map(str, specks))} is only a few pixels on screen — a stray click? "
             "Undo it (toolbar) or delete it before saving."
         )
+
+
+def canvas_help_ui() -> None:
+    """How to draw and edit boxes on the canvas, under it."""
+    st.caption(
+        "Drag to draw a box with the current label. Toolbar (hover the image): undo, redo, and the pencil toggle to "
+        "move, resize, delete (✕) or relabel a box (click a selected box, type a label name or number)."
+    )
 
 
 def keys_and_jump_ui(jump_key: str, pending_key: str) -> None:

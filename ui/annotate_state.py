@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,7 +10,15 @@ import streamlit as st
 from sqlalchemy import Engine
 
 from core.annotate.errors import AnnotationError
-from core.annotate.queue import QueueEntry, first_to_do
+from core.annotate.queue import (
+    AnnotationQueueFilter,
+    QueueEntry,
+    next_to_do,
+    position,
+    queue_count,
+    queue_entry,
+    queue_page,
+)
 from core.annotate.state import DraftBox, ImageState, load_image
 from db.engine import session_scope
 
@@ -52,20 +59,35 @@ def clear_flash() -> None:
     st.session_state[FLASH_KEY] = []
 
 
-def load_current(
-    engine: Engine, entries: Sequence[QueueEntry], image_key: str, loaded_key: str
-) -> tuple[int, ImageState, Loaded]:
-    """The image to show: its position in the queue, its state as saved now and this session's copy of it.
+@dataclass(frozen=True)
+class Place:
+    """Where the shown image stands in the filtered queue."""
 
-    The image stays the one shown before while it is in the queue, else the first to do;
-    one deleted meanwhile is dropped with a message and the page reruns.
+    entry: QueueEntry
+    pos: int  # 0-based
+    count: int
+
+
+def load_current(
+    engine: Engine, project_id: int, flt: AnnotationQueueFilter, image_key: str, loaded_key: str
+) -> tuple[Place, ImageState, Loaded] | None:
+    """The image to show: its place in the queue, its state as saved now and this session's copy of it.
+
+    The image stays the one shown before while it is in the queue, else the first to do (else
+    the first); one deleted meanwhile is dropped with a message and the page reruns. None when
+    the queue is empty. A few indexed queries (count, the entry, its position), never the whole
+    queue: 100,000 images cost what 300 do.
     """
-    ids = [e.id for e in entries]
-    current = st.session_state.get(image_key)
-    if current not in ids:
-        start = first_to_do(entries) or entries[0]
-        current = start.id
-        st.session_state[image_key] = current
+    with session_scope(engine) as session:
+        count = queue_count(session, project_id, flt)
+        if count == 0:
+            return None
+        entry = queue_entry(session, project_id, flt, st.session_state.get(image_key))
+        if entry is None:
+            entry = next_to_do(session, project_id, flt) or queue_page(session, project_id, flt, limit=1)[0]
+            st.session_state[image_key] = entry.id
+        pos = position(session, project_id, flt, entry)
+    current = entry.id
     try:
         with session_scope(engine) as session:
             fresh = load_image(session, current)
@@ -81,4 +103,4 @@ def load_current(
         st.session_state["ann_mounts"] = st.session_state.get("ann_mounts", 0) + 1
         loaded = Loaded(image_id=current, revision=fresh.revision, state=fresh, nonce=st.session_state["ann_mounts"])
         st.session_state[loaded_key] = loaded
-    return ids.index(current), fresh, loaded
+    return Place(entry, pos, max(count, pos + 1)), fresh, loaded

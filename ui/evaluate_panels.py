@@ -106,11 +106,12 @@ def distribution_chart(geometry: pd.DataFrame, column: str, title: str, log: boo
     return (whisker + box + median).properties(height=260)
 
 
-def dataset_health_ui(health: DatasetHealth) -> None:
-    """The Dataset health tab: warnings, boxes per class and split, box geometry, status and throughput."""
-    for w in health.warnings:
-        st.warning(w)
-    st.subheader("Boxes and images per class and split")
+def health_charts(health: DatasetHealth) -> dict[str, Any]:
+    """The Dataset health tab's charts as Vega-Lite specs, and its geometry summary table.
+
+    Built once per shared computation (ui/shared_cache.py): making the Altair charts (schema
+    validation) cost more than half a second of every Evaluate run, whatever the project's size.
+    """
     per_class = health.per_class.reset_index()
     long = per_class.melt(
         id_vars="label",
@@ -118,40 +119,55 @@ def dataset_health_ui(health: DatasetHealth) -> None:
         var_name="split",
         value_name="count",
     )
-    st.altair_chart(bar_chart(long, "label", "count", color="split"), width="stretch")
-    table_ui(per_class, "boxes per class", "boxes_per_class")
-
-    st.subheader("Box size and shape per class")
-    if health.box_geometry.empty:
-        st.caption("No boxes yet.")
-    else:
-        c1, c2 = st.columns(2)
-        c1.altair_chart(
-            distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True),
-            width="stretch",
-        )
-        c2.altair_chart(
-            distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True), width="stretch"
-        )
+    out: dict[str, Any] = {
+        "per_class": bar_chart(long, "label", "count", color="split").to_dict(),
+        "status": bar_chart(health.by_status, "status", "images").to_dict(),
+    }
+    if not health.box_geometry.empty:
+        out["area"] = distribution_chart(health.box_geometry, "relative_area", "box area / image area", log=True)
+        out["area"] = out["area"].to_dict()
+        out["aspect"] = distribution_chart(health.box_geometry, "aspect", "aspect (width / height)", log=True).to_dict()
         summary = (
             health.box_geometry.groupby("label")[["width", "height", "relative_area", "aspect"]]
             .describe(percentiles=[0.1, 0.5, 0.9])
             .round(3)
         )
         summary.columns = [f"{a} {b}" for a, b in summary.columns]
-        table_ui(summary.reset_index(), "box geometry per class", "box_geometry")
+        out["geometry_summary"] = summary.reset_index()
+    if not health.throughput.empty:
+        out["throughput"] = bar_chart(health.throughput, "day", "boxes", color="who").to_dict()
+    return out
+
+
+def dataset_health_ui(health: DatasetHealth, charts: dict[str, Any] | None = None) -> None:
+    """The Dataset health tab: warnings, boxes per class and split, box geometry, status and throughput."""
+    charts = charts if charts is not None else health_charts(health)
+    for w in health.warnings:
+        st.warning(w)
+    st.subheader("Boxes and images per class and split")
+    st.vega_lite_chart(charts["per_class"], width="stretch")
+    table_ui(health.per_class.reset_index(), "boxes per class", "boxes_per_class")
+
+    st.subheader("Box size and shape per class")
+    if "area" not in charts:
+        st.caption("No boxes yet.")
+    else:
+        c1, c2 = st.columns(2)
+        c1.vega_lite_chart(charts["area"], width="stretch")
+        c2.vega_lite_chart(charts["aspect"], width="stretch")
+        table_ui(charts["geometry_summary"], "box geometry per class", "box_geometry")
 
     c1, c2 = st.columns(2)
     with c1:
         st.subheader("Images per status")
-        st.altair_chart(bar_chart(health.by_status, "status", "images"), width="stretch")
+        st.vega_lite_chart(charts["status"], width="stretch")
         table_ui(health.by_status, "images per status", "images_per_status")
     with c2:
         st.subheader("Annotation throughput")
-        if health.throughput.empty:
+        if "throughput" not in charts:
             st.caption("No boxes yet.")
         else:
-            st.altair_chart(bar_chart(health.throughput, "day", "boxes", color="who"), width="stretch")
+            st.vega_lite_chart(charts["throughput"], width="stretch")
             table_ui(health.throughput, "boxes per person per day", "throughput")
 
 

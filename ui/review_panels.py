@@ -19,7 +19,7 @@ from core.model.prediction import JOB_KIND, predict_params, start_prediction
 from core.review.auto_accept import auto_accept
 from core.review.decisions import ReviewResult, accept, correct, no_garments, reject
 from core.review.item import ReviewItem
-from core.review.queue import DEFAULT_THRESHOLD, ORDERS, QueueItem, ReviewQueueFilter, review_queue
+from core.review.queue import DEFAULT_THRESHOLD, ORDERS, QueueItem, ReviewQueueFilter
 from core.review.summaries import audit_error_rate, decision_summary
 from core.settings import Settings
 from db.engine import session_scope
@@ -28,6 +28,7 @@ from db.queries import latest_job, model_version_names
 from ui.auth import require_role
 from ui.canvas import CanvasBox
 from ui.jobs import job_progress_ui
+from ui.shared_cache import shared_review_queue
 
 # A prediction is drawn with its score in the canvas label ("Jeans 0.83") so the reviewer
 # sees it on the box; the score is stripped again when the canvas hands the boxes back.
@@ -275,13 +276,13 @@ def cached_queue(
     queue_key = (controls.model_version_id, controls.threshold, controls.order, controls.flt)
     cached = st.session_state.get(cache_key)
     if cached is None or cached[0] != queue_key or time.monotonic() - cached[1] > QUEUE_TTL_S:
-        full = review_queue(
-            session,
+        full = shared_review_queue(
+            session.get_bind(),  # type: ignore[arg-type]
             project_id,
             controls.model_version_id,
-            threshold=controls.threshold,
-            order=controls.order,
-            flt=controls.flt,
+            controls.threshold,
+            controls.order,
+            controls.flt,
         )
         st.session_state[cache_key] = (queue_key, time.monotonic(), full)
         decided.clear()

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import replace
-
 import pandas as pd
 import streamlit as st
 from sqlalchemy import select
@@ -12,19 +9,18 @@ from sqlalchemy.orm import Session
 
 from core.accounts.assignment import (
     assign,
+    has_assigned_work,
     may_annotate,
-    order_queue,
     people_progress,
-    returned_to,
     split_evenly,
     unassign,
 )
 from core.accounts.review_stage import returned_comment, review_counts, set_stage, stage_on
 from core.accounts.roles import ADMIN, ANNOTATOR, action_allowed
 from core.accounts.users import AccountError, list_accounts
-from core.annotate.queue import TO_DO_STATUSES, QueueEntry
+from core.annotate.queue import TO_DO_STATUSES, QueueViewer
 from db.engine import session_scope
-from db.models import Image, ImageStatus
+from db.models import Image
 from ui.auth import SignedIn, require_role
 from ui.context import ACCOUNT_KEY, current_user, get_context
 
@@ -35,15 +31,16 @@ def _signed() -> SignedIn | None:
     return st.session_state.get(ACCOUNT_KEY)
 
 
-def my_queue(session: Session, entries: Sequence[QueueEntry]) -> list[QueueEntry]:
-    """The annotation queue in this person's order: returned to them, theirs, unassigned; annotators skip others'."""
+def queue_viewer(session: Session, project_id: int) -> QueueViewer | None:
+    """This person's assigned-work order for the Annotate queue (see QueueViewer); None when it changes nothing.
+
+    None without sign-in (one person, one order), and in a project where nothing is assigned or
+    returned: then every image is in the same group and the queue keeps its plain indexed order.
+    """
     signed = _signed()
-    if signed is None:  # --no-auth: one person, the queue as it is
-        return list(entries)
-    ordered = order_queue(session, entries, signed.account_id, signed.username, hide_others=signed.role == ANNOTATOR)
-    # A returned image is to do again for its annotator: the page opens on it and "Next new image" stops at it.
-    again = returned_to(session, [e.id for e in ordered], signed.username)
-    return [replace(e, status=ImageStatus.IN_PROGRESS) if e.id in again else e for e in ordered]
+    if signed is None or not has_assigned_work(session, project_id):
+        return None
+    return QueueViewer(signed.account_id, signed.username, hide_others=signed.role == ANNOTATOR)
 
 
 def may_save_ui(image_id: int) -> bool:

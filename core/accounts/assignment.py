@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from core.accounts import audit
@@ -137,6 +137,22 @@ def order_queue(
     return [e for e in ordered if group(e) < 3] if hide_others else ordered
 
 
+def has_assigned_work(session: Session, project_id: int) -> bool:
+    """Whether any image of the project is assigned to someone or returned to its annotator.
+
+    Until then every queue has one order for everybody, and the Annotate page keeps the plain
+    (name, id) keyset order that the image index serves.
+    """
+    assigned = select(ImageAssignment.image_id).join(Image, Image.id == ImageAssignment.image_id)
+    returned = select(ImageReview.image_id).join(Image, Image.id == ImageReview.image_id)
+    return bool(
+        session.scalar(select(exists(assigned.where(Image.project_id == project_id))))
+        or session.scalar(
+            select(exists(returned.where(Image.project_id == project_id, ImageReview.state == "returned")))
+        )
+    )
+
+
 def returned_to(session: Session, image_ids: Sequence[int], username: str) -> set[int]:
     """Those of ``image_ids`` a reviewer returned to ``username`` for fixing."""
     if not image_ids:
@@ -211,6 +227,7 @@ __all__ = [
     "PersonProgress",
     "assign",
     "may_annotate",
+    "has_assigned_work",
     "order_queue",
     "owners",
     "people_progress",

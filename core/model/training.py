@@ -24,7 +24,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from core.jobs import JobContext, JobError
@@ -162,16 +162,24 @@ def keras_imagenet_cached(alpha: float) -> bool:
     return (keras_home / "models" / name).exists()
 
 
-def fit_geometry(session: Session, project_id: int) -> Any:
+def fit_geometry(session: Session, project_id: int, sample_images: int | None = None) -> Any:
     """Input size and anchors fitted to the project's finished images in the train split.
 
-    Falls back to all finished images when none has a split yet.
+    Falls back to all finished images when none has a split yet. ``sample_images`` bounds the
+    images read to about that many (every k-th by id, an even spread): the Train page shows the
+    fit on every run and on 100,000 images reading every box took seconds, while the fit (box
+    size quantiles) of a few thousand images is the same; the training job fits on all of them.
     """
     from core.accounts.review_stage import ground_truth
     from core.model.detector.input_fit import fit_input
     from db.models import BoxRow, Image, Split
 
     cond = [Image.project_id == project_id, ground_truth()]
+    if sample_images:
+        total = session.scalar(select(func.count()).select_from(Image).where(*cond)) or 0
+        step = max(1, total // sample_images)
+        if step > 1:
+            cond.append(Image.id % step == 0)
     rows = session.execute(select(Image.id, Image.width, Image.height, Image.split).where(*cond)).all()
     train = [r for r in rows if r.split == Split.TRAIN] or list(rows)
     index = {r.id: i for i, r in enumerate(train)}

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.annotate.attributes import stored_attributes
 from core.review.auto_accept import AUTO_ACCEPT_USER, DEFAULT_AUDIT_FRACTION, _in_audit
 from core.review.errors import ReviewError
 from db.models import Image, ModelKind, ModelVersion, Project, ReviewDecision, TagPrediction
@@ -293,6 +294,18 @@ def image_suggestions(session: Session, project_id: int, image_id: int) -> tuple
     if version_id is None:
         return None, {}
     return version_id, {s.tag: s for s in tags_queue(session, project_id, version_id, image_ids=[image_id])}
+
+
+def shown_attributes(
+    schema: Mapping[str, Sequence[str]], stored: Mapping[str, Any] | None, suggested: Mapping[str, TagSuggestion]
+) -> dict[str, str]:
+    """What Annotate's pickers start on: the stored tags, with the model's suggestions pre-selected.
+
+    An untouched suggestion is therefore no unsaved change (moving on must not store it unseen);
+    Save or T stores what is shown.
+    """
+    shown = {t: x.value for t, x in suggested.items() if x.value in schema.get(t, [])}
+    return {**stored_attributes(schema, stored), **shown}
 
 
 def record_saved_suggestions(

@@ -1,7 +1,7 @@
 """Catalogue check: sellers' listings (SKU, title, description, photos), check results, decisions, settings.
 
 Revision ID: 0009_catalogue
-Revises: 0007_accounts
+Revises: 0008_scale
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009_catalogue"
-down_revision = "0007_accounts"
+down_revision = "0008_scale"
 branch_labels = None
 depends_on = None
 

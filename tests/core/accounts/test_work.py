@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
 
 from core.accounts.assignment import assign, may_annotate, order_queue, people_progress, split_evenly, unassign
 from core.accounts.review_stage import (
@@ -18,7 +19,7 @@ from core.accounts.review_stage import (
     set_stage,
 )
 from core.accounts.users import AccountError, add_account, get_account, set_disabled
-from core.annotate.queue import queue
+from core.annotate.queue import AnnotationQueueFilter, QueueViewer, neighbour, next_to_do, queue, queue_page
 from core.annotate.save import save_boxes
 from core.annotate.state import DraftBox, load_image
 from core.boxes import Box
@@ -95,8 +96,24 @@ def test_assign_by_count_among_a_filter_and_refusals(
         assert [e.id for e in mine_first] == ids[4:7]  # bea has the rest; annotators do not see others' images
         everyone = order_queue(session, entries, people["ann"], "ann", hide_others=False)
         assert [e.id for e in everyone][:3] == ids[4:7] and len(everyone) == 8
+        # The page's SQL (keyset) queue in the person's order is the same as the reference order.
+        assert _sql_queue(session, project_id, QueueViewer(people["ann"], "ann", True)) == [e.id for e in mine_first]
+        assert _sql_queue(session, project_id, QueueViewer(people["ann"], "ann", False)) == [e.id for e in everyone]
         events = session.scalars(select(AuditEvent).where(AuditEvent.action == "images_assigned")).all()
         assert [e.detail["to"] for e in events] == [{"ann": 3}, {"bea": 5}]
+
+
+def _sql_queue(session: Session, project_id: int, viewer: QueueViewer) -> list[int]:
+    """The Annotate page's queue for ``viewer`` as it reads it: by keyset, one neighbour at a time."""
+    flt = AnnotationQueueFilter(viewer=viewer)
+    whole = [e.id for e in queue(session, project_id, flt)]
+    first = queue_page(session, project_id, flt, limit=1)
+    walked, entry = [], first[0] if first else None
+    while entry is not None:
+        walked.append(entry.id)
+        entry = neighbour(session, project_id, flt, entry, 1)
+    assert walked == whole  # keyset steps agree with the whole ordered queue
+    return whole
 
 
 def _save(engine: Engine, image_id: int, who: str, n_boxes: int = 1) -> None:
@@ -135,6 +152,11 @@ def test_review_stage_return_with_comment_fix_accept(
         # The annotator sees the returned image first.
         ordered = order_queue(session, queue(session, project_id), people["ann"], "ann", hide_others=True)
         assert ordered[0].id == new_id
+        viewer = QueueViewer(people["ann"], "ann", True)
+        assert _sql_queue(session, project_id, viewer) == [e.id for e in ordered]
+        # Returned work is to do again: "Next new image" stops at it.
+        to_do = next_to_do(session, project_id, AnnotationQueueFilter(viewer=viewer))
+        assert to_do is not None and to_do.id == new_id and to_do.status == ImageStatus.IN_PROGRESS
     _save(engine, new_id, "ann", n_boxes=2)  # the fix
     with session_scope(engine) as session:
         assert returned_comment(session, new_id) is None and [p[0] for p in pending(session, project_id)] == [new_id]
