@@ -51,6 +51,7 @@ HANDLERS: dict[str, str] = {
     "predict": "core.model.prediction:predict_job",
     "evaluate": "core.model.evaluation:evaluate_job",
     "prepare-weights": "core.model.pretrained.offline_weights:prepare_weights_job",
+    "export-model": "core.model.export.job:export_model_job",
 }
 
 
