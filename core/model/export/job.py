@@ -29,6 +29,7 @@ from db.engine import session_scope
 from db.models import Image, ModelExport, ModelKind, ModelVersion, Split
 
 JOB_KIND = "export-model"
+KERAS_BATCH = 8  # images per Keras call in the check (the Detector's batch size)
 # Which formats each model kind exports to.
 KIND_FORMATS: dict[ModelKind, tuple[str, ...]] = {ModelKind.DETECTOR: tuple(FORMATS)}
 
@@ -102,8 +103,12 @@ def export_model_version(
     *,
     job_id: int | None = None,
     progress: Progress | None = None,
+    keras_cache: dict[int, list[Any]] | None = None,
 ) -> dict[str, Any]:
     """Exports, checks and zips one model version in one format; records it. Returns the stored figures.
+
+    ``keras_cache`` (image id -> the Keras model's detections), when given, is read and filled, so
+    that exporting one version to several formats in a row runs the Keras model once per image.
 
     Raises:
         ExportError: Unknown version or format, a kind without this export, a missing or damaged
@@ -154,10 +159,17 @@ def export_model_version(
         artefact = detector.write_artefact(keras_detector.model, spec, fmt, Path(tmp), calibration)
         runner = detector.load_runner(fmt, artefact, spec)
         keras_dets, export_dets = [], []
-        for i, (_, data, array) in enumerate(_images(settings, [(t, paths[t]) for t in test_ids])):
-            keras_dets.extend(keras_detector.predict([array]))
-            export_dets.extend(runner.predict([(data, array)]))
-            say(i + 1, total, f"checking {fmt.name} against Keras on the test split")
+        rows = [(t, paths[t]) for t in test_ids]
+        for start in range(0, total, KERAS_BATCH):
+            chunk = list(_images(settings, rows[start : start + KERAS_BATCH]))
+            cache = keras_cache if keras_cache is not None else {}
+            todo = [(image_id, array) for image_id, _, array in chunk if image_id not in cache]
+            if todo:  # the Keras detector pads every call to its batch size: one call per chunk
+                found = keras_detector.predict([array for _, array in todo])
+                cache.update({image_id: dets for (image_id, _), dets in zip(todo, found, strict=True)})
+            keras_dets.extend(cache[image_id] for image_id, _, _ in chunk)
+            export_dets.extend(runner.predict([(data, array) for _, data, array in chunk]))
+            say(start + len(chunk), total, f"checking {fmt.name} against Keras on the test split")
         figures = check.compare(gts, test_ids, keras_dets, export_dets, list(spec.class_names), fmt.precision)
         figures["format"] = fmt.name
         relative = Path("exports") / f"model-{model_version_id}" / f"model-{model_version_id}-{fmt.name}.zip"
