@@ -16,8 +16,7 @@ min_score = float(sys.argv[2]) if len(sys.argv) > 2 else 0.0
 out = serve(image_bytes=tf.constant([Path(sys.argv[1]).read_bytes()]))
 found = []
 for i in range(int(out["num_detections"][0])):
-    score = float(out["scores"][0][i])
-    if score >= min_score:
-        label = out["class_names"][0][i].numpy().decode("utf-8")
-        found.append({"label": label, "score": score, "box": out["boxes"][0][i].numpy().tolist()})
+    score, box = float(out["scores"][0][i]), out["boxes"][0][i].numpy().tolist()
+    if score >= min_score and box[2] > box[0] and box[3] > box[1]:  # as Tagrack, skip empty boxes
+        found.append({"label": out["class_names"][0][i].numpy().decode("utf-8"), "score": score, "box": box})
 print(json.dumps(found))

@@ -26,6 +26,6 @@ found = []
 for i in range(int(out["num_detections"][0])):
     y0, x0, y1, x1 = out["boxes"][0][i] * [height, width, height, width] / s  # -> original pixels
     box = [min(max(v, 0.0), lim) for v, lim in zip((x0, y0, x1, y1), (w, h, w, h), strict=True)]
-    if out["scores"][0][i] >= min_score:
+    if out["scores"][0][i] >= min_score and box[2] > box[0] and box[3] > box[1]:  # as Tagrack, skip empty boxes
         found.append({"label": labels[int(out["classes"][0][i])], "score": float(out["scores"][0][i]), "box": box})
 print(json.dumps(found, default=float))
