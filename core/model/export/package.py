@@ -32,8 +32,8 @@ def _fixed_size_section(fmt: DeployFormat, spec: DetectorSpec) -> str:
         "tflite-fp16": "Weights stored as float16 (half the file), computed in float32 by default.",
         "tflite-int8": (
             "Full-integer quantisation: weights and activations of the network are int8, calibrated on up to "
-            "300 of the project's training images; the box decoding and NMS after the heads run in float32 "
-            "(they have no int8 kernels). Fastest on CPUs, NPUs and the Android NNAPI."
+            "300 of the project's training images; the box decoding and NMS after the heads stay float32 "
+            "(quantised, box coordinates would move by several pixels). Fastest on CPUs."
         ),
         "onnx": "Exported through Keras' own ONNX exporter (tf2onnx); float32.",
     }[fmt.name]
