@@ -619,6 +619,10 @@ def _weights(args: argparse.Namespace, settings: Settings, engine: Engine) -> in
     return 0
 
 
+# Subcommands kept in their own modules register themselves when imported.
+from core.model.export import cli as _export_model_cli  # noqa: E402, F401
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered subcommand."""
     parser = argparse.ArgumentParser(prog="python -m core", description=__doc__.splitlines()[0])

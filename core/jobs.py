@@ -57,6 +57,7 @@ HANDLERS: dict[str, str] = {
     "train-tags": "core.model.tags.jobs:train_tags_job",
     "predict-tags": "core.model.tags.jobs:predict_tags_job",
     "evaluate-tags": "core.model.tags.jobs:evaluate_tags_job",
+    "export-model": "core.model.export.job:export_model_job",
 }
 
 

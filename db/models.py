@@ -566,3 +566,24 @@ class ImageReview(Base):
     annotator: Mapped[str | None] = mapped_column(String(100), default=None)
     reviewer: Mapped[str | None] = mapped_column(String(100), default=None)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelExport(Base):
+    """A model version exported for deployment (SavedModel, TFLite, ONNX): the zip and its check against Keras.
+
+    ``path`` is the zip, relative to the data folder; ``check_result`` holds the figures of
+    :mod:`core.model.export.check` (mAP@0.5 of both, matched-box IoU, top-class agreement).
+    Exporting the same version to the same format again replaces the row and its zip.
+    """
+
+    __tablename__ = "model_export"
+    __table_args__ = (UniqueConstraint("model_version_id", "format"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_version.id", ondelete="CASCADE"))
+    format: Mapped[str] = mapped_column(String(40))
+    path: Mapped[str] = mapped_column(String(500))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    check_result: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

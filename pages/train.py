@@ -22,6 +22,7 @@ from db.models import Job
 from db.queries import images_by_split, latest_job
 from ui.auth import require_role
 from ui.context import current_user, get_context, require_project
+from ui.export_model_panels import deployment_ui
 from ui.jobs import job_progress_ui
 from ui.train_job_panels import training_done_ui, training_running_ui, versions_ui
 from ui.train_panels import (
@@ -155,4 +156,6 @@ if active is None:
 else:
     st.session_state[JOB_KEY] = active  # the job below is the one that blocks the form
 job_ui()
-versions_ui(ctx.engine, project_id)
+chosen_version = versions_ui(ctx.engine, project_id)
+if chosen_version is not None:
+    deployment_ui(ctx.engine, ctx.settings, project_id, chosen_version)

@@ -102,11 +102,12 @@ def training_done_ui(
 STOPPED = {"budget": "budget spent", "early": "early stopping", None: "all epochs"}
 
 
-def versions_ui(engine: Engine, project_id: int) -> None:
+def versions_ui(engine: Engine, project_id: int) -> int | None:
     """The project's model versions with their validation metrics; the chosen one's settings and per-class AP.
 
     The table holds what compares versions; how each was trained goes beside its per-class
     AP below it: all fifteen columns in one table ran off the right edge of a laptop window.
+    Returns the chosen version's id (None without versions).
     """
     with session_scope(engine) as session:
         versions = [v for v in model_versions(session, project_id) if v.kind is ModelKind.DETECTOR]
@@ -141,7 +142,7 @@ def versions_ui(engine: Engine, project_id: int) -> None:
     st.header("Model versions")
     if not rows:
         st.caption("No model yet: start a training above.")
-        return
+        return None
     st.dataframe(
         pd.DataFrame(rows),
         hide_index=True,
@@ -168,3 +169,4 @@ def versions_ui(engine: Engine, project_id: int) -> None:
         df = pd.DataFrame([{"class": k, "AP@0.5": v} for k, v in ap.items()])
         c2.dataframe(df, hide_index=True, width="content")
         c2.caption("Empty AP: the evaluation split has no box of that class.")
+    return chosen

@@ -298,3 +298,63 @@ def test_validation_chart_shows_a_single_point_on_an_epoch_axis(make_app: Callab
     assert x["axis"].get("format") == "d" and x["axis"].get("tickMinStep") == 1  # whole epochs
     lo, hi = x["scale"]["domain"]
     assert lo < 3 <= hi  # room around the one point, not a collapsed [3, 3]
+
+
+def test_download_for_deployment_shows_each_export_with_its_check_and_queues_new_ones(
+    make_app: Callable[[], AppTest], monkeypatch
+) -> None:
+    import zipfile
+
+    from core.model.export.job import JOB_KIND as EXPORT_KIND
+    from db.models import ModelExport
+
+    launched: list[int] = []
+    monkeypatch.setattr("ui.jobs.launch", lambda settings, job_id, engine: launched.append(job_id) or 0)
+    at = _open_train(make_app)
+    from ui.context import get_context
+
+    data_dir = get_context().settings.data_dir
+    zip_file = data_dir / "exports" / "model-x" / "v-tflite-int8.zip"
+    zip_file.parent.mkdir(parents=True)
+    with zipfile.ZipFile(zip_file, "w") as zf:
+        zf.writestr("model.tflite", b"\0" * 1000)
+    check = {
+        "images": 12,
+        "map50_keras": 0.61,
+        "map50_export": 0.598,
+        "map50_delta": -0.012,
+        "map50_bound": 0.03,
+        "matched_iou": 0.93,
+        "matched_share": 0.97,
+        "display_threshold": 0.3,
+        "top_class_agreement": 0.917,
+        "passed": True,
+    }
+    with session_scope(_engine()) as session:
+        pid = session.scalar(select(Project.id))
+        version = ModelVersion(project_id=pid, name="v", path="models/v/model.keras", params={}, metrics={})
+        session.add(version)
+        session.flush()
+        version_id = version.id
+        session.add(
+            ModelExport(
+                model_version_id=version_id,
+                format="tflite-int8",
+                path=zip_file.relative_to(data_dir).as_posix(),
+                size_bytes=zip_file.stat().st_size,
+                check_result=check,
+            )
+        )
+    at.run()
+    assert not at.exception, at.exception
+    assert any(h.value == f"Download for deployment: model version #{version_id}" for h in at.subheader)
+    text = _captions(at)
+    assert "mAP@0.5 0.598 vs Keras 0.610 (-0.012, bound 0.03); matched IoU 0.93" in text
+    assert "top class agrees on 92% of 12 test images" in text
+    assert [b.label for b in at.get("download_button")] == ["Download"]
+    next(s for s in at.selectbox if s.label == "Format").set_value("onnx")
+    next(b for b in at.button if b.label == "Export and check").click().run()
+    assert not at.exception, at.exception
+    with session_scope(_engine()) as session:
+        job = session.scalars(select(Job).where(Job.kind == EXPORT_KIND)).one()
+        assert job.id in launched and job.params["format"] == "onnx" and job.params["model_version_id"] == version_id

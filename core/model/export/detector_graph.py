@@ -1,0 +1,173 @@
+"""The detector's serving graph: the Keras RetinaNet plus its box decoding and per-class NMS, in one graph.
+
+keras-hub's ``RetinaNetObjectDetector.export()`` exports only ``call()`` (raw box deltas and
+class logits per anchor); anchor decoding and NMS run in ``predict_step``. Here the same
+steps are put in the exported graph:
+
+* anchors from the model's own keras-hub ``AnchorGenerator`` (constants for a fixed input size)
+  and keras' ``decode_deltas_to_boxes``, exactly as ``RetinaNetObjectDetector.decode_predictions``;
+* the per-class NMS of :class:`core.model.detector.model.PerClassNonMaxSuppression` (the
+  ``candidates`` best (anchor, class) pairs, boxes shifted apart by class), but on
+  ``NonMaxSuppressionV4`` (``tf.image``'s kernel): a builtin op of TFLite (``NON_MAX_SUPPRESSION_V4``)
+  and of ONNX (``NonMaxSuppression``, through tf2onnx), where keras-hub's own NMS is a
+  while-loop of TF ops.
+
+:class:`FixedSizeDetector` is the graph of the TFLite and ONNX files (one letterboxed image of the
+model's input size, uint8 RGB); :func:`savedmodel_serve` wraps it for the SavedModel, whose
+``serve`` signature takes encoded image files and does the letterbox itself.
+
+TensorFlow-only by design: the exporters all go through TensorFlow graphs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from core.model.detector.model import DetectorSpec
+
+CANDIDATES = 1000  # as PerClassNonMaxSuppression's default (torchvision's RetinaNet)
+OUTPUT_NAMES = ("boxes", "scores", "classes", "num_detections")
+
+
+def _postprocess_one(
+    boxes: tf.Tensor, logits: tf.Tensor, spec: DetectorSpec, candidates: int = CANDIDATES
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+    """Per-class NMS of one image's decoded anchors.
+
+    Args:
+        boxes: A x 4 ``xyxy`` boxes in model-input pixels.
+        logits: A x C class logits.
+        spec: Thresholds and the number of detections kept.
+
+    Returns:
+        Boxes (N x 4, xyxy, model-input pixels), scores (N), class indices (N, int32) and the
+        number of valid rows, padded to N = ``spec.max_detections`` (padding rows: zeros, class -1).
+    """
+    num_classes = spec.num_classes
+    scores = tf.reshape(tf.sigmoid(logits), [-1])  # anchor-major, as PerClassNonMaxSuppression
+    k = min(candidates, int(boxes.shape[0]) * num_classes)
+    top_scores, top_idx = tf.math.top_k(scores, k=k)
+    anchor_idx = top_idx // num_classes
+    labels = top_idx % num_classes
+    cand = tf.gather(boxes, anchor_idx)
+    # Shift each class into its own region so one NMS call never compares two classes.
+    offset = tf.cast(labels, tf.float32)[:, None] * (tf.reduce_max(tf.abs(cand)) + 1.0) * 2.0
+    shifted = cand + offset
+    yxyx = tf.stack([shifted[:, 1], shifted[:, 0], shifted[:, 3], shifted[:, 2]], axis=-1)
+    keep, valid = tf.raw_ops.NonMaxSuppressionV4(
+        boxes=yxyx,
+        scores=top_scores,
+        max_output_size=spec.max_detections,
+        iou_threshold=spec.iou_threshold,
+        score_threshold=spec.score_threshold,
+        pad_to_max_output_size=True,
+    )
+    mask = tf.range(spec.max_detections) < valid
+    out_boxes = tf.where(mask[:, None], tf.gather(cand, keep), 0.0)
+    out_scores = tf.where(mask, tf.gather(top_scores, keep), 0.0)
+    out_classes = tf.where(mask, tf.gather(labels, keep), -1)
+    return out_boxes, out_scores, out_classes, valid
+
+
+def decode_anchors(model: Any, images: tf.Tensor, box_deltas: tf.Tensor) -> tf.Tensor:
+    """Box deltas -> ``xyxy`` boxes in model-input pixels, as ``decode_predictions`` does (keras-hub's anchors)."""
+    height, width, channels = images.shape[1:]
+    anchors = model.anchor_generator(images)
+    anchors = keras.ops.concatenate(list(anchors.values()), axis=0)
+    return keras.utils.bounding_boxes.decode_deltas_to_boxes(
+        anchors=anchors,
+        boxes_delta=box_deltas,
+        encoded_format="center_xywh",
+        anchor_format=model.anchor_generator.bounding_box_format,
+        box_format=model.bounding_box_format,
+        image_shape=(height, width, channels),
+    )
+
+
+class FixedSizeDetector(keras.Model):
+    """One letterboxed RGB image (1 x H x W x 3, uint8) -> detections with normalised boxes.
+
+    Outputs (a dict): ``boxes`` 1 x N x 4 ``[y_min, x_min, y_max, x_max]`` as fractions of the
+    model input's height and width (the TFLite object-detection convention), ``scores`` 1 x N,
+    ``classes`` 1 x N (float class index, -1 for padding rows; float because TFLite's detection
+    outputs are), ``num_detections`` 1 (float).
+
+    Args:
+        model: The trained Keras RetinaNet.
+        spec: Its spec.
+    """
+
+    def __init__(self, model: Any, spec: DetectorSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.detector = model
+        self.spec = spec
+
+    def call(self, images: Any) -> dict[str, Any]:
+        x = tf.cast(images, tf.float32)
+        raw = self.detector(x, training=False)
+        boxes = decode_anchors(self.detector, x, raw["bbox_regression"])
+        b, s, c, n = _postprocess_one(boxes[0], raw["cls_logits"][0], self.spec)
+        size = tf.constant(
+            [self.spec.image_height, self.spec.image_width, self.spec.image_height, self.spec.image_width],
+            tf.float32,
+        )
+        yxyx = tf.stack([b[:, 1], b[:, 0], b[:, 3], b[:, 2]], axis=-1) / size
+        return {
+            "boxes": tf.clip_by_value(yxyx, 0.0, 1.0)[None],
+            "scores": s[None],
+            "classes": tf.cast(c, tf.float32)[None],
+            "num_detections": tf.cast(n, tf.float32)[None],
+        }
+
+    def input_spec_for_export(self) -> tf.TensorSpec:
+        """The one input: a batch of one uint8 RGB image of the model's input size."""
+        return tf.TensorSpec([1, self.spec.image_height, self.spec.image_width, 3], tf.uint8, name="images")
+
+
+def savedmodel_serve(model: Any, spec: DetectorSpec) -> Any:
+    """The SavedModel ``serve`` function: encoded JPEG/PNG files (a 1-D string batch) -> detections.
+
+    Every image is decoded, letterboxed exactly as in training
+    (:func:`core.model.detector.data.letterbox`, traced into the graph), run through the
+    detector, and its boxes mapped back to that image's pixels (divided by the letterbox
+    scale, clipped to the image). Outputs, padded to ``max_detections`` per image: ``boxes``
+    B x N x 4 ``[x_min, y_min, x_max, y_max]`` in original-image pixels, ``scores`` B x N,
+    ``classes`` B x N (int32, -1 padding), ``class_names`` B x N (string, "" padding),
+    ``num_detections`` B (int32).
+    """
+    from core.model.detector.data import letterbox
+
+    names = tf.constant([*spec.class_names, ""])  # index -1 -> ""
+
+    def one(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+        h, w = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
+        boxed, _, scale = letterbox(image, tf.zeros((0, 4)), spec.image_height, spec.image_width)
+        x = boxed[None]
+        raw = model(x, training=False)
+        boxes = decode_anchors(model, x, raw["bbox_regression"])
+        b, s, c, n = _postprocess_one(boxes[0], raw["cls_logits"][0], spec)
+        limit = tf.stack([w, h, w, h])
+        b = tf.clip_by_value(b / scale, 0.0, limit)
+        return b, s, c, n, tf.gather(names, tf.where(c < 0, len(spec.class_names), c))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
+    def serve(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        n = spec.max_detections
+        b, s, c, k, names_out = tf.map_fn(
+            one,
+            image_bytes,
+            fn_output_signature=(
+                tf.TensorSpec([n, 4], tf.float32),
+                tf.TensorSpec([n], tf.float32),
+                tf.TensorSpec([n], tf.int32),
+                tf.TensorSpec([], tf.int32),
+                tf.TensorSpec([n], tf.string),
+            ),
+        )
+        return {"boxes": b, "scores": s, "classes": c, "num_detections": k, "class_names": names_out}
+
+    return serve
