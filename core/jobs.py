@@ -233,8 +233,12 @@ class JobContext:
     _last_write: float = 0.0
 
     def log(self, message: str) -> None:
-        """Writes a line to the job's log (the worker's stdout goes there)."""
-        print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+        """Writes a line to the job's log.
+
+        On stderr: a detached worker's stdout and stderr both go to its log file, and a job the
+        CLI runs in-process must leave stdout to the command's JSON (scripts parse it).
+        """
+        print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
     def progress(self, done: int | float, total: int | float | None = None, message: str = "", **extra: Any) -> None:
         """Records progress; throttled to a few writes a second unless forced by ``total`` reached.
@@ -270,7 +274,7 @@ def _heartbeat(ctx: JobContext, stop: threading.Event) -> None:
                     return
                 job.heartbeat_at = utcnow()
         except Exception as exc:  # a locked database must not kill the worker
-            print(f"heartbeat failed: {exc}", flush=True)
+            print(f"heartbeat failed: {exc}", file=sys.stderr, flush=True)
 
 
 def resolve_handler(kind: str) -> Callable[[JobContext, dict[str, Any]], dict[str, Any] | None]:

@@ -46,8 +46,9 @@ def test_evaluate_a_tags_version_stores_its_test_figures(tags_trained, tmp_path:
     version_id = tags_trained[3]
     run = cli(settings, "evaluate", "--model-version", str(version_id))
     assert run.returncode == 0, run.stderr
-    # An in-process job logs to stdout before the JSON outcome (as the detector's jobs do).
-    assert json.loads(run.stdout[run.stdout.index("{\n") :])["status"] == "succeeded"
+    # An in-process job logs to stderr: stdout is the command's JSON alone, for scripts to parse.
+    assert json.loads(run.stdout)["status"] == "succeeded"
+    assert "] " in run.stderr  # the job's log lines
     engine = open_database(settings)
     with session_scope(engine) as session:
         metrics = session.get(ModelVersion, version_id).metrics
