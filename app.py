@@ -35,7 +35,8 @@ PAGES = [
 # files as a default menu while the first start prepares the database.
 # Without a session the menu is hidden and gate() draws only the sign-in form: no page runs
 # and no project name is sent before the server has checked the session (ui/auth.py).
-page = st.navigation(PAGES, position=nav_position())
+# expanded: with 13 pages Streamlit would hide the last ones behind 'View more'.
+page = st.navigation(PAGES, position=nav_position(), expanded=True)
 get_context()
 signed_in = gate()
 project_picker_ui()
