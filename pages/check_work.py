@@ -9,12 +9,11 @@ from __future__ import annotations
 import streamlit as st
 from PIL import Image as PILImage
 from PIL import ImageDraw
-from sqlalchemy import select
 
 from core.accounts.review_stage import ReviewStageError, accept, pending, return_to_annotator, stage_on
+from core.annotate.state import load_image, project_labels
 from core.project.imagestore import ImageStore
 from db.engine import session_scope
-from db.models import BoxRow, Image, Label
 from ui.auth import require_role
 from ui.context import current_user, get_context, require_project
 
@@ -35,23 +34,19 @@ if not waiting:
 image_id, name, annotator = waiting[0]
 st.caption(f"{len(waiting)} waiting · oldest first · {name} by {annotator or 'unknown'}")
 with session_scope(ctx.engine) as session:
-    image = session.get(Image, image_id)
-    boxes = session.execute(
-        select(Label.name, Label.colour, BoxRow.x_min, BoxRow.y_min, BoxRow.x_max, BoxRow.y_max)
-        .join(Label, Label.id == BoxRow.label_id)
-        .where(BoxRow.image_id == image_id)
-    ).all()
-    status, width, display_path = image.status.value, image.width, image.display_path
+    state = load_image(session, image_id)  # the image and its boxes, as Annotate reads them
+    colours = {lab.name: lab.colour for lab in project_labels(session, project_id)}
 
-picture = PILImage.open(ImageStore(ctx.settings.data_dir).path(display_path)).convert("RGB")
-scale = picture.width / width
+picture = PILImage.open(ImageStore(ctx.settings.data_dir).path(state.display_path)).convert("RGB")
+scale = picture.width / state.width
 draw = ImageDraw.Draw(picture)
-for label, colour, x0, y0, x1, y1 in boxes:
-    draw.rectangle([x0 * scale, y0 * scale, x1 * scale, y1 * scale], outline=colour, width=3)
-    draw.text((x0 * scale + 3, y0 * scale + 2), label, fill=colour)
+for stored in state.boxes:
+    b, colour = stored.box, colours.get(stored.label, "#e6194b")
+    draw.rectangle([b.x_min * scale, b.y_min * scale, b.x_max * scale, b.y_max * scale], outline=colour, width=3)
+    draw.text((b.x_min * scale + 3, b.y_min * scale + 2), stored.label, fill=colour)
 
 left, right = st.columns([7, 3], gap="medium")
-left.image(picture, caption=f"{name}: {len(boxes)} boxes ({status})")
+left.image(picture, caption=f"{name}: {len(state.boxes)} boxes ({state.status.value})")
 with right:
     if st.button("Accept", type="primary", key=f"accept_{image_id}"):
         require_role("work.review")
