@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +29,7 @@ from core.catalogue.claims import Claim, Reading, read_listing
 from core.catalogue.detector_evidence import DetectorEvidenceError, add_evidence, main_garments
 from core.catalogue.settings import project_vocabulary, store_threshold, stored_threshold
 from core.catalogue.vocabulary import Vocabulary, normalise_value
+from core.model.tags.stored import tag_probabilities
 from db.engine import session_scope
 from db.models import (
     CatalogueItem,
@@ -37,7 +38,6 @@ from db.models import (
     ModelKind,
     ModelVersion,
     Split,
-    TagPrediction,
 )
 from db.models import Image as ImageRow
 
@@ -45,7 +45,6 @@ MIN_PRECISION = 0.8
 FALLBACK_THRESHOLD = 0.5
 # Fewer mismatched validation listings than this and a chosen threshold would be noise.
 MIN_VALIDATION_POSITIVES = 5
-_CHUNK = 500
 
 
 class CatalogueCheckError(ValueError):
@@ -62,11 +61,6 @@ class Photo:
     attributes: dict[str, Any]
 
 
-def _chunks(seq: Sequence[int], size: int = _CHUNK) -> Iterator[Sequence[int]]:
-    for i in range(0, len(seq), size):
-        yield seq[i : i + size]
-
-
 def tags_version(session: Session, project_id: int, model_version_id: int) -> ModelVersion:
     """The tags model version to check against, or a clear refusal."""
     version = session.get(ModelVersion, model_version_id)
@@ -77,28 +71,6 @@ def tags_version(session: Session, project_id: int, model_version_id: int) -> Mo
             f"Model version {model_version_id} is a {version.kind.value} model; the catalogue check needs a tags model."
         )
     return version
-
-
-def load_probabilities(
-    session: Session, model_version_id: int, image_ids: Sequence[int]
-) -> dict[int, dict[str, dict[str, float]]]:
-    """image id -> tag -> value -> calibrated probability, from the version's stored predictions."""
-    out: dict[int, dict[str, dict[str, float]]] = defaultdict(dict)
-    for chunk in _chunks(list(image_ids)):
-        rows = session.execute(
-            select(
-                TagPrediction.image_id,
-                TagPrediction.tag,
-                TagPrediction.value,
-                TagPrediction.confidence,
-                TagPrediction.probabilities,
-            ).where(TagPrediction.model_version_id == model_version_id, TagPrediction.image_id.in_(chunk))
-        )
-        for image_id, tag, value, confidence, probabilities in rows:
-            probs = {str(k): float(v) for k, v in (probabilities or {}).items()}
-            probs.setdefault(value, float(confidence))
-            out[image_id][tag] = probs
-    return dict(out)
 
 
 def version_heads(version: ModelVersion, probabilities: dict[int, dict[str, dict[str, float]]]) -> dict[str, list[str]]:
@@ -314,7 +286,7 @@ def run_check(
         vocabulary = vocabulary or project_vocabulary(session, project_id)
         items = _load_items(session, project_id)
         image_ids = sorted({p.image_id for _, photos in items for p in photos})
-        probabilities = load_probabilities(session, model_version_id, image_ids)
+        probabilities = tag_probabilities(session, model_version_id, image_ids)
         heads = version_heads(version, probabilities)
         rows = [
             (item.id, item.sku, item.title, item.description, dict(item.structured or {}), photos)
