@@ -1,6 +1,10 @@
 """Deployment exports side by side: size on disk, CPU latency and test mAP@0.5 of each format beside Keras.
 
-``python benchmarks/export_model.py [--ccp-minutes M] [--skip-ccp] [--runs 50]``
+``python benchmarks/export_model.py [--ccp-minutes M] [--skip-ccp] [--runs 50] [--data-dir DIR]``
+
+With ``--data-dir`` the projects and trained versions stay in DIR: ``--train-only`` trains and
+stops, and a later run with ``--ccp-version ID`` (or ``--demo-version ID``) measures that version
+again instead of training one more (a training is the long part; the exports are what this measures).
 
 Two models, each exported to every format through the product's ``export-model`` path
 (:func:`core.model.export.job.export_model_version`: the artefact, its check against Keras on the
@@ -166,22 +170,33 @@ def main() -> None:
     p.add_argument("--ccp-minutes", type=float, default=8.0)
     p.add_argument("--skip-ccp", action="store_true")
     p.add_argument("--skip-demo", action="store_true")
+    p.add_argument("--data-dir", type=Path, help="keep the projects and models here (default: a temporary folder)")
+    p.add_argument("--train-only", action="store_true", help="train the model(s), print their version ids, stop")
+    p.add_argument("--demo-version", type=int, help="measure this trained version in DIR/demo.db instead of training")
+    p.add_argument("--ccp-version", type=int, help="measure this trained version in DIR/ccp.db instead of training")
     args = p.parse_args()
+    if (args.demo_version or args.ccp_version or args.train_only) and args.data_dir is None:
+        p.error("--train-only, --demo-version and --ccp-version need --data-dir")
     report = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "load_at_start": os.getloadavg(),
     }
-    with tempfile.TemporaryDirectory() as root:
-        for name, make in (
-            ("demo", None if args.skip_demo else demo_model),
-            ("ccp", None if args.skip_ccp else lambda e, s: ccp_model(e, s, args.ccp_minutes)),
+    with tempfile.TemporaryDirectory() as tmp:
+        root = args.data_dir or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        for name, make, reuse in (
+            ("demo", None if args.skip_demo else demo_model, args.demo_version),
+            ("ccp", None if args.skip_ccp else lambda e, s: ccp_model(e, s, args.ccp_minutes), args.ccp_version),
         ):
             if make is None:
                 continue
             settings = Settings.resolve(db_url=f"sqlite:///{root}/{name}.db", data_dir=Path(root) / name)
             engine = open_database(settings)
-            version_id = make(engine, settings)
+            version_id = reuse or make(engine, settings)
+            if args.train_only:
+                report[f"{name}_version"] = version_id
+                continue
             report[name] = measure(engine, settings, version_id, args.runs)
             report[f"load_after_{name}"] = os.getloadavg()
             print(json.dumps({name: report[name]}), file=sys.stderr, flush=True)

@@ -72,6 +72,25 @@ def _postprocess_one(
     return out_boxes, out_scores, out_classes, valid
 
 
+def embed_preprocessing_constants(model: Any) -> None:
+    """Makes the explicit mean/variance of every ``Normalization`` layer in ``model`` constants of the traced graph.
+
+    A ``Normalization`` given its mean and variance (the offline-weights encoder's
+    ``torchvision_preprocess``: torchvision's ImageNet mean/std) keeps them as eager tensors built
+    once, which a traced function captures as *inputs*: tf2onnx then wrote them as two more graph
+    inputs of the ONNX file (``.../Sub/y:0``, ``.../Sqrt/x:0``) and onnxruntime refused to run it
+    without them. As numpy arrays they are converted inside the trace, i.e. embedded as constants,
+    in every format. Applied to the loaded model at export time, so models trained earlier export
+    too; the values, and so the outputs, are unchanged.
+    """
+    import numpy as np
+
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.Normalization) and getattr(layer, "input_mean", None) is not None:
+            layer.mean = np.asarray(keras.ops.convert_to_numpy(layer.mean))
+            layer.variance = np.asarray(keras.ops.convert_to_numpy(layer.variance))
+
+
 def decode_anchors(model: Any, images: tf.Tensor, box_deltas: tf.Tensor) -> tf.Tensor:
     """Box deltas -> ``xyxy`` boxes in model-input pixels, as ``decode_predictions`` does (keras-hub's anchors)."""
     height, width, channels = images.shape[1:]
@@ -102,6 +121,7 @@ class FixedSizeDetector(keras.Model):
 
     def __init__(self, model: Any, spec: DetectorSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        embed_preprocessing_constants(model)
         self.detector = model
         self.spec = spec
 
@@ -140,6 +160,7 @@ def savedmodel_serve(model: Any, spec: DetectorSpec) -> Any:
     """
     from core.model.detector.data import letterbox
 
+    embed_preprocessing_constants(model)
     names = tf.constant([*spec.class_names, ""])  # index -1 -> ""
 
     def one(encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
