@@ -63,9 +63,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, int, d
     root = tmp_path_factory.mktemp("export")
     settings = Settings.resolve(db_url=f"sqlite:///{root / 'tagrack.db'}", data_dir=root / "data")
     engine = open_database(settings)
-    pid = create_demo_project(engine, settings, name="Demo", count=18)
+    pid = create_demo_project(engine, settings, name="Demo", count=36)
     with session_scope(engine) as session:
-        assign_splits(session, pid, (0.5, 0.0, 0.5))  # a test split to check the exports on
+        # About 9 labelled scenes to train on and 15 to check the exports on: with 4 test images (an
+        # earlier layout) the SavedModel's mAP differed from Keras' by +0.009 and -0.008 in two runs of
+        # this barely trained model (mAP ~0.02), past the 0.005 bound; on the benchmarks' 24 and 200
+        # test images it stays within 0.0002.
+        assign_splits(session, pid, (0.35, 0.0, 0.65))
     with session_scope(engine) as session:
         job_id = create_job(session, TRAIN_KIND, train_params(pid, **TINY), pid).id
     assert run_job(settings, engine, job_id) is JobStatus.SUCCEEDED
