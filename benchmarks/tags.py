@@ -49,7 +49,7 @@ from core.model.tags.jobs import TRAIN_KIND, predict_stored, tags_train_params  
 from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
-from db.models import Image, Job, JobStatus, ModelVersion, Split  # noqa: E402
+from db.models import Image, Job, JobStatus, ModelVersion, Project, Split  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "clothing-catalogue"
 SHARES = {Split.TRAIN: 0.70, Split.VAL: 0.15, Split.TEST: 0.15}
@@ -201,7 +201,11 @@ def main() -> None:
     parser.add_argument(
         "--runs", default="default,balance,probe,random", help="comma list of runs (balance needs default)"
     )
-    parser.add_argument("--keep", type=Path, help="keep the work folder here (default: a temporary one)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the work folder here (default: a temporary one); an earlier one's import is reused",
+    )
     args = parser.parse_args()
     if not (DATA / "labels.csv").exists():
         raise SystemExit(f"{DATA} is absent (the shared data folder beside the checkout)")
@@ -216,7 +220,14 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    pid, report["images"] = load_project(engine, settings, args.limit, root)
+    with session_scope(engine) as session:
+        pid = session.scalar(select(Project.id).where(Project.name == "catalogue"))
+        if pid is not None:  # a --keep folder of an earlier run: its import and split are reused
+            report["images"] = dict(
+                Counter(s.value for s in session.scalars(select(Image.split).where(Image.project_id == pid)))
+            )
+    if pid is None:
+        pid, report["images"] = load_project(engine, settings, args.limit, root)
     print(json.dumps({"images": report["images"]}), file=sys.stderr)
 
     if "default" in runs:
