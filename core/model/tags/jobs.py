@@ -38,7 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": AUTO,
     "split_block": 13,
     "dropout": 0.2,
-    "flip_average": False,
+    "flip_average": True,
     "batch_size": 32,
     "learning_rate": 3e-4,
     "label_smoothing": 0.1,
