@@ -1,10 +1,9 @@
 """Tags model accuracy on real product photos, through the product path, beside its references.
 
 ``../shared/data/clothing-catalogue`` (2,561 photos, 16 categories, ``labels.csv``: image, label,
-sender) goes into a fresh project: the photos through our image ingest, the category through a
-small direct loader that writes what the image-label import writes (``category`` in the project's
-attribute schema and in each ``Image.attributes``; the import itself is built on another branch at
-the same time). The split is by sender (seeded; about 70/15/15 of the images), so one person's
+sender) goes into a fresh project through the product's image-label import (what
+``python -m core import labels labels.csv --images images --ignore-column sender`` runs: the photos
+ingested, the label stored as the ``category`` tag and added to the schema). The split is by sender (seeded; about 70/15/15 of the images), so one person's
 photos are never on both sides. Then, in one invocation on the same machine:
 
 1. **default**: the ``train-tags`` job with :data:`core.model.tags.jobs.DEFAULTS` (budget ``--minutes``),
@@ -47,11 +46,10 @@ from core.database import open_database  # noqa: E402
 from core.jobs import create_job, run_job  # noqa: E402
 from core.model.pretrained.offline_weights import cache_dir_for, is_prepared, prepare  # noqa: E402
 from core.model.tags.jobs import TRAIN_KIND, predict_stored, tags_train_params  # noqa: E402
-from core.project.ingest import ingest_sources, sources_from_paths  # noqa: E402
 from core.project.projects import create_project  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
-from db.models import Image, Job, JobStatus, ModelVersion, Split  # noqa: E402
+from db.models import Image, Job, JobStatus, ModelVersion, Project, Split  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "clothing-catalogue"
 SHARES = {Split.TRAIN: 0.70, Split.VAL: 0.15, Split.TEST: 0.15}
@@ -71,32 +69,43 @@ def sender_splits(rows: list[dict[str, str]], seed: int = 0) -> dict[str, Split]
     return out
 
 
-def load_project(engine, settings: Settings, limit: int | None) -> tuple[int, dict[str, int]]:
-    """The catalogue as a project: images ingested, category stored per image, sender-disjoint splits."""
+def load_project(engine, settings: Settings, limit: int | None, root: Path) -> tuple[int, dict[str, int]]:
+    """The catalogue as a project through the product's ``import labels`` path; splits by sender.
+
+    ``labels.csv`` (image, label, sender) goes in as ``python -m core import labels labels.csv
+    --images images --ignore-column sender`` does: the photos are ingested (decoded, checked,
+    deduplicated), the label becomes the ``category`` tag and joins the schema. The sender column is
+    read here only to place each sender's photos in one split.
+    """
+    from core.dataset.labels import import_labels
+
     with open(DATA / "labels.csv", newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
+    labels_csv = DATA / "labels.csv"
     if limit:
         rows = rows[:limit]
-    values = sorted({r["label"] for r in rows})
+        labels_csv = root / "labels-limited.csv"
+        with open(labels_csv, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=["image", "label", "sender"])
+            writer.writeheader()
+            writer.writerows(rows)
     with session_scope(engine) as session:
-        pid = create_project(session, "catalogue", labels=(), attribute_schema={"category": values}).id
-    paths = [DATA / "images" / r["image"] for r in rows]
+        pid = create_project(session, "catalogue", labels=()).id
     t0 = time.perf_counter()
-    report = ingest_sources(engine, settings.data_dir, pid, sources_from_paths(paths, root=DATA / "images"))
+    report = import_labels(engine, settings, pid, labels_csv, images=DATA / "images", ignore_columns=["sender"])
     ingest_s = time.perf_counter() - t0
+    got = {k: report.count(k) for k in ("imported", "updated", "duplicate", "failed", "skipped")}
+    refused = [f"{o.source}: {o.message}" for o in report.outcomes if o.outcome in ("failed", "skipped")]
+    if got["imported"] + got["updated"] < len(rows):
+        raise SystemExit(f"the labels import took {got} of {len(rows)} rows: {refused[:5]}")
     splits = sender_splits(rows)
-    by_name = {r["image"]: r for r in rows}
+    sender_of = {r["image"]: r["sender"] for r in rows}
     counts: Counter[str] = Counter()
     with session_scope(engine) as session:
         for image in session.scalars(select(Image).where(Image.project_id == pid)):
-            row = by_name[Path(image.original_name).name]
-            image.attributes = {"category": row["label"]}
-            image.split = splits[row["sender"]]
+            image.split = splits[sender_of[Path(image.original_name).name]]
             counts[image.split.value] += 1
-    print(
-        json.dumps({"ingested": report.summary() if hasattr(report, "summary") else None, "s": round(ingest_s, 1)}),
-        file=sys.stderr,
-    )
+    print(json.dumps({"labels_import": got, "s": round(ingest_s, 1)}), file=sys.stderr)
     return pid, dict(counts)
 
 
@@ -192,7 +201,11 @@ def main() -> None:
     parser.add_argument(
         "--runs", default="default,balance,probe,random", help="comma list of runs (balance needs default)"
     )
-    parser.add_argument("--keep", type=Path, help="keep the work folder here (default: a temporary one)")
+    parser.add_argument(
+        "--keep",
+        type=Path,
+        help="keep the work folder here (default: a temporary one); an earlier one's import is reused",
+    )
     args = parser.parse_args()
     if not (DATA / "labels.csv").exists():
         raise SystemExit(f"{DATA} is absent (the shared data folder beside the checkout)")
@@ -207,7 +220,14 @@ def main() -> None:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
         "started": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
-    pid, report["images"] = load_project(engine, settings, args.limit)
+    with session_scope(engine) as session:
+        pid = session.scalar(select(Project.id).where(Project.name == "catalogue"))
+        if pid is not None:  # a --keep folder of an earlier run: its import and split are reused
+            report["images"] = dict(
+                Counter(s.value for s in session.scalars(select(Image.split).where(Image.project_id == pid)))
+            )
+    if pid is None:
+        pid, report["images"] = load_project(engine, settings, args.limit, root)
     print(json.dumps({"images": report["images"]}), file=sys.stderr)
 
     if "default" in runs:

@@ -42,6 +42,11 @@ def test_train_page_starts_a_tags_training(make_app: Callable[[], AppTest], monk
         job = session.scalars(select(Job).where(Job.kind == "train-tags")).one()
         assert job.id in launched and job.status is JobStatus.QUEUED
         assert job.params["budget_minutes"] == 15.0 and job.params["balance"] == "weights"
+        # The form starts on the job's defaults.
+        from core.model.tags.jobs import DEFAULTS
+
+        for key in ("image_size", "views", "flip_average", "patience", "learning_rate"):
+            assert job.params[key] == DEFAULTS[key], key
 
 
 @pytest.fixture

@@ -17,6 +17,8 @@ from core.settings import Settings
 
 def add_train_args(p: argparse.ArgumentParser) -> None:
     """The ``train`` options only the tags model has."""
+    from core.model.tags.jobs import DEFAULTS
+
     p.add_argument(
         "--model",
         choices=("detector", "tags"),
@@ -28,8 +30,22 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         choices=("weights", "oversample", "none"),
         help="tags: class balancing (default weights: loss weights toward the median value count)",
     )
-    p.add_argument("--image-size", type=int, help="tags: square input side in pixels (default 224)")
-    p.add_argument("--views", type=int, choices=(1, 2, 4), help="tags: image views per training image (default 2)")
+    p.add_argument(
+        "--image-size", type=int, help=f"tags: square input side in pixels (default {DEFAULTS['image_size']})"
+    )
+    p.add_argument(
+        "--views",
+        type=int,
+        choices=(1, 2, 4),
+        help="tags: views per training image: 1 as is, 2 and mirrored, 4 and two random crops (default "
+        f"{DEFAULTS['views']})",
+    )
+    p.add_argument(
+        "--flip-average",
+        action=argparse.BooleanOptionalAction,
+        help="tags: predict from the image and its mirror, logits averaged (default "
+        f"{'on' if DEFAULTS['flip_average'] else 'off'})",
+    )
 
 
 def train_params(args: argparse.Namespace, project_id: int) -> dict[str, Any]:
@@ -53,6 +69,7 @@ def train_params(args: argparse.Namespace, project_id: int) -> dict[str, Any]:
         balance=args.balance,
         image_size=args.image_size,
         views=args.views,
+        flip_average=args.flip_average,
     )
 
 

@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "weights": AUTO,
     "split_block": 13,
     "dropout": 0.2,
+    "flip_average": True,
     "batch_size": 32,
     "learning_rate": 3e-4,
     "label_smoothing": 0.1,
@@ -47,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "shift": True,
     "seed": 0,
 }
-SPEC_KEYS = ("image_size", "weights", "split_block", "dropout")
+SPEC_KEYS = ("image_size", "weights", "split_block", "dropout", "flip_average")
 CONFIG_KEYS = (
     "epochs",
     "budget_minutes",
@@ -178,7 +179,8 @@ def train_tags_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
     else:
         from core.model.tags.train import predict_logits
 
-        cal_logits = predict_logits(result.top, np.load(next((work_dir / "features").glob("train-*.npy"))))
+        train_feats = np.load(next((work_dir / "features").glob("train-*.npy")))
+        cal_logits = predict_logits(result.top, train_feats, 2 if spec.flip_average else 1)
         cal_data, cal_on = train, "train"
     by_head_logits, by_head_labels = {}, {}
     for j, tag in enumerate(spec.heads):

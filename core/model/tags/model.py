@@ -40,6 +40,7 @@ class TagsSpec:
         weights: ``"imagenet-offline"`` or ``"none"`` (random trunk; for comparison).
         split_block: First MobileNetV2 block of the trained top (13: blocks 13-16; 17: heads only).
         dropout: Dropout before the heads.
+        flip_average: Predict from the logits of the image and its mirror averaged (twice the work).
         temperatures: ``{tag: T}`` from calibration (1.0 until calibrated).
     """
 
@@ -48,6 +49,7 @@ class TagsSpec:
     weights: str = OFFLINE_IMAGENET
     split_block: int = 13
     dropout: float = 0.2
+    flip_average: bool = False
     temperatures: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,13 +222,22 @@ class Tagger:
         model = keras.models.load_model(folder / MODEL_FILE, compile=False)
         return cls(model, spec, batch_size)
 
+    def _forward(self, batch: np.ndarray) -> list[np.ndarray]:
+        got = self.model(batch, training=False)
+        got = [np.asarray(g) for g in (got if isinstance(got, (list, tuple)) else [got])]
+        if self.spec.flip_average:
+            # The calibration was fitted on these averaged logits (core.model.tags.train).
+            mirrored = self.model(batch[:, :, ::-1], training=False)
+            mirrored = mirrored if isinstance(mirrored, (list, tuple)) else [mirrored]
+            got = [(g + np.asarray(m)) / 2 for g, m in zip(got, mirrored, strict=True)]
+        return got
+
     def logits(self, images: np.ndarray) -> list[np.ndarray]:
         """Raw logits per head for letterboxed uint8 images ``(n, size, size, 3)``."""
         outs: list[list[np.ndarray]] = [[] for _ in self.spec.heads]
         for start in range(0, len(images), self.batch_size):
             batch = np.asarray(images[start : start + self.batch_size], dtype=np.float32)
-            got = self.model(batch, training=False)
-            got = got if isinstance(got, (list, tuple)) else [got]
+            got = self._forward(batch)
             for j, g in enumerate(got):
                 outs[j].append(np.asarray(g))
         n = len(self.spec.heads)

@@ -1,10 +1,12 @@
 """Training the tags model: cached trunk features, a budgeted ``model.fit`` of the top, resumable.
 
 The trunk is frozen, so its output for an image view never changes: :func:`extract_features`
-computes it once per view (the image and its mirror, and with ``views=4`` a zoomed crop and its
-mirror; no colour change, so colour tags keep their meaning) and the top trains on those cached
-features, several times faster per epoch than running the whole network. A random shift of one
-feature cell (16 pixels) on top of that stands in for random crops.
+computes it once per view (the image and its mirror, and with ``views=4`` two random resized
+crops, one mirrored, seeded per image; no colour change, so colour tags keep their meaning) and the
+top trains on those cached features, several times faster per epoch than running the whole network.
+A random shift of one feature cell (16 pixels) on top of that adds small crops every epoch. With
+``TagsSpec.flip_average`` the validation and test images are cached as the image and its mirror and
+their logits averaged, as :class:`core.model.tags.model.Tagger` predicts.
 
 Everything lives in a work folder, so a killed worker resumes: ``features/<split>.npy`` (written
 whole, atomically), ``backup/`` (Keras' ``BackupAndRestore``: weights, optimizer, epoch),
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -82,14 +85,23 @@ class TagsTrainResult:
     test_logits: list[np.ndarray] | None
 
 
-def _view(image: np.ndarray, view: int) -> np.ndarray:
-    """View 0: the image; 1: mirrored; 2: a centre crop of 7/8 scaled back; 3: that crop mirrored."""
-    if view >= 2:
-        from PIL import Image as PILImage
+def random_resized_crop(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A random crop of 55-100 % of the area (aspect 3:4 to 4:3) scaled back to the image's size; colours untouched."""
+    from PIL import Image as PILImage
 
-        s = image.shape[0]
-        m = s // 16
-        image = np.asarray(PILImage.fromarray(image[m : s - m, m : s - m]).resize((s, s), PILImage.BILINEAR))
+    s = image.shape[0]
+    area = rng.uniform(0.55, 1.0)
+    ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    w = min(s, int(round(s * np.sqrt(area * ratio))))
+    h = min(s, int(round(s * np.sqrt(area / ratio))))
+    x, y = int(rng.integers(0, s - w + 1)), int(rng.integers(0, s - h + 1))
+    return np.asarray(PILImage.fromarray(image[y : y + h, x : x + w]).resize((s, s), PILImage.BILINEAR))
+
+
+def _view(image: np.ndarray, view: int, seed: int = 0) -> np.ndarray:
+    """View 0: the image; 1: mirrored; 2 and up: a random resized crop (seeded per image and view), odd ones mirrored."""
+    if view >= 2:
+        image = random_resized_crop(image, np.random.default_rng([seed, view]))
     return image[:, ::-1] if view % 2 else image
 
 
@@ -114,7 +126,9 @@ def extract_features(
             images = pending.result() if pending else []
             if k + 1 < len(batches):
                 pending = pool.submit(lambda b: [load_image(p, size) for p in b], batches[k + 1])
-            stack = np.stack([_view(im, v) for im in images for v in range(views)]).astype(np.float32)
+            seeds = [zlib.crc32(Path(p).name.encode()) for p in batches[k]]
+            stack = np.stack([_view(im, v, sd) for im, sd in zip(images, seeds, strict=True) for v in range(views)])
+            stack = stack.astype(np.float32)
             out = np.asarray(trunk(stack, training=False), dtype=np.float16)
             chunks.append(out.reshape((len(images), views) + out.shape[1:]))
             done += len(images)
@@ -244,17 +258,22 @@ def _batches(
     return Batches()
 
 
-def predict_logits(top: Any, features: np.ndarray, batch_size: int = 256) -> list[np.ndarray]:
-    """Top logits per head for features of view 0 ``(images, views, ...)``."""
+def predict_logits(top: Any, features: np.ndarray, views: int = 1, batch_size: int = 256) -> list[np.ndarray]:
+    """Top logits per head for cached features ``(images, views, ...)``: of view 0, or averaged over the first ``views``."""
     outs: list[list[np.ndarray]] = []
-    for start in range(0, len(features), batch_size):
-        got = top(features[start : start + batch_size, 0].astype(np.float32), training=False)
-        got = got if isinstance(got, (list, tuple)) else [got]
-        if not outs:
-            outs = [[] for _ in got]
-        for j, g in enumerate(got):
-            outs[j].append(np.asarray(g))
-    return [np.concatenate(o) for o in outs]
+    for v in range(min(views, features.shape[1])):
+        for start in range(0, len(features), batch_size):
+            got = top(features[start : start + batch_size, v].astype(np.float32), training=False)
+            got = got if isinstance(got, (list, tuple)) else [got]
+            if len(outs) < len(got):
+                outs = [[] for _ in got]
+            for j, g in enumerate(got):
+                if v == 0:
+                    outs[j].append(np.asarray(g))
+                else:
+                    outs[j][start // batch_size] = outs[j][start // batch_size] + np.asarray(g)
+    n = max(1, min(views, features.shape[1]))
+    return [np.concatenate(o) / n for o in outs]
 
 
 def main_head(spec: TagsSpec) -> int:
@@ -349,7 +368,8 @@ def train_tags(
     trunk = build_trunk(base, spec)
     t0 = time.perf_counter()
     feats: dict[str, np.ndarray] = {}
-    for name, part, views in (("train", train, config.views), ("val", val, 1), ("test", test, 1)):
+    eval_views = 2 if spec.flip_average else 1
+    for name, part, views in (("train", train, config.views), ("val", val, eval_views), ("test", test, eval_views)):
         if part is None or not len(part.image_ids):
             continue
 
@@ -357,7 +377,8 @@ def train_tags(
             emit("features", step=done, steps=total, message=f"computing {name} features: {done}/{total} images")
 
         feats[name] = cached_features(work_dir, name, trunk, part, spec.image_size, views, on_batch)
-    fresh = sum(len(p.image_ids) * v for p, v in ((train, config.views), (val, 1), (test, 1)) if p is not None)
+    parts = ((train, config.views), (val, eval_views), (test, eval_views))
+    fresh = sum(len(p.image_ids) * v for p, v in parts if p is not None)
     feature_ips = fresh / max(time.perf_counter() - t0, 1e-9) if not state.get("feature_seconds") else 0.0
     if not state.get("feature_seconds"):
         state["feature_seconds"] = round(time.perf_counter() - t0, 2)
@@ -440,7 +461,7 @@ def train_tags(
             t = time.perf_counter()
             acc = None
             if val_labels is not None:
-                acc = val_accuracy(predict_logits(self.model, feats["val"]), val_labels, main)
+                acc = val_accuracy(predict_logits(self.model, feats["val"], eval_views), val_labels, main)
             state["eval_seconds"] = time.perf_counter() - t
             entry["val_top1"] = acc
             best = state.get("best")
@@ -487,6 +508,6 @@ def train_tags(
         seconds=float(state["seconds"]),
         stopped=state.get("stopped"),
         resumed_from_epoch=resumed_from,
-        val_logits=predict_logits(top, feats["val"]) if "val" in feats else None,
-        test_logits=predict_logits(top, feats["test"]) if "test" in feats else None,
+        val_logits=predict_logits(top, feats["val"], eval_views) if "val" in feats else None,
+        test_logits=predict_logits(top, feats["test"], eval_views) if "test" in feats else None,
     )

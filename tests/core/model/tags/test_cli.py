@@ -71,3 +71,20 @@ def test_train_tags_on_a_project_without_tags_says_what_to_do(tmp_path: Path) ->
     run = cli(settings, "train", "--model", "tags", "--project", "Empty")
     assert run.returncode == 1
     assert "No image of this project has a stored tag" in run.stdout + run.stderr
+
+
+def test_train_options_become_the_jobs_parameters() -> None:
+    from core.cli import build_parser
+    from core.model.tags.cli import train_params
+    from core.model.tags.jobs import DEFAULTS
+
+    parser = build_parser()
+    args = parser.parse_args(["train", "--model", "tags", "--project", "p"])
+    assert {k: v for k, v in train_params(args, 3).items() if k != "project_id"} == DEFAULTS
+    args = parser.parse_args(
+        ["train", "--model", "tags", "--project", "p", "--views", "4", "--image-size", "288", "--no-flip-average"]
+    )
+    params = train_params(args, 3)
+    assert (params["views"], params["image_size"], params["flip_average"]) == (4, 288, False)
+    args = parser.parse_args(["train", "--model", "tags", "--project", "p", "--flip-average"])
+    assert train_params(args, 3)["flip_average"] is True

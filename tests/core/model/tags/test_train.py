@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from core.model.tags.model import TagsSpec, build_top, head_layer_name
-from core.model.tags.train import _view, class_weights, masked_loss, oversampled_indices
+from core.model.tags.train import _view, class_weights, masked_loss, oversampled_indices, predict_logits
 
 
 def test_an_image_without_a_tag_does_not_move_that_head() -> None:
@@ -60,15 +60,50 @@ def test_oversampling_fills_rare_values_up_to_the_percentile() -> None:
     assert set(range(15)) <= set(idx.tolist())
 
 
-def test_views_mirror_and_zoom_without_touching_colours() -> None:
+def test_views_mirror_and_crop_without_touching_colours() -> None:
     image = np.zeros((32, 32, 3), dtype=np.uint8)
     image[:, :8] = (200, 10, 10)
+    image[12:20, 12:20] = (10, 200, 10)  # inside every crop (a crop keeps at least 64 % of each side)
     mirrored = _view(image, 1)
     assert (mirrored[:, -8:] == (200, 10, 10)).all() and (mirrored[:, :8] == 0).all()
-    zoomed = _view(image, 2)
-    assert zoomed.shape == image.shape
-    colours = {tuple(c) for c in zoomed.reshape(-1, 3)}
-    assert (200, 10, 10) in colours  # the colour itself survives (no hue change)
+    for seed in range(20):
+        crop = _view(image, 2, seed)
+        assert crop.shape == image.shape
+        colours = {tuple(c) for c in crop.reshape(-1, 3)}
+        assert (10, 200, 10) in colours  # the colour itself survives (no hue change)
+    # Seeded per image and view: the same view twice is the same crop, other views and images differ.
+    assert (_view(image, 2, 5) == _view(image, 2, 5)).all()
+    assert not (_view(image, 2, 5) == _view(image, 2, 6)).all()
+    assert not (_view(image, 2, 5)[:, ::-1] == _view(image, 3, 5)).all()
+
+
+def test_predict_logits_averages_the_first_views() -> None:
+    import keras
+
+    inputs = keras.Input((3,))
+    top = keras.Model(inputs, [keras.layers.Dense(2, name="a")(inputs)])
+    feats = np.random.default_rng(0).normal(size=(5, 2, 3)).astype(np.float16)
+    (one,) = predict_logits(top, feats, 1, batch_size=2)
+    (both,) = predict_logits(top, feats, 2, batch_size=2)
+    (mirror,) = predict_logits(top, feats[:, 1:], 1, batch_size=2)
+    np.testing.assert_allclose(both, (one + mirror) / 2, rtol=1e-5, atol=1e-6)
+
+
+def test_flip_average_predicts_the_same_for_an_image_and_its_mirror(tmp_path: Path) -> None:
+    from core.model.tags.model import Tagger, build_base, build_top, build_trunk, compose
+
+    spec = TagsSpec(heads={"category": ["a", "b", "c"]}, image_size=32, weights="none")
+    base = build_base(spec, None)
+    trunk = build_trunk(base, spec)
+    model = compose(trunk, build_top(spec, tuple(trunk.output.shape[1:]), base), spec)
+    image = np.random.default_rng(1).integers(0, 255, size=(1, 32, 32, 3)).astype(np.uint8)
+    mirrored = image[:, :, ::-1]
+    plain = Tagger(model, spec)
+    # Random weights give tiny logits: compare relative to their size.
+    assert not np.allclose(plain.logits(image)[0], plain.logits(mirrored)[0], rtol=1e-2, atol=0)
+    spec.flip_average = True
+    averaged = Tagger(model, spec)
+    np.testing.assert_allclose(averaged.logits(image)[0], averaged.logits(mirrored)[0], rtol=1e-4, atol=0)
 
 
 def test_resume_after_a_killed_worker_continues_from_the_last_epoch(tmp_path: Path) -> None:
