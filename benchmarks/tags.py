@@ -206,7 +206,15 @@ def main() -> None:
         type=Path,
         help="keep the work folder here (default: a temporary one); an earlier one's import is reused",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a default of the default run (e.g. image_size=320, views=4): a candidate default, measured",
+    )
     args = parser.parse_args()
+    candidate = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     if not (DATA / "labels.csv").exists():
         raise SystemExit(f"{DATA} is absent (the shared data folder beside the checkout)")
     runs = {s.strip() for s in args.runs.split(",") if s.strip()}
@@ -231,7 +239,10 @@ def main() -> None:
     print(json.dumps({"images": report["images"]}), file=sys.stderr)
 
     if "default" in runs:
-        job_id, version_id, wall = train_job(engine, settings, pid, budget_minutes=args.minutes, name="default")
+        job_id, version_id, wall = train_job(
+            engine, settings, pid, budget_minutes=args.minutes, name="default", **candidate
+        )
+        report["default_overrides"] = candidate
         report["default"] = summary(engine, version_id, wall)
         with session_scope(engine) as session:
             test_ids = list(session.scalars(select(Image.id).where(Image.project_id == pid, Image.split == Split.TEST)))
