@@ -241,7 +241,7 @@ def _writers(engine, built, stop: threading.Event, job_id: int, new_ids: list[in
 async def _session(browser, role: str, k: int, body, *args) -> None:  # type: ignore[no-untyped-def]
     """One person: a browser context of their own; a screenshot where it got stuck, for the log."""
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(180_000)
+    context.set_default_timeout(120_000)
     page = await context.new_page()
     try:
         await asyncio.sleep(0.5 * k)  # people arrive a little apart, not in the same millisecond
@@ -277,9 +277,16 @@ async def _drive(url: str, names: list[list[str]], reviewers: int, seconds: floa
             for k, mine in enumerate(names)
         ]
         tasks += [_session(browser, "reviewer", k, _reviewer, url, end, think, tally, k) for k in range(reviewers)]
-        results = await asyncio.gather(*tasks, return_exceptions=True)
+        # A session stuck past the end (a page that never answered) is cut off 120 s after it and reported.
+        running = [asyncio.ensure_future(t) for t in tasks]
+        await asyncio.wait(running, timeout=seconds + 120)
+        for task in running:
+            task.cancel()
+        results = await asyncio.gather(*running, return_exceptions=True)
         for r in results:
-            if isinstance(r, BaseException):
+            if isinstance(r, asyncio.CancelledError):
+                tally.others.append("session cut off 120 s after the end (a page that did not answer)")
+            elif isinstance(r, BaseException):
                 tally.others.append(f"session ended early: {type(r).__name__}: {str(r)[:200]}")
         await browser.close()
 
