@@ -166,7 +166,7 @@ async def _annotator(page, url: str, names: list[str], end: float, think: float,
         await page.get_by_text("Unsaved changes").first.wait_for()
         await _wait_app(page)
         t = time.perf_counter()
-        await page.get_by_role("button", name=re.compile(r"^Save")).click()  # its name ends with the shortcut
+        await page.get_by_role("button", name=re.compile(r"^Save")).first.click()  # its name ends with the shortcut
         text = await _outcome_after(page, name)
         tally.outcome(name, text, (time.perf_counter() - t) * 1000)
         await _wait_app(page)
@@ -178,7 +178,8 @@ async def _reviewer(page, url: str, end: float, think: float, tally: Tally, k: i
     await page.goto(f"{url}/review")
     await _wait_app(page)
     while time.monotonic() < end:
-        accept = page.get_by_role("button", name="Accept as is")
+        # .first: during a rerun Streamlit briefly shows the old and the new button together.
+        accept = page.get_by_role("button", name="Accept as is").first
         await accept.wait_for()
         header = await page.locator("strong", has_text=re.compile(r"\.jpg$")).first.inner_text()
         for _ in range(600):  # the rerun after the last click may not have drawn the next item yet
@@ -196,7 +197,7 @@ async def _reviewer(page, url: str, end: float, think: float, tally: Tally, k: i
             # No prediction above the threshold: Accept refuses (nothing saved); a person skips it.
             with tally.lock:
                 tally.counts["nothing_shown_skipped"] = tally.counts.get("nothing_shown_skipped", 0) + 1
-            await page.get_by_role("button", name=re.compile(r"^Skip")).click()
+            await page.get_by_role("button", name=re.compile(r"^Skip")).first.click()
             await _wait_app(page)
             continue
         tally.outcome(header, text, (time.perf_counter() - t) * 1000)
