@@ -109,9 +109,10 @@ class Tally:
         self.reported: list[tuple[str, int]] = []  # (image name, revision) the page said it saved
         self.others: list[str] = []
 
-    def outcome(self, name: str, text: str, ms: float) -> None:
+    def outcome(self, name: str, text: str, ms: float, role: str = "annotator") -> None:
         with self.lock:
             self.counts["attempted"] += 1
+            self.counts[f"{role}_attempted"] = self.counts.get(f"{role}_attempted", 0) + 1
             if "database is locked" in text.lower():
                 self.counts["locked_shown"] += 1
             elif m := SAVED.search(text):
@@ -200,7 +201,7 @@ async def _reviewer(page, url: str, end: float, think: float, tally: Tally, k: i
             await page.get_by_role("button", name=re.compile(r"^Skip")).first.click()
             await _wait_app(page)
             continue
-        tally.outcome(header, text, (time.perf_counter() - t) * 1000)
+        tally.outcome(header, text, (time.perf_counter() - t) * 1000, "reviewer")
 
 
 def _writers(engine, built, stop: threading.Event, job_id: int, new_ids: list[int]) -> list[threading.Thread]:  # type: ignore[no-untyped-def]
@@ -371,7 +372,8 @@ def main() -> None:
     print(
         f"  attempted {c['attempted']}, saved {c['saved']}, refused with the conflict message {c['refused_conflict']}, "
         f"'database is locked' shown {c['locked_shown']}, other {c['other']}, lost {lost}; "
-        f"review items with nothing above the threshold skipped {c.get('nothing_shown_skipped', 0)}"
+        f"review items with nothing above the threshold skipped {c.get('nothing_shown_skipped', 0)}; "
+        f"attempts by annotators {c.get('annotator_attempted', 0)}, by reviewers {c.get('reviewer_attempted', 0)}"
     )
     if ms:
         print(f"  save time in the browser (click to message): p50 {statistics.median(ms):.0f} ms, p95 {p95:.0f} ms")
