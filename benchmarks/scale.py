@@ -157,7 +157,13 @@ def measure(repeats: int, built: dict[str, Any]) -> dict[str, list[float]]:
 
 def _annotate_actions(s: Any, pid: int, built: dict[str, Any], r: int, add: Callable[[str, float], None]) -> None:
     def button(label: str) -> Any:
-        return next(b for b in s.button if b.label == label)
+        found = next((b for b in s.button if b.label == label), None)
+        if found is None:
+            raise RuntimeError(
+                f"no {label!r} button on Annotate: "
+                + " | ".join(str(x.value)[:200] for x in [*s.error, *s.warning, *s.info, *s.markdown][:12])
+            )
+        return found
 
     add("Annotate save", _timed(button("Save").click().run))
     _check(s, "Annotate save")
@@ -183,7 +189,46 @@ def _annotate_actions(s: Any, pid: int, built: dict[str, Any], r: int, add: Call
         raise RuntimeError(f"jump to {name} shows {header}")
 
 
-def _run_one(db: str, images: int, repeats: int, work: Path) -> tuple[dict[str, Any], dict[str, list[float]]]:
+def _export_check(url: str, data_dir: Path, out: Path) -> dict[str, float]:
+    """The whole project exported to a zip by ``python -m core export`` (the export job's code) in a child process.
+
+    Its peak resident memory (``wait4``'s rusage of that one process) against the zip's size
+    shows whether the export streams: a writer that held the images would grow with them.
+    """
+    import subprocess
+
+    t = time.perf_counter()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "core",
+            "export",
+            "voc",
+            str(out),
+            "--db",
+            url,
+            "--data-dir",
+            str(data_dir),
+            "--project",
+            "Scale",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    if status:
+        raise RuntimeError(f"export exited with status {status}")
+    return {
+        "seconds": time.perf_counter() - t,
+        "peak_rss_mb": usage.ru_maxrss / 1024,
+        "zip_mb": out.stat().st_size / 1e6,
+    }
+
+
+def _run_one(
+    db: str, images: int, repeats: int, work: Path, export: bool = False
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
     from ui.context import reset_context
 
     server = None
@@ -208,6 +253,8 @@ def _run_one(db: str, images: int, repeats: int, work: Path) -> tuple[dict[str, 
         # The first session picks the project: the newest (the scale project) is what the picker shows.
         times = measure(repeats, built)
         reset_context()
+        if export:
+            built["export"] = _export_check(url, settings.data_dir, work / "export.zip")
         return built, times
     finally:
         if server is not None:
@@ -219,8 +266,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=100_000, help="images in the project (boxes 5x, predictions 10x)")
     parser.add_argument("--db", default="sqlite,postgresql", help="comma-separated: sqlite, postgresql")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument(
+        "--export-on", default="", help="comma-separated databases to also export the project on (memory check)"
+    )
     args = parser.parse_args()
     sys.argv = sys.argv[:1]  # the app reads --db from the command line (ui/context.py): not ours
+    # One person on loopback (``--no-auth``), as the page tests run: the sign-in gate's session
+    # check (one indexed read per run) is left out of the times; signing in is not a page.
+    os.environ["TAGRACK_NO_AUTH"] = "1"
+    from streamlit import config
+
+    config.set_option("server.address", "127.0.0.1")
 
     _stable_navigation()
     _shared_script_cache()
@@ -230,7 +286,7 @@ def main() -> None:
     failures = 0
     for db in [d.strip() for d in args.db.split(",") if d.strip()]:
         with tempfile.TemporaryDirectory() as tmp:
-            built, times = _run_one(db, args.images, args.repeats, Path(tmp))
+            built, times = _run_one(db, args.images, args.repeats, Path(tmp), export=db in args.export_on.split(","))
         print()
         print(
             f"{db}: {built['images']} images, {built['boxes']} boxes, {built['predictions']} predictions; "
@@ -242,6 +298,13 @@ def main() -> None:
             ok = name.startswith("AppTest") or p95 < TARGET_MS
             failures += not ok
             print(f"{name:<36}{statistics.median(xs):>9.1f}{p95:>9.1f}  {'yes' if ok else 'NO'}")
+        if "export" in built:
+            e = built["export"]
+            print(
+                f"export of the whole project (voc zip): {e['seconds']:.0f} s, zip {e['zip_mb']:.0f} MB, "
+                f"peak memory of the exporting process {e['peak_rss_mb']:.0f} MB"
+            )
+        print(f"load average now: {', '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     print(f"\nload average at end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     sys.exit(1 if failures else 0)
 

@@ -587,3 +587,26 @@ class ModelExport(Base):
     check_result: Mapped[dict[str, Any]] = mapped_column(default=dict)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CountDelta(Base):
+    """A signed change (+1 / -1, or a folded sum) to one of a project's counts, written by triggers (0011).
+
+    ``kind`` ``"image"``: ``key`` is ``"status|split"``; ``kind`` ``"label"``: ``key`` is the
+    label id. A count is the sum of its rows; :mod:`db.counts` reads and folds them. Nothing in
+    Python writes a delta: the database's triggers on ``image`` and ``box`` do, in the write's
+    own transaction.
+    """
+
+    __tablename__ = "count_delta"
+    __table_args__ = (Index("ix_count_delta_project", "project_id", "kind", "key", "n"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(8))
+    key: Mapped[str] = mapped_column(String(64))
+    n: Mapped[int] = mapped_column(Integer)
+
+
+# Home's people panel (finished images per person and this week) reads this index alone (0011).
+Index("ix_image_project_status_who_time", Image.project_id, Image.status, Image.updated_by, Image.updated_at)

@@ -5,54 +5,42 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from db.models import Activity, BoxRow, Image, ImageStatus, Job, JobStatus, Label, ModelVersion, Project, Split
+from db.counts import ProjectCounts, project_counts
+from db.models import Activity, Image, Job, JobStatus, Label, ModelVersion, Project
 
 
 def images_by_status(session: Session, project_id: int) -> dict[str, int]:
-    """Image count per status, every status present (zero when none)."""
-    rows = session.execute(
-        select(Image.status, func.count()).where(Image.project_id == project_id).group_by(Image.status)
-    ).all()
-    counts = {s.value: 0 for s in ImageStatus}
-    counts.update({status.value: n for status, n in rows})
-    return counts
+    """Image count per status, every status present (zero when none); kept on write (``db.counts``)."""
+    return project_counts(session, project_id).by_status()
 
 
 def images_by_split(session: Session, project_id: int) -> dict[str, int]:
-    """Image count per split ("unassigned" for none)."""
-    rows = session.execute(
-        select(Image.split, func.count()).where(Image.project_id == project_id).group_by(Image.split)
-    ).all()
-    counts = {s.value: 0 for s in Split} | {"unassigned": 0}
-    counts.update({(split.value if split else "unassigned"): n for split, n in rows})
-    return counts
+    """Image count per split ("unassigned" for none); kept on write (``db.counts``)."""
+    return project_counts(session, project_id).by_split()
 
 
-def boxes_by_label(session: Session, project_id: int) -> dict[str, int]:
-    """BoxRow count per label in label order, zero for unused labels."""
-    rows = session.execute(
-        select(Label.name, func.count(BoxRow.id))
-        .select_from(Label)
-        .outerjoin(BoxRow, BoxRow.label_id == Label.id)
-        .where(Label.project_id == project_id)
-        .group_by(Label.id, Label.name, Label.order)
-        .order_by(Label.order)
+def boxes_by_label(session: Session, project_id: int, counts: ProjectCounts | None = None) -> dict[str, int]:
+    """Box count per label in label order, zero for unused labels; kept on write (``db.counts``)."""
+    counts = counts or project_counts(session, project_id)
+    labels = session.execute(
+        select(Label.id, Label.name).where(Label.project_id == project_id).order_by(Label.order)
     ).all()
-    return {name: n for name, n in rows}
+    return {name: counts.boxes.get(label_id, 0) for label_id, name in labels}
 
 
 def project_stats(session: Session, project_id: int) -> dict[str, Any]:
-    """Counts for the home page and ``python -m core stats``."""
-    by_status = images_by_status(session, project_id)
-    by_label = boxes_by_label(session, project_id)
+    """Counts for the home page and ``python -m core stats`` (one read of the kept counts)."""
+    counts = project_counts(session, project_id)
+    by_status = counts.by_status()
+    by_label = boxes_by_label(session, project_id, counts)
     return {
         "images": sum(by_status.values()),
         "boxes": sum(by_label.values()),
         "images_by_status": by_status,
-        "images_by_split": images_by_split(session, project_id),
+        "images_by_split": counts.by_split(),
         "boxes_by_label": by_label,
     }
 

@@ -13,12 +13,12 @@ from core.project.splits import exportable_per_split
 from db.engine import session_scope
 from db.models import JobStatus
 from ui.context import current_user, get_context, require_project
+from ui.file_route import offer
 from ui.jobs import JobSnapshot, job_ended_ui, job_progress_ui, start_job
 
-# The browser download goes through Streamlit's media store, which holds the whole file
-# in the server's memory while the session lasts (Streamlit 1.67 has no streaming
-# download for `streamlit run` apps). Past this size we point at the file on the server.
-MAX_BROWSER_DOWNLOAD = 1024**3
+# Where the server's file route is missing (ui/file_route.py), a download would go through
+# Streamlit's media store, which holds the whole file in memory: only up to this size.
+MAX_BROWSER_DOWNLOAD = 200 * 1024**2
 
 FORMATS = {name: spec.export_description for name, spec in registry.writers().items()}
 
@@ -77,6 +77,14 @@ if params is not None and (job_id := start_job("export", params, project_id)) is
     st.session_state[JOB_KEY] = job_id
 
 
+def _download_url(job_id: int, path: Path) -> str | None:
+    """One download link per finished job and session (not a new token on every rerun)."""
+    key = f"export_url_{job_id}"
+    if key not in st.session_state:
+        st.session_state[key] = offer(path, current_user())
+    return st.session_state[key]
+
+
 def export_result_ui(job_id: int, job: JobSnapshot) -> None:
     """The finished export: summary and the download."""
     result = job.result
@@ -89,8 +97,11 @@ def export_result_ui(job_id: int, job: JobSnapshot) -> None:
         )
         if not path.is_file():
             st.warning(f"The export file {path} is gone from the server.")
+        elif url := _download_url(job_id, path):
+            # Served from disk 64 KiB at a time by the server's file route (ui/file_route.py).
+            st.link_button("Download the export", url, type="primary", icon=":material/download:")
         elif path.stat().st_size <= MAX_BROWSER_DOWNLOAD:
-            # A callable: the file is read only when the button is clicked, not on every rerun.
+            # No file route here (AppTest): a callable, read only when the button is clicked.
             st.download_button(
                 "Download the export",
                 data=path.read_bytes,
@@ -99,15 +110,13 @@ def export_result_ui(job_id: int, job: JobSnapshot) -> None:
                 type="primary",
                 icon=":material/download:",
                 key=f"download_{job_id}",
-                # No rerun on click: a rerun redraws the button while the browser asks the
-                # server for the file (seen as a download that never started under load).
                 on_click="ignore",
             )
         else:
             st.info(
-                f"The export is {path.stat().st_size / 1e9:.1f} GB, too large to pass through the browser download "
-                f"(it would sit in the server's memory). It is on the server at `{path}`; for big datasets run "
-                "`python -m core export FORMAT OUT` next to the data instead."
+                f"The export is {path.stat().st_size / 1e9:.1f} GB, too large to pass through the server's memory. "
+                f"It is on the server at `{path}`; for big datasets run `python -m core export FORMAT OUT` next "
+                "to the data instead."
             )
         st.caption(f"On the server: `{path}`")
     else:

@@ -12,6 +12,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from db.counts import project_counts
 from db.models import BoxRow, Image, ImageStatus, Label
 
 # Below this many training boxes a class is usually learnt poorly (the rule of thumb of
@@ -104,10 +105,7 @@ def dataset_health(session: Session, project_id: int) -> DatasetHealth:
         geometry["relative_area"] = geometry["area"] / (geometry["image_width"] * geometry["image_height"])
         geometry["aspect"] = geometry["width"] / geometry["height"].where(geometry["height"] > 0)
 
-    status_rows = session.execute(
-        select(Image.status, func.count()).where(Image.project_id == project_id).group_by(Image.status)
-    ).all()
-    counts = {s.value: 0 for s in ImageStatus} | {s.value: n for s, n in status_rows}
+    counts = project_counts(session, project_id).by_status()
     by_status = pd.DataFrame({"status": list(counts), "images": list(counts.values())})
 
     day = func.date(BoxRow.created_at)

@@ -6,6 +6,7 @@ import csv
 import zipfile
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core.dataset.exporter import export_dataset
@@ -49,6 +50,7 @@ def _tags(engine, pid) -> dict[str, dict]:
         }
 
 
+@pytest.mark.both_databases
 def test_tags_csv_export_reads_back(engine, settings, tmp_path: Path) -> None:
     pid = _tagged_project(engine, settings)
     with session_scope(engine) as session:
