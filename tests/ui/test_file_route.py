@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from starlette.requests import Request
 
 from ui.file_route import ROUTE_PREFIX, grant, granted, route, serve
+
+
+def _run(coro):
+    """asyncio.run in a thread of its own: a browser test earlier in this process (Playwright's sync
+    API) may have left an event loop running on this one, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _get(token: str) -> Request:
@@ -35,7 +43,7 @@ def test_the_route_streams_the_file_from_disk_and_refuses_an_unknown_token(tmp_p
     data = bytes(range(256)) * 1000  # 256,000 bytes: several 64 KiB chunks
     zipped.write_bytes(data)
     token = grant(zipped, "admin")
-    response = asyncio.run(serve(_get(token)))
+    response = _run(serve(_get(token)))
     assert type(response).__name__ == "FileResponse"  # read from disk by chunks when sent, never held whole
     assert response.headers["content-disposition"].startswith("attachment")
     assert 'filename="big.zip"' in response.headers["content-disposition"]
@@ -52,10 +60,10 @@ def test_the_route_streams_the_file_from_disk_and_refuses_an_unknown_token(tmp_p
         if message["type"] == "http.response.body":
             sent.append(message.get("body", b""))
 
-    asyncio.run(response({"type": "http", "method": "GET", "path": "/", "headers": []}, receive, send))
+    _run(response({"type": "http", "method": "GET", "path": "/", "headers": []}, receive, send))
     assert b"".join(sent) == data
     assert len([c for c in sent if c]) >= 4  # in chunks
     assert started[0][b"content-length"] == str(len(data)).encode()
-    refused = asyncio.run(serve(_get("not-a-token")))
+    refused = _run(serve(_get("not-a-token")))
     assert refused.status_code == 404
     assert route().path == ROUTE_PREFIX + "{token}"

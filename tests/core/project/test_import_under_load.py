@@ -15,6 +15,7 @@ import queue
 import random
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,13 @@ def _voc_annotation(name: str) -> str:
 
 
 @pytest.mark.parametrize("command", ["import-images", "import voc"])
-def test_import_while_others_annotate_loses_nothing(settings, engine, project_id, tmp_path: Path, command) -> None:
+def test_import_while_others_annotate_loses_nothing(
+    settings, engine, project_id, tmp_path: Path, command, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A spawned child first re-runs the parent's __main__. After an AppTest in the same process
+    # (pytest-xdist runs modules in any order) that is app.py, which would open the default
+    # database in every saver; a bare __main__ gives the children nothing to re-run.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     folder = tmp_path / "photos"
     folder.mkdir()
     for n in range(PHOTOS):
