@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from db.engine import session_scope
 from db.models import AuditEvent
+from db.queries import project_names
 
 # The actions written by Tagrack (the admin page offers them as filters).
 ACTIONS = (
@@ -94,3 +96,23 @@ def to_csv(rows: Sequence[AuditEvent]) -> str:
     writer.writeheader()
     writer.writerows(to_rows(rows))
     return out.getvalue()
+
+
+def audit_view(
+    engine: Engine,
+    actions: Sequence[str] | None = None,
+    who: str | None = None,
+    project_id: int | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """What the Audit trail page shows: the filtered events as table rows and as CSV text, in one read."""
+    with session_scope(engine) as session:
+        rows = events(session, actions=actions, who=who, project_id=project_id, since=since, until=until)
+        return to_rows(rows), to_csv(rows)
+
+
+def audit_projects(engine: Engine) -> dict[int, str]:
+    """Project id -> name, for the page's project filter."""
+    with session_scope(engine) as session:
+        return project_names(session)
