@@ -201,12 +201,16 @@ def people_progress(session: Session, project_id: int, now: datetime | None = No
             .group_by(Account.username)
         )
     }
+    # Grouped by an expression, not the bare column: grouped by the column, SQLite's planner (no
+    # statistics) walks ix_image_project_who_time in its order and reads every finished image's row
+    # (0.3-0.6 s at 100,000 images); this way it reads ix_image_project_status_who_time alone (~40 ms).
+    who = func.coalesce(Image.updated_by, "")
     finished = {
         name: (int(n), int(w))
         for name, n, w in session.execute(
-            select(Image.updated_by, func.count(), func.count().filter(Image.updated_at >= week))
+            select(who, func.count(), func.count().filter(Image.updated_at >= week))
             .where(Image.project_id == project_id, Image.status.in_(_DONE), Image.updated_by.is_not(None))
-            .group_by(Image.updated_by)
+            .group_by(who)
         )
     }
     people = sorted(set(assigned) | set(finished))

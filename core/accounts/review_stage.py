@@ -10,7 +10,7 @@ dataset does not vanish from its exports.
 
 from __future__ import annotations
 
-from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, func, not_, or_, select, true
 from sqlalchemy.orm import Session
 
 from core.accounts import audit
@@ -66,6 +66,23 @@ def passes_review_stage() -> ColumnElement[bool]:
 def ground_truth() -> ColumnElement[bool]:
     """SQL condition on ``Image``: finished, and accepted when its project's review stage is on."""
     return and_(Image.status.in_(_DONE), passes_review_stage())
+
+
+def passes_review_stage_in(session: Session, project_id: int) -> ColumnElement[bool]:
+    """:func:`passes_review_stage` for images of one project, its stage read once here.
+
+    The generic condition asks the project's workflow row again for every image (a correlated
+    subquery per row: 0.1-0.3 s over 100,000 images on SQLite); with the stage known, a project
+    without it needs no condition at all and the counts can come from an index alone.
+    """
+    if stage_on(session, project_id):
+        return exists().where(ImageReview.image_id == Image.id, ImageReview.state == ACCEPTED)
+    return true()
+
+
+def ground_truth_in(session: Session, project_id: int) -> ColumnElement[bool]:
+    """:func:`ground_truth` for images of one project, its stage read once (see :func:`passes_review_stage_in`)."""
+    return and_(Image.status.in_(_DONE), passes_review_stage_in(session, project_id))
 
 
 def on_saved(session: Session, image: Image, who: str) -> None:

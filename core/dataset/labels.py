@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, func, or_, select, text
 
 from core.dataset.files import Files
 from core.dataset.importer import ImportReport, store_in_batches
@@ -50,10 +50,15 @@ def tagged_image_count(session: Any, project_id: int) -> int:
     if not schema:
         return 0
     # Counted in SQL (JSON extraction per tag): reading every image's attributes into Python took
-    # 0.9 s of each Export page run at 100,000 images.
+    # 0.9 s of each Export page run at 100,000 images. An image that never had a tag stores "{}";
+    # reading every image row to find that out cost 0.4-0.6 s at 100,000 on SQLite.
     values = [Image.attributes[tag].as_string() for tag in schema]
     has_tag = or_(*[and_(v.is_not(None), v != "") for v in values])
-    return int(session.scalar(select(func.count()).where(Image.project_id == project_id, has_tag)) or 0)
+    # Word for word the condition of ix_image_project_with_attributes (migration 0012), so that
+    # the planner reads that index: only the images that store any attribute are visited.
+    dialect = session.get_bind().dialect.name
+    some = text("image.attributes::text <> '{}'" if dialect == "postgresql" else "image.attributes != '{}'")
+    return int(session.scalar(select(func.count()).where(Image.project_id == project_id, some, has_tag)) or 0)
 
 
 def read_label_records(

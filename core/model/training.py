@@ -170,11 +170,11 @@ def fit_geometry(session: Session, project_id: int, sample_images: int | None = 
     fit on every run and on 100,000 images reading every box took seconds, while the fit (box
     size quantiles) of a few thousand images is the same; the training job fits on all of them.
     """
-    from core.accounts.review_stage import ground_truth
+    from core.accounts.review_stage import ground_truth_in
     from core.model.detector.input_fit import fit_input
     from db.models import BoxRow, Image, Split
 
-    cond = [Image.project_id == project_id, ground_truth()]
+    cond = [Image.project_id == project_id, ground_truth_in(session, project_id)]
     if sample_images:
         total = session.scalar(select(func.count()).select_from(Image).where(*cond)) or 0
         step = max(1, total // sample_images)

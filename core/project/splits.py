@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from core.accounts.review_stage import passes_review_stage
+from core.accounts.review_stage import passes_review_stage_in, stage_on
+from db.counts import project_counts
 from db.models import BoxRow, Image, ImageStatus, Split
 
 SPLITS: tuple[Split, ...] = (Split.TRAIN, Split.VAL, Split.TEST)
@@ -55,9 +56,18 @@ def exportable_per_split(
     session: Session, project_id: int, statuses: Sequence[ImageStatus] = EXPORTABLE_STATUSES
 ) -> dict[Split | None, int]:
     """Ground-truth (exportable) image count per split, None for images that have no split yet."""
+    if not stage_on(session, project_id):
+        # Without the review stage these are the counts kept on write (db.counts): a sum over a
+        # few rows instead of a pass over every finished image (Export and Train show them per run).
+        wanted = {ImageStatus(s).value for s in statuses}
+        out: dict[Split | None, int] = defaultdict(int)
+        for (status, split), n in project_counts(session, project_id).images.items():
+            if status in wanted and n:
+                out[Split(split) if split else None] += n
+        return dict(out)
     rows = session.execute(
         select(Image.split, func.count())
-        .where(Image.project_id == project_id, Image.status.in_(statuses), passes_review_stage())
+        .where(Image.project_id == project_id, Image.status.in_(statuses), passes_review_stage_in(session, project_id))
         .group_by(Image.split)
     ).all()
     return {split: int(n) for split, n in rows}

@@ -239,3 +239,44 @@ def test_cli_import_labels_creates_a_project_with_only_the_files_tags(settings, 
     assert "does not exist" in capsys.readouterr().err
     with session_scope(engine) as session:
         assert session.scalar(select(Project).where(Project.name == "other")) is None
+
+
+def test_tagged_count_follows_tags_set_and_cleared_and_reads_the_partial_index(engine, settings) -> None:
+    from sqlalchemy import event
+
+    from core.dataset.labels import tagged_image_count
+
+    pid = _project(engine)
+    _store(engine, settings, pid, ["a.jpg", "b.jpg", "c.jpg"])
+
+    def set_attributes(name: str, attributes: dict) -> None:
+        with session_scope(engine) as session:
+            image = session.scalar(select(Image).where(Image.project_id == pid, Image.original_name == name))
+            image.attributes = attributes
+
+    def count() -> int:
+        with session_scope(engine) as session:
+            return tagged_image_count(session, pid)
+
+    assert count() == 0
+    set_attributes("a.jpg", {"colour": "red"})
+    set_attributes("b.jpg", {"colour": ""})  # an emptied tag: attributes, but no tag
+    set_attributes("c.jpg", {"auto_main_class": "Shoes"})  # machine keys only: no tag
+    assert count() == 1
+    set_attributes("a.jpg", {})
+    assert count() == 0
+    if engine.dialect.name == "sqlite":
+        seen: list[tuple[str, object]] = []
+
+        def keep(conn, cursor, statement, parameters, context, executemany) -> None:
+            seen.append((statement, parameters))
+
+        event.listen(engine, "before_cursor_execute", keep)
+        try:
+            count()
+        finally:
+            event.remove(engine, "before_cursor_execute", keep)
+        statement, parameters = seen[-1]
+        with engine.connect() as conn:
+            plan = " ".join(str(row[-1]) for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters))
+        assert "ix_image_project_with_attributes" in plan, plan
