@@ -235,24 +235,27 @@ def next_to_do(
 def find_in_queue(session: Session, project_id: int, flt: AnnotationQueueFilter, text: str) -> QueueEntry | None:
     """Finds an image by name as :func:`find_by_name` does (exact, any case, contained), in SQL.
 
-    The exact match uses the (project, name) index; the other two scan names in the database,
-    never in Python.
+    The exact match uses the (project, name) index; the other two share one scan of the names in
+    the database (never in Python): every case-insensitive match also contains the text, so the
+    contained names are read once, a case-insensitive match first.
     """
     text = text.strip()
     if not text:
         return None
-    base = _filtered(select(*_columns(flt)), project_id, flt).order_by(*_order(flt)).limit(1)
+    filtered = _filtered(select(*_columns(flt)), project_id, flt)
+    found = _entry(session.execute(filtered.where(Image.original_name == text).order_by(*_order(flt)).limit(1)).first())
+    if found is not None:
+        return found
     folded = text.lower()
     pattern = "%" + folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    for cond in (
-        Image.original_name == text,
-        func.lower(Image.original_name) == folded,
-        func.lower(Image.original_name).like(pattern, escape="\\"),
-    ):
-        found = _entry(session.execute(base.where(cond)).first())
-        if found is not None:
-            return found
-    return None
+    name = func.lower(Image.original_name)
+    return _entry(
+        session.execute(
+            filtered.where(name.like(pattern, escape="\\"))
+            .order_by(case((name == folded, 0), else_=1), *_order(flt))
+            .limit(1)
+        ).first()
+    )
 
 
 def first_to_do(entries: Sequence[QueueEntry], after: int | None = None) -> QueueEntry | None:
