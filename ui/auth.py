@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -157,9 +159,32 @@ def project_role() -> SignedIn:
     return signed
 
 
-def require_page(page: object) -> None:
+def menu_role() -> str | None:
+    """The role the menu is drawn for: the one the previous run found (None before sign-in)."""
+    if no_auth_requested():
+        return ADMIN
+    signed: SignedIn | None = st.session_state.get(ACCOUNT_KEY)
+    return signed.role if signed is not None else None
+
+
+def menu_pages(pages: list[tuple[str, str, str]], role: str | None) -> list[Any]:
+    """``st.Page`` objects for (file, title, icon) rows, the first the default; hidden from the menu where ``role`` may not open them.
+
+    Hidden, not left out: a page left out of st.navigation cannot be reached at all, and an
+    address someone bookmarked should still say why it is refused (require_page). Before sign-in
+    (``role`` None) the menu itself is hidden.
+    """
+    out = []
+    for n, (path, title, icon) in enumerate(pages):
+        url_path = "" if n == 0 else Path(path).stem
+        visible = role is None or page_allowed(role, url_path)
+        out.append(st.Page(path, title=title, icon=icon, default=n == 0, visibility="visible" if visible else "hidden"))
+    return out
+
+
+def require_page(page: object, signed: SignedIn | None = None) -> None:
     """Stops the run with a message when the signed-in role may not open ``page`` (an st.Page)."""
-    signed = project_role()
+    signed = signed or project_role()
     url_path = getattr(page, "url_path", "")
     if not page_allowed(signed.role, url_path):
         st.warning(

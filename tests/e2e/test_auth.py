@@ -137,6 +137,11 @@ def test_annotator_cannot_open_admin_pages(auth_server: AppServer, page, path: s
     page.get_by_text(f"Your role (annotator) cannot open {title}").wait_for()
     assert page.locator('[data-testid="stButton"]', has_text=re.compile(r"^(Export|Train|Import|Add)$")).count() == 0
     assert page.locator('[data-testid="stDataFrame"]').count() == 0
+    # The menu lists what the role may open and not the rest (the address above still answers, refusing).
+    menu = page.locator('[data-testid="stSidebarNav"]')
+    menu.get_by_role("link", name="Annotate").wait_for()
+    assert menu.get_by_role("link", name=title, exact=True).count() == 0
+    assert menu.get_by_role("link", name="Audit trail").count() == 0
 
 
 def test_five_wrong_passwords_slow_the_sixth(auth_server: AppServer, page) -> None:
