@@ -32,8 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
+from benchmarks.load_writers import background_writers  # noqa: E402
 from benchmarks.scale_build import build  # noqa: E402
 from core.annotate.errors import StaleRevisionError  # noqa: E402
 from core.annotate.save import save_boxes  # noqa: E402
@@ -42,7 +43,7 @@ from core.boxes import Box  # noqa: E402
 from core.database import open_database  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
-from db.models import Image, ImageStatus, Job, JobStatus, Prediction, utcnow  # noqa: E402
+from db.models import Image, ImageStatus, Job, JobStatus  # noqa: E402
 
 
 def main() -> None:
@@ -153,42 +154,9 @@ def _run(engine, built, annotators: int, seconds: float) -> dict[str, object]:  
             # An image an annotator has open right now: some of these saves come second and must be refused.
             save_once(rng, current[rng.randrange(annotators)], f"reviewer{k}")
 
-    def predictor() -> None:
-        rng = random.Random(7)
-        vid = built["versions"][0]
-        while not stop.is_set():
-            rows = [
-                dict(
-                    model_version_id=vid,
-                    image_id=rng.choice(todo),
-                    label_id=rng.choice(built["labels"]),
-                    x_min=1.0,
-                    y_min=1.0,
-                    x_max=20.0,
-                    y_max=20.0,
-                    score=rng.random(),
-                    created_at=utcnow(),
-                )
-                for _ in range(500)
-            ]
-            with session_scope(engine) as session:
-                session.execute(insert(Prediction), rows)
-            time.sleep(0.5)
-
-    def job_writer() -> None:
-        n = 0
-        while not stop.is_set():
-            with session_scope(engine) as session:
-                row = session.get(Job, job_id)
-                assert row is not None
-                row.progress = {"done": n, "total": 10**6}
-                row.heartbeat_at = utcnow()
-            n += 1
-            time.sleep(0.2)
-
     threads = [threading.Thread(target=annotator, args=(k,)) for k in range(annotators)]
     threads += [threading.Thread(target=reviewer, args=(k,)) for k in range(2)]
-    threads += [threading.Thread(target=predictor), threading.Thread(target=job_writer)]
+    threads += background_writers(engine, built, stop, job_id, todo, max_score=1.0)
     for t in threads:
         t.start()
     time.sleep(seconds)

@@ -32,73 +32,28 @@ import platform
 import random
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
+from benchmarks.load_writers import background_writers  # noqa: E402
 from benchmarks.scale_build import build  # noqa: E402
 from core.database import open_database  # noqa: E402
 from core.settings import Settings  # noqa: E402
 from db.engine import session_scope  # noqa: E402
-from db.models import BoxChange, Image, ImageStatus, Job, JobStatus, Prediction, utcnow  # noqa: E402
+from db.models import BoxChange, Image, ImageStatus, Job, JobStatus  # noqa: E402
+from tests.app_server import start_server as start_app  # noqa: E402
+from tests.app_server import stop_server as stop_app  # noqa: E402
 
 CHROMIUM = os.environ.get("TAGRACK_CHROMIUM", "/usr/bin/chromium")
 SAVED = re.compile(r"Saved revision (\d+)")
-
-
-def _start_app(db_url: str, data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "streamlit",
-            "run",
-            str(ROOT / "app.py"),
-            "--server.headless",
-            "true",
-            "--server.port",
-            str(port),
-            "--server.address",
-            "127.0.0.1",
-            "--browser.gatherUsageStats",
-            "false",
-            "--server.fileWatcherType",
-            "none",
-            "--",
-            "--db",
-            db_url,
-            "--data-dir",
-            str(data_dir),
-            "--no-auth",
-        ],  # fmt: skip
-        cwd=ROOT,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        env=dict(os.environ, TAGRACK_USER="loadtest"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                return proc, url
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError(f"streamlit did not start; see {log}")
 
 
 class Tally:
@@ -204,42 +159,6 @@ async def _reviewer(page, url: str, end: float, think: float, tally: Tally, k: i
         tally.outcome(header, text, (time.perf_counter() - t) * 1000, "reviewer")
 
 
-def _writers(engine, built, stop: threading.Event, job_id: int, new_ids: list[int]) -> list[threading.Thread]:  # type: ignore[no-untyped-def]
-    def predictor() -> None:
-        rng = random.Random(7)
-        vid = built["versions"][0]
-        while not stop.is_set():
-            rows = [
-                dict(
-                    model_version_id=vid,
-                    image_id=rng.choice(new_ids),
-                    label_id=rng.choice(built["labels"]),
-                    x_min=1.0,
-                    y_min=1.0,
-                    x_max=20.0,
-                    y_max=20.0,
-                    score=rng.random() * 0.3,
-                    created_at=utcnow(),
-                )  # fmt: skip
-                for _ in range(500)
-            ]
-            with session_scope(engine) as session:
-                session.execute(insert(Prediction), rows)
-            stop.wait(0.5)
-
-    def job_writer() -> None:
-        n = 0
-        while not stop.is_set():
-            with session_scope(engine) as session:
-                row = session.get(Job, job_id)
-                row.progress = {"done": n, "total": 10**6}
-                row.heartbeat_at = utcnow()
-            n += 1
-            stop.wait(0.2)
-
-    return [threading.Thread(target=predictor), threading.Thread(target=job_writer)]
-
-
 async def _session(browser, role: str, k: int, body, *args) -> None:  # type: ignore[no-untyped-def]
     """One person: a browser context of their own; a screenshot where it got stuck, for the log."""
     context = await browser.new_context(viewport={"width": 1400, "height": 900})
@@ -329,9 +248,15 @@ def main() -> None:
             # Annotators on the new (predicted) images, each its own slice, in the order Review ranks
             # nothing in particular: reviewers' items are sometimes an annotator's image too.
             names = [[n for _i, n in new[k :: args.annotators]][:200] for k in range(args.annotators)]
-            app, app_url = _start_app(url, settings.data_dir, work.parent / f"load_browser_{os.getpid()}.log")
+            app = start_app(
+                settings.data_dir,
+                db_url=url,
+                extra_env={"TAGRACK_USER": "loadtest"},
+                log_path=work.parent / f"load_browser_{os.getpid()}.log",
+            )
+            app_url = app.url
             stop = threading.Event()
-            writers = _writers(engine, built, stop, job_id, [i for i, _n in new])
+            writers = background_writers(engine, built, stop, job_id, [i for i, _n in new], max_score=0.3)
             for t in writers:
                 t.start()
             tally = Tally()
@@ -358,8 +283,7 @@ def main() -> None:
             engine.dispose()
         finally:
             if app is not None:
-                app.terminate()
-                app.wait(timeout=30)
+                stop_app(app)
             if server is not None:
                 server.stop()
     c = tally.counts
