@@ -17,9 +17,10 @@ from core.model.training import (
     start_training,
     train_params,
 )
+from core.project.splits import exportable_per_split
 from db.engine import session_scope
 from db.models import Job
-from db.queries import images_by_split, latest_job
+from db.queries import latest_job
 from ui.auth import require_role
 from ui.context import current_user, get_context, require_project
 from ui.export_model_panels import deployment_ui
@@ -82,12 +83,14 @@ def start_form_ui() -> None:
     """
     offline_ready = is_prepared(cache_dir_for(ctx.settings.data_dir))
     with session_scope(ctx.engine) as session:
-        splits = images_by_split(session, project_id)
+        splits = {
+            (k.value if k else "not yet assigned"): n for k, n in exportable_per_split(session, project_id).items()
+        }
         data = training_data(session, project_id)
         fit = fit_geometry(session, project_id, sample_images=FIT_SAMPLE_IMAGES)
     st.caption(
         "Training uses the project's finished images (done / no objects), exported as TFRecords exactly like "
-        f"the Export page does. Images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."
+        f"the Export page does. Finished images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."
     )
     c1, c2, c3 = st.columns(3)
     budget = budget_ui(c1)
