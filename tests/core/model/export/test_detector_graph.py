@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.model.export.detector_graph import graph_anchors
+from core.model.export.detector_graph import graph_anchors, runtime_zero
 
 
 @pytest.mark.parametrize(("height", "width"), [(448, 288), (96, 128), (100, 130)])
@@ -25,6 +25,11 @@ def test_graph_anchors_are_keras_hubs_anchors(height: int, width: int, box_forma
     )
     images = tf.fill((1, height, width, 3), 17.0)
     expected = keras.ops.convert_to_numpy(keras.ops.concatenate(list(generator(images).values()), axis=0))
-    got = graph_anchors(generator, images).numpy()
-    assert got.shape == expected.shape
-    np.testing.assert_array_equal(got, expected)
+    # Traced, as every exporter calls it (its constants must not need eager values), with the
+    # run-time zero of the fixed-size formats' uint8 input and with none (the SavedModel's).
+    pixels = tf.fill((1, height, width, 3), tf.constant(200, tf.uint8))
+    with_zero = tf.function(lambda x, p: graph_anchors(generator, x, runtime_zero(p)))(images, pixels).numpy()
+    plain = tf.function(lambda x: graph_anchors(generator, x))(images).numpy()
+    for got in (with_zero, plain):
+        assert got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
