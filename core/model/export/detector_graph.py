@@ -116,7 +116,7 @@ def graph_anchors(generator: Any, images: tf.Tensor, zero: tf.Tensor | None = No
     ``generator(images)`` gives the same values, but for a fixed input size every op of it has
     constant inputs and the converters fold them into one constant: 24,237 anchors x 4 float32
     (0.39 MB) stored in each TFLite and ONNX file, 4% of the int8 one. Here only what defines them
-    is stored (per level a row and a column of cell positions and the 9 base anchors: ~250
+    is stored (per level a row and a column of cell positions and the 9 base anchors: ~900
     numbers) and the grid is built at run time by broadcasting additions, ``(x + base) + y``, with
     ``base`` offset by ``zero``: a float32 scalar the caller computes from its input so that no
     converter can fold it (see :func:`runtime_zero`; without it the anchors are constants again,
