@@ -104,7 +104,8 @@ def _int8_tflite(
     thousands of pixels: an int8 step of several pixels; measured: every box came out as zeros).
     So the network is calibrated once (a float model carrying the activation ranges), the tensors
     outside the Keras detector are named from it, and MLIR's quantiser quantises everything but those
-    (``denylisted_nodes``): the steps of TFLite's ``QuantizationDebugger`` without its extra float
+    (``denylisted_nodes``, plus ``denylisted_ops`` for the post-processing's multi-output ops, which
+    no name reaches): the steps of TFLite's ``QuantizationDebugger`` without its extra float
     conversion and its instrumented (numeric-verify) model, which cost a third of the export's time.
     """
     import shutil
