@@ -4,8 +4,8 @@ keras-hub's ``RetinaNetObjectDetector.export()`` exports only ``call()`` (raw bo
 class logits per anchor); anchor decoding and NMS run in ``predict_step``. Here the same
 steps are put in the exported graph:
 
-* anchors from the model's own keras-hub ``AnchorGenerator`` (constants for a fixed input size)
-  and keras' ``decode_deltas_to_boxes``, exactly as ``RetinaNetObjectDetector.decode_predictions``;
+* the anchors of the model's own keras-hub ``AnchorGenerator``, built by ops in the graph from the
+  few numbers that define them (:func:`graph_anchors`), and keras' ``decode_deltas_to_boxes``, exactly as ``RetinaNetObjectDetector.decode_predictions``;
 * the per-class NMS of :class:`core.model.detector.model.PerClassNonMaxSuppression` (the
   ``candidates`` best (anchor, class) pairs, boxes shifted apart by class), but on
   ``NonMaxSuppressionV4`` (``tf.image``'s kernel): a builtin op of TFLite (``NON_MAX_SUPPRESSION_V4``)
@@ -21,9 +21,11 @@ TensorFlow-only by design: the exporters all go through TensorFlow graphs.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from core.model.detector.model import DetectorSpec
@@ -47,9 +49,17 @@ def _postprocess_one(
         number of valid rows, padded to N = ``spec.max_detections`` (padding rows: zeros, class -1).
     """
     num_classes = spec.num_classes
-    scores = tf.reshape(tf.sigmoid(logits), [-1])  # anchor-major, as PerClassNonMaxSuppression
+    flat = tf.reshape(logits, [-1])  # anchor-major, as PerClassNonMaxSuppression
     k = min(candidates, int(boxes.shape[0]) * num_classes)
-    top_scores, top_idx = tf.math.top_k(scores, k=k)
+    # The sigmoid is monotonic: the best logits are the best scores, and only k of them need it.
+    top_logits, top_idx = tf.math.top_k(flat, k=k)
+    # Not tf.sigmoid (nor 1 / (1 + exp(-x)), which the converter fuses back into it): TFLite's
+    # quantiser gives its LOGISTIC op a fixed int8 output range even where the op is denied
+    # quantisation, so the int8 file's scores came out in steps of 1/256. e / (1 + e) stays float32
+    # like the rest of the post-processing (equal to the sigmoid within 1e-7; the clamp keeps exp
+    # finite, and the sigmoid of 80 is 1 in float32 anyway).
+    e = tf.exp(tf.minimum(top_logits, 80.0))
+    top_scores = e / (1.0 + e)
     anchor_idx = top_idx // num_classes
     labels = top_idx % num_classes
     cand = tf.gather(boxes, anchor_idx)
@@ -83,7 +93,6 @@ def embed_preprocessing_constants(model: Any) -> None:
     in every format. Applied to the loaded model at export time, so models trained earlier export
     too; the values, and so the outputs, are unchanged.
     """
-    import numpy as np
 
     for layer in model._flatten_layers(include_self=True, recursive=True):
         if isinstance(layer, keras.layers.Normalization) and getattr(layer, "input_mean", None) is not None:
@@ -91,11 +100,69 @@ def embed_preprocessing_constants(model: Any) -> None:
             layer.variance = np.asarray(keras.ops.convert_to_numpy(layer.variance))
 
 
-def decode_anchors(model: Any, images: tf.Tensor, box_deltas: tf.Tensor) -> tf.Tensor:
+def _base_anchors(sizes: list[int], aspect_ratios: list[float]) -> np.ndarray:
+    """``AnchorGenerator.generate_base_anchors`` in float32 numpy (it returns tensors, symbolic while tracing)."""
+    sizes_ = np.asarray(sizes, np.float32)
+    h_ratios = np.sqrt(np.asarray(aspect_ratios, np.float32))
+    w_ratios = np.float32(1) / h_ratios
+    ws = (w_ratios[:, None] * sizes_[None, :]).reshape(-1)
+    hs = (h_ratios[:, None] * sizes_[None, :]).reshape(-1)
+    return np.round(np.stack([-ws, -hs, ws, hs], axis=1) / np.float32(2)).astype(np.float32)
+
+
+def graph_anchors(generator: Any, images: tf.Tensor, zero: tf.Tensor | None = None) -> tf.Tensor:
+    """keras-hub's ``AnchorGenerator`` anchors (all levels, concatenated) computed by ops in the graph.
+
+    ``generator(images)`` gives the same values, but for a fixed input size every op of it has
+    constant inputs and the converters fold them into one constant: 24,237 anchors x 4 float32
+    (0.39 MB) stored in each TFLite and ONNX file, 4% of the int8 one. Here only what defines them
+    is stored (per level a row and a column of cell positions and the 9 base anchors: ~900
+    numbers) and the grid is built at run time by broadcasting additions, ``(x + base) + y``, with
+    ``base`` offset by ``zero``: a float32 scalar the caller computes from its input so that no
+    converter can fold it (see :func:`runtime_zero`; without it the anchors are constants again,
+    fine for the SavedModel, whose graph is stored unfolded). The zero goes on the base anchors,
+    never on the positions, so no run-time tensor is all zeros: TFLite's quantiser requantised such
+    a tensor (a one-cell level's positions) through int8 although it was denied quantisation.
+    Same sums and order as ``AnchorGenerator.call`` (level, then row, column, base anchor; adding
+    0 is exact), so the values are identical.
+    """
+    height, width = int(images.shape[1]), int(images.shape[2])
+    zero = tf.zeros([], tf.float32) if zero is None else zero
+    levels = []
+    for level in range(generator.min_level, generator.max_level + 1):
+        cells_y, cells_x = math.ceil(height / 2**level), math.ceil(width / 2**level)
+        stride_y, stride_x = height // cells_y, width // cells_x
+        # (x_min, y_min, x_max, y_max) offsets: x positions on columns 0 and 2, y on 1 and 3.
+        x_part = np.zeros((1, cells_x, 1, 4), np.float32)
+        x_part[0, :, 0, 0::2] = np.arange(cells_x, dtype=np.float32)[:, None] * stride_x
+        y_part = np.zeros((cells_y, 1, 1, 4), np.float32)
+        y_part[:, 0, 0, 1::2] = np.arange(cells_y, dtype=np.float32)[:, None] * stride_y
+        sizes = [
+            int(2**level * generator.anchor_size * 2 ** (scale / generator.num_scales))
+            for scale in range(generator.num_scales)
+        ]
+        base = tf.constant(_base_anchors(sizes, generator.aspect_ratios)) + zero  # 9 x 4
+        grid = (tf.constant(x_part) + base[None, None]) + tf.constant(y_part)  # rows x cols x 9 x 4
+        levels.append(tf.reshape(grid, [-1, 4]))
+    anchors = tf.concat(levels, axis=0)
+    return keras.utils.bounding_boxes.convert_format(anchors, source="xyxy", target=generator.bounding_box_format)
+
+
+def runtime_zero(images_uint8: tf.Tensor) -> tf.Tensor:
+    """A float32 0 that only the input can give: ``min(pixel, 0)`` of a uint8 pixel (as int32).
+
+    Always 0 for unsigned pixels, which the converters do not know, so they cannot fold what
+    depends on it. Integer ops and a CAST: TFLite's int8 quantiser leaves them alone (a float
+    ``pixel * 0.0`` was requantised through int8 to a range of [0, 0], giving 1e-6).
+    """
+    pixel = tf.cast(images_uint8[0, 0, 0, 0], tf.int32)
+    return tf.cast(tf.minimum(pixel, 0), tf.float32)
+
+
+def decode_anchors(model: Any, images: tf.Tensor, box_deltas: tf.Tensor, zero: tf.Tensor | None = None) -> tf.Tensor:
     """Box deltas -> ``xyxy`` boxes in model-input pixels, as ``decode_predictions`` does (keras-hub's anchors)."""
     height, width, channels = images.shape[1:]
-    anchors = model.anchor_generator(images)
-    anchors = keras.ops.concatenate(list(anchors.values()), axis=0)
+    anchors = graph_anchors(model.anchor_generator, images, zero)
     return keras.utils.bounding_boxes.decode_deltas_to_boxes(
         anchors=anchors,
         boxes_delta=box_deltas,
@@ -128,7 +195,7 @@ class FixedSizeDetector(keras.Model):
     def call(self, images: Any) -> dict[str, Any]:
         x = tf.cast(images, tf.float32)
         raw = self.detector(x, training=False)
-        boxes = decode_anchors(self.detector, x, raw["bbox_regression"])
+        boxes = decode_anchors(self.detector, x, raw["bbox_regression"], runtime_zero(images))
         b, s, c, n = _postprocess_one(boxes[0], raw["cls_logits"][0], self.spec)
         size = tf.constant(
             [self.spec.image_height, self.spec.image_width, self.spec.image_height, self.spec.image_width],
