@@ -180,10 +180,9 @@ def test_members_train_one_after_the_other_resume_and_save_as_their_mean(tmp_pat
         alone = [predict_logits(m, feats)[j] for m in members]
         assert not np.allclose(alone[0], alone[1])  # different seeds: different members
         np.testing.assert_allclose(got[j], (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
-    save_version(compose(result.trunk, result.top, spec), spec, tmp_path / "v")
+    model = compose(result.trunk, result.top, spec)
+    save_version(model, spec, tmp_path / "v")
     image = np.random.default_rng(2).integers(0, 255, size=(2, 32, 32, 3)).astype(np.uint8)
     loaded = Tagger.load(tmp_path / "v")
     assert loaded.spec.members == 2
-    np.testing.assert_allclose(
-        loaded.logits(image)[0], Tagger(compose(result.trunk, result.top, spec), spec).logits(image)[0], rtol=1e-5
-    )
+    np.testing.assert_allclose(loaded.logits(image)[0], Tagger(model, spec).logits(image)[0], rtol=1e-5)
