@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.jobs import JobError, cancel, reap_stale
 from core.model.tags.data import TagsDataError, load_tags_data
-from core.model.tags.jobs import DEFAULTS, TRAIN_KIND, tags_resume_params, tags_train_params
+from core.model.tags.jobs import DEFAULTS, MAX_MEMBERS, TRAIN_KIND, tags_resume_params, tags_train_params
 from db.engine import read_scope, session_scope
 from db.models import Job, JobStatus
 from db.queries import latest_job
@@ -73,6 +73,14 @@ def start_form_ui(project_id: int, job_key: str) -> None:
             "4: and two random crops, one mirrored (no colour changes, so colour tags keep their meaning)",
         )
         lr = a3.number_input("Learning rate", 1e-5, 1e-2, float(DEFAULTS["learning_rate"]), format="%.5f")
+        members = a1.number_input(
+            "Models averaged",
+            1,
+            MAX_MEMBERS,
+            int(DEFAULTS["members"]),
+            help="Tops trained one after the other (different seeds) on the one feature pass, sharing the budget; "
+            "their outputs are averaged. More is usually a little more accurate; prediction takes a little longer",
+        )
         flip = st.checkbox(
             "Predict from the image and its mirror (averaged)",
             value=bool(DEFAULTS["flip_average"]),
@@ -89,6 +97,7 @@ def start_form_ui(project_id: int, job_key: str) -> None:
         views=int(views),
         learning_rate=float(lr),
         flip_average=bool(flip),
+        members=int(members),
         who=current_user(),
     )
     job_id = start_job(TRAIN_KIND, params, project_id, exclusive=True)

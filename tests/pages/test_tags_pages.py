@@ -45,7 +45,7 @@ def test_train_page_starts_a_tags_training(make_app: Callable[[], AppTest], monk
         # The form starts on the job's defaults.
         from core.model.tags.jobs import DEFAULTS
 
-        for key in ("image_size", "views", "flip_average", "patience", "learning_rate"):
+        for key in ("image_size", "views", "flip_average", "members", "patience", "learning_rate"):
             assert job.params[key] == DEFAULTS[key], key
 
 

@@ -41,6 +41,12 @@ def add_train_args(p: argparse.ArgumentParser) -> None:
         f"{DEFAULTS['views']})",
     )
     p.add_argument(
+        "--members",
+        type=int,
+        help="tags: tops trained from different seeds on the one feature pass, logits averaged (default "
+        f"{DEFAULTS['members']})",
+    )
+    p.add_argument(
         "--flip-average",
         action=argparse.BooleanOptionalAction,
         help="tags: predict from the image and its mirror, logits averaged (default "
@@ -70,6 +76,7 @@ def train_params(args: argparse.Namespace, project_id: int) -> dict[str, Any]:
         image_size=args.image_size,
         views=args.views,
         flip_average=args.flip_average,
+        members=args.members,
     )
 
 

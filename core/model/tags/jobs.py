@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "split_block": 13,
     "dropout": 0.2,
     "flip_average": True,
+    "members": 3,
     "batch_size": 32,
     "learning_rate": 3e-4,
     "label_smoothing": 0.1,
@@ -48,7 +49,8 @@ DEFAULTS: dict[str, Any] = {
     "shift": True,
     "seed": 0,
 }
-SPEC_KEYS = ("image_size", "weights", "split_block", "dropout", "flip_average")
+MAX_MEMBERS = 8
+SPEC_KEYS = ("image_size", "weights", "split_block", "dropout", "flip_average", "members")
 CONFIG_KEYS = (
     "epochs",
     "budget_minutes",
@@ -79,6 +81,8 @@ def tags_train_params(project_id: int, **overrides: Any) -> dict[str, Any]:
         raise TagsJobError(f"balance must be weights, oversample or none, not {params['balance']!r}.")
     if params["views"] not in (1, 2, 4):
         raise TagsJobError(f"views must be 1, 2 or 4, not {params['views']!r}.")
+    if not isinstance(params["members"], int) or not 1 <= params["members"] <= MAX_MEMBERS:
+        raise TagsJobError(f"members must be a whole number from 1 to {MAX_MEMBERS}, not {params['members']!r}.")
     return params
 
 
@@ -151,6 +155,8 @@ def train_tags_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
             message = p.get("message", "")
         else:
             bits = [f"epoch {p.get('epoch')}"]
+            if p.get("members"):
+                bits.insert(0, f"model {p['member']} of {p['members']}")
             if p.get("loss") is not None:
                 bits.append(f"loss {p['loss']:.3f}")
             if p.get("images_per_s"):

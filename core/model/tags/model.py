@@ -9,6 +9,9 @@ collapses the features, while blocks 13-16 with frozen batch norm learn.
 
 ``split_block = 17`` cuts after the pooled features: the top is only the heads (a linear probe).
 
+With ``members > 1`` the top is several such tops trained from different seeds on the same cached
+features, their logits averaged per head (:func:`average_tops`): one trunk pass, K cheap tops.
+
 A model version is a folder with ``model.keras`` (image in [0, 255], letterboxed, -> a list of
 logit tensors, one per head in spec order) and ``tags.json`` (:class:`TagsSpec` with the
 per-head temperatures fitted on the validation split).
@@ -41,6 +44,7 @@ class TagsSpec:
         split_block: First MobileNetV2 block of the trained top (13: blocks 13-16; 17: heads only).
         dropout: Dropout before the heads.
         flip_average: Predict from the logits of the image and its mirror averaged (twice the work).
+        members: Tops trained from different seeds on the one trunk, their logits averaged (1: one top).
         temperatures: ``{tag: T}`` from calibration (1.0 until calibrated).
     """
 
@@ -50,6 +54,7 @@ class TagsSpec:
     split_block: int = 13
     dropout: float = 0.2
     flip_average: bool = False
+    members: int = 1
     temperatures: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -116,7 +121,7 @@ def build_trunk(base: Any, spec: TagsSpec) -> Any:
     return trunk
 
 
-def build_top(spec: TagsSpec, feature_shape: tuple[int, ...], base: Any | None = None) -> Any:
+def build_top(spec: TagsSpec, feature_shape: tuple[int, ...], base: Any | None = None, name: str = "top") -> Any:
     """The trained part: features -> logits per head. Block layers take ``base``'s weights by name.
 
     Batch norm in the top stays frozen (inference mode; ImageNet statistics).
@@ -161,7 +166,7 @@ def build_top(spec: TagsSpec, feature_shape: tuple[int, ...], base: Any | None =
     outputs = [
         layers.Dense(len(values), name=head_layer_name(i, tag))(x) for i, (tag, values) in enumerate(spec.heads.items())
     ]
-    top = keras.Model(inputs, outputs, name="top")
+    top = keras.Model(inputs, outputs, name=name)
     if base is not None:
         names = {layer.name for layer in base.layers}
         for layer in top.layers:
@@ -173,6 +178,35 @@ def build_top(spec: TagsSpec, feature_shape: tuple[int, ...], base: Any | None =
     return top
 
 
+def member_name(index: int) -> str:
+    """Layer name of the ``index``-th (0-based) member top of an ensemble."""
+    return f"top_{index + 1}"
+
+
+def average_tops(tops: list[Any], spec: TagsSpec, feature_shape: tuple[int, ...]) -> Any:
+    """Features -> per head, the mean of the member tops' logits (one model, so it saves and predicts as one top)."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=feature_shape, name="features")
+    outs = []
+    for t in tops:
+        got = t(inputs)
+        outs.append(list(got) if isinstance(got, (list, tuple)) else [got])
+    averaged = [
+        layers.Average(name=f"mean_{head_layer_name(j, tag)}")([o[j] for o in outs]) for j, tag in enumerate(spec.heads)
+    ]
+    return keras.Model(inputs, averaged, name="top")
+
+
+def build_clean_top(spec: TagsSpec, feature_shape: tuple[int, ...]) -> Any:
+    """The top's architecture without weights or compile state: one top, or ``spec.members`` averaged."""
+    if spec.members > 1:
+        tops = [build_top(spec, feature_shape, name=member_name(k)) for k in range(spec.members)]
+        return average_tops(tops, spec, feature_shape)
+    return build_top(spec, feature_shape)
+
+
 def compose(trunk: Any, top: Any, spec: TagsSpec) -> Any:
     """Image -> logits per head: the model a version saves.
 
@@ -181,7 +215,7 @@ def compose(trunk: Any, top: Any, spec: TagsSpec) -> Any:
     """
     import keras
 
-    clean = build_top(spec, tuple(top.input_shape[1:]))
+    clean = build_clean_top(spec, tuple(top.input_shape[1:]))
     clean.set_weights(top.get_weights())
     inputs = keras.Input(shape=trunk.input_shape[1:], name="image")
     return keras.Model(inputs, clean(trunk(inputs)), name="tags")

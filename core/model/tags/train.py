@@ -22,6 +22,7 @@ head's rarer values up to that target every epoch; ``"none"``.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import zlib
 from collections.abc import Callable
@@ -323,10 +324,165 @@ def train_tags(
 ) -> TagsTrainResult:
     """Trains (or resumes) the tags model; returns the best top and the validation/test logits.
 
+    With ``spec.members > 1`` the features are computed once and each member top trains in turn
+    (seed ``config.seed + k``, its own ``member-<k>/`` folder, so a killed worker resumes inside the
+    member it was in) on an equal share of the budget left, a member that stops early leaving its
+    time to the next; the returned top averages their logits.
+
     Raises:
         ValueError: No training image (fewer than one batch is fine: the batch shrinks).
         core.model.detector.model.WeightsUnavailableError: Offline weights asked for but not prepared.
     """
+    if spec.members <= 1:
+        return _train_one(spec, config, train, val, work_dir, weights_dir, test, on_progress, extra_callbacks)
+    return _train_members(spec, config, train, val, Path(work_dir), weights_dir, test, on_progress, extra_callbacks)
+
+
+def _train_members(
+    spec: TagsSpec,
+    config: TagsTrainConfig,
+    train: TagsData,
+    val: TagsData | None,
+    work_dir: Path,
+    weights_dir: Path | None,
+    test: TagsData | None,
+    on_progress: Progress | None,
+    extra_callbacks: list[Any] | None,
+) -> TagsTrainResult:
+    """The ensemble: one feature pass, then ``spec.members`` tops one after the other (see :func:`train_tags`)."""
+    import os
+    from dataclasses import replace
+
+    from core.model.tags.model import average_tops, member_name
+
+    if not len(train.image_ids):
+        raise ValueError("No image in the train split has a tag; tag some images first.")
+    work_dir.mkdir(parents=True, exist_ok=True)
+    meta_path = work_dir / "members.json"
+    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else {}
+    budget_s = config.budget_minutes * 60 if config.budget_minutes else None
+    eval_views = 2 if spec.flip_average else 1
+    parts = [("train", train, config.views), ("val", val, eval_views), ("test", test, eval_views)]
+    parts = [(n, p, v) for n, p, v in parts if p is not None and len(p.image_ids)]
+    if "feature_seconds" not in meta:
+        t0 = time.perf_counter()
+        trunk = build_trunk(build_base(spec, weights_dir), spec)
+        for name, part, views in parts:
+
+            def on_batch(done: int, total: int, name: str = name) -> None:
+                if on_progress is not None:
+                    on_progress(
+                        {
+                            "phase": "features",
+                            "elapsed_s": round(time.perf_counter() - t0, 1),
+                            "budget_s": budget_s,
+                            "curve": [],
+                            "history": [],
+                            "best": None,
+                            "step": done,
+                            "steps": total,
+                            "message": f"computing {name} features: {done}/{total} images",
+                        }
+                    )
+
+            cached_features(work_dir, name, trunk, part, spec.image_size, views, on_batch)
+        seconds = time.perf_counter() - t0
+        views_done = sum(len(p.image_ids) * v for _, p, v in parts)
+        meta = {"feature_seconds": round(seconds, 2), "feature_images_per_s": round(views_done / max(seconds, 1e-9), 2)}
+        meta_path.write_text(json.dumps(meta), encoding="utf-8")
+    used = float(meta["feature_seconds"])
+    results: list[TagsTrainResult] = []
+    history: list[dict[str, Any]] = []
+    curve: list[list[float]] = []
+    for k in range(spec.members):
+        member_dir = work_dir / f"member-{k + 1}"
+        (member_dir / "features").mkdir(parents=True, exist_ok=True)
+        for f in (work_dir / "features").glob("*-*-*.npy"):
+            if not (member_dir / "features" / f.name).exists():
+                try:
+                    os.link(f, member_dir / "features" / f.name)
+                except OSError:
+                    shutil.copy(f, member_dir / "features" / f.name)
+        minutes = None if budget_s is None else max((budget_s - used) / (spec.members - k), 30.0) / 60
+        epoch_offset = len(history)
+        step_offset = curve[-1][0] if curve else 0
+
+        def member_progress(
+            p: dict[str, Any],
+            k: int = k,
+            used: float = used,
+            e0: int = epoch_offset,
+            s0: float = step_offset,
+            before: tuple[list[Any], list[Any]] = (list(history), list(curve)),
+        ) -> None:
+            if on_progress is None:
+                return
+            own_history = [{**h, "member": k + 1, "epoch": h["epoch"] + e0} for h in p.get("history") or []]
+            own_curve = [[step + s0, loss] for step, loss in p.get("curve") or []]
+            extra = {"member": k + 1, "members": spec.members, "budget_s": budget_s}
+            if p.get("epoch") is not None:
+                extra["epoch"] = p["epoch"] + e0
+            on_progress(
+                {
+                    **p,
+                    **extra,
+                    "elapsed_s": round(used + float(p.get("elapsed_s") or 0.0), 1),
+                    "history": before[0] + own_history,
+                    "curve": before[1] + own_curve,
+                }
+            )
+
+        member_cfg = replace(config, seed=config.seed + k, budget_minutes=minutes)
+        r = _train_one(
+            spec,
+            member_cfg,
+            train,
+            val,
+            member_dir,
+            weights_dir,
+            test,
+            member_progress,
+            extra_callbacks,
+            top_name=member_name(k),
+        )
+        used += r.seconds
+        results.append(r)
+        history += [{**h, "member": k + 1, "epoch": h["epoch"] + epoch_offset} for h in r.history]
+        curve += [[step + step_offset, loss] for step, loss in r.curve]
+    shape = tuple(results[0].top.input_shape[1:])
+    top = average_tops([r.top for r in results], spec, shape)
+    feats = {n: np.load(work_dir / "features" / f"{n}-{spec.image_size}-{v}.npy") for n, _, v in parts}
+    stopped = "budget" if any(r.stopped == "budget" for r in results) else results[-1].stopped
+    return TagsTrainResult(
+        spec=spec,
+        top=top,
+        trunk=results[0].trunk,
+        best_epoch=results[0].best_epoch,
+        history=history,
+        curve=curve,
+        images_per_s=float(np.mean([r.images_per_s for r in results])),
+        feature_images_per_s=float(meta.get("feature_images_per_s") or 0.0),
+        seconds=round(used, 2),
+        stopped=stopped,
+        resumed_from_epoch=sum(r.resumed_from_epoch for r in results),
+        val_logits=predict_logits(top, feats["val"], eval_views) if "val" in feats else None,
+        test_logits=predict_logits(top, feats["test"], eval_views) if "test" in feats else None,
+    )
+
+
+def _train_one(
+    spec: TagsSpec,
+    config: TagsTrainConfig,
+    train: TagsData,
+    val: TagsData | None,
+    work_dir: Path,
+    weights_dir: Path | None = None,
+    test: TagsData | None = None,
+    on_progress: Progress | None = None,
+    extra_callbacks: list[Any] | None = None,
+    top_name: str = "top",
+) -> TagsTrainResult:
+    """One top trained (or resumed) in ``work_dir``; features cached there (see :func:`train_tags`)."""
     import keras
 
     from core.model.detector.train import BudgetCosineDecay, ThroughputMeter
@@ -388,7 +544,7 @@ def train_tags(
     # budget started training at a third of its peak rate (docs/benchmarks.md, "Tags model").
     state.setdefault("train_start_s", round(elapsed(), 2))
 
-    top = build_top(spec, feats["train"].shape[2:], base)
+    top = build_top(spec, feats["train"].shape[2:], base, name=top_name)
     labels = train.labels
     main = main_head(spec)
     batch_size = min(config.batch_size, len(labels))

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from core.database import open_database
 from db.engine import session_scope
 from db.models import ModelVersion
@@ -88,3 +90,13 @@ def test_train_options_become_the_jobs_parameters() -> None:
     assert (params["views"], params["image_size"], params["flip_average"]) == (4, 288, False)
     args = parser.parse_args(["train", "--model", "tags", "--project", "p", "--flip-average"])
     assert train_params(args, 3)["flip_average"] is True
+    args = parser.parse_args(["train", "--model", "tags", "--project", "p", "--members", "2"])
+    assert train_params(args, 3)["members"] == 2
+
+
+@pytest.mark.parametrize("members", [0, 9, 2.5, "3"])
+def test_a_members_count_out_of_range_is_refused_with_the_range(members: object) -> None:
+    from core.model.tags.jobs import TagsJobError, tags_train_params
+
+    with pytest.raises(TagsJobError, match="members must be a whole number from 1 to 8"):
+        tags_train_params(3, members=members)

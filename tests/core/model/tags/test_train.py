@@ -137,3 +137,52 @@ def test_resume_after_a_killed_worker_continues_from_the_last_epoch(tmp_path: Pa
     result = train_tags(spec, config, data, None, work)
     assert result.resumed_from_epoch == 1
     assert [h["epoch"] for h in result.history] == [1, 2, 3]
+
+
+def test_members_train_one_after_the_other_resume_and_save_as_their_mean(tmp_path: Path) -> None:
+    """Two member tops on one feature pass: a kill in the second resumes there; the saved model averages them."""
+    import keras
+
+    from core.model.tags.data import TagsData
+    from core.model.tags.model import Tagger, compose, save_version
+    from core.model.tags.train import TagsTrainConfig, train_tags
+    from tests.core.model.tags.conftest import COLOURS, SCHEMA, picture
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    paths, labels = [], []
+    for n in range(8):
+        p = folder / f"{n}.jpg"
+        p.write_bytes(picture(SCHEMA["category"][n % 3], list(COLOURS)[n % 2], n))
+        paths.append(p)
+        labels.append([n % 3, n % 2])
+    data = TagsData(SCHEMA, list(range(8)), paths, ["train"] * 8, np.array(labels, dtype=np.int32))
+    spec = TagsSpec(heads=SCHEMA, image_size=32, weights="none", members=2)
+    config = TagsTrainConfig(epochs=2, budget_minutes=None, batch_size=4, views=1)
+    seen: list[dict] = []
+
+    class KillInSecond(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: object = None) -> None:
+            if self.model.name == "top_2":
+                raise KeyboardInterrupt  # the worker dies after member 2's first epoch
+
+    work = tmp_path / "work"
+    with pytest.raises(KeyboardInterrupt):
+        train_tags(spec, config, data, data, work, extra_callbacks=[KillInSecond()])
+    result = train_tags(spec, config, data, data, work, on_progress=seen.append)
+    assert result.resumed_from_epoch == 2 + 1  # member 1 was done, member 2 had its epoch 1
+    assert [(h["member"], h["epoch"]) for h in result.history] == [(1, 1), (1, 2), (2, 3), (2, 4)]
+    assert {p.get("members") for p in seen if p["phase"] == "training"} == {2}
+    feats = np.load(work / "features" / "train-32-1.npy")
+    members = [result.top.get_layer(f"top_{k}") for k in (1, 2)]
+    got = predict_logits(result.top, feats)
+    for j in range(len(SCHEMA)):
+        alone = [predict_logits(m, feats)[j] for m in members]
+        assert not np.allclose(alone[0], alone[1])  # different seeds: different members
+        np.testing.assert_allclose(got[j], (alone[0] + alone[1]) / 2, rtol=1e-5, atol=1e-6)
+    model = compose(result.trunk, result.top, spec)
+    save_version(model, spec, tmp_path / "v")
+    image = np.random.default_rng(2).integers(0, 255, size=(2, 32, 32, 3)).astype(np.uint8)
+    loaded = Tagger.load(tmp_path / "v")
+    assert loaded.spec.members == 2
+    np.testing.assert_allclose(loaded.logits(image)[0], Tagger(model, spec).logits(image)[0], rtol=1e-5)
