@@ -57,12 +57,18 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, int, in
 @pytest.fixture
 def db(trained: tuple[Settings, int, int], tmp_path: Path) -> tuple[Engine, Settings, int, int]:
     """A fresh copy of the trained module database for each test (tests change it)."""
-    import shutil
+    import sqlite3
 
     settings, pid, version_id = trained
     db_file = Path(str(settings.db_url).removeprefix("sqlite:///"))
     copy = tmp_path / "tagrack.db"
-    shutil.copy(db_file, copy)
+    # SQLite's backup API, not a file copy: rows still in the write-ahead log (any connection
+    # of this process left open keeps it from being checkpointed) would be missing from a copy
+    # of the main file alone. CI saw exactly that once: the copy had no model version.
+    with sqlite3.connect(db_file) as src, sqlite3.connect(copy) as dst:
+        src.backup(dst)
+    src.close()
+    dst.close()
     local = Settings.resolve(db_url=f"sqlite:///{copy}", data_dir=settings.data_dir)
     engine = open_database(local)
     yield engine, local, pid, version_id
