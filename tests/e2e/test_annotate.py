@@ -274,8 +274,12 @@ def test_move_relabel_and_delete_a_box(page, server: AppServer) -> None:  # type
     page.set_viewport_size({"width": 1400, "height": 1300})
     open_annotate(page, server, "c_move.jpg")
     (before,) = _state(server, "c_move.jpg").boxes
+    wait_for_app(page)  # a rerun still drawing would load the canvas again, out of edit mode
     page.locator(".dc-root").hover()  # shows the toolbar; may scroll the page, so measure after
-    page.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("button", name="Edit")
+    edit.click()
+    # Under load the click can land before the toolbar is live (CI once drew a new box instead).
+    page.wait_for_function("el => el.getAttribute('aria-pressed') === 'true'", arg=edit.element_handle())
     cbox = canvas(page).bounding_box()
     # The box centre in page coordinates (original 350,300 on a 900x700 photo).
     state = _state(server, "c_move.jpg")
