@@ -52,6 +52,8 @@ from db.engine import session_scope  # noqa: E402
 from db.models import Image, Job, JobStatus, ModelVersion, Project, Split  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "clothing-catalogue"
+# 399 more photos by other people (no sender column): with --with-photos they join the training split only.
+PHOTOS = ROOT.parent / "shared" / "data" / "clothing-photos"
 SHARES = {Split.TRAIN: 0.70, Split.VAL: 0.15, Split.TEST: 0.15}
 
 
@@ -69,13 +71,20 @@ def sender_splits(rows: list[dict[str, str]], seed: int = 0) -> dict[str, Split]
     return out
 
 
-def load_project(engine, settings: Settings, limit: int | None, root: Path) -> tuple[int, dict[str, int]]:
+def load_project(
+    engine, settings: Settings, limit: int | None, root: Path, with_photos: bool = False
+) -> tuple[int, dict[str, int]]:
     """The catalogue as a project through the product's ``import labels`` path; splits by sender.
 
     ``labels.csv`` (image, label, sender) goes in as ``python -m core import labels labels.csv
     --images images --ignore-column sender`` does: the photos are ingested (decoded, checked,
     deduplicated), the label becomes the ``category`` tag and joins the schema. The sender column is
     read here only to place each sender's photos in one split.
+
+    ``with_photos``: ``../shared/data/clothing-photos`` (other people's photos, so no sender is on both
+    sides) comes in through the same import afterwards, with new values refused (its 23 "Blouse" photos
+    are not one of the catalogue's 16 categories), and goes to the training split only: the validation
+    and test splits stay the catalogue's own.
     """
     from core.dataset.labels import import_labels
 
@@ -98,14 +107,21 @@ def load_project(engine, settings: Settings, limit: int | None, root: Path) -> t
     refused = [f"{o.source}: {o.message}" for o in report.outcomes if o.outcome in ("failed", "skipped")]
     if got["imported"] + got["updated"] < len(rows):
         raise SystemExit(f"the labels import took {got} of {len(rows)} rows: {refused[:5]}")
+    extra: dict[str, int] = {}
+    if with_photos:
+        extra_report = import_labels(
+            engine, settings, pid, PHOTOS / "labels.csv", images=PHOTOS / "images", add_values=False
+        )
+        extra = {k: extra_report.count(k) for k in ("imported", "updated", "duplicate", "failed", "skipped")}
     splits = sender_splits(rows)
     sender_of = {r["image"]: r["sender"] for r in rows}
     counts: Counter[str] = Counter()
     with session_scope(engine) as session:
         for image in session.scalars(select(Image).where(Image.project_id == pid)):
-            image.split = splits[sender_of[Path(image.original_name).name]]
+            name = Path(image.original_name).name
+            image.split = splits[sender_of[name]] if name in sender_of else Split.TRAIN
             counts[image.split.value] += 1
-    print(json.dumps({"labels_import": got, "s": round(ingest_s, 1)}), file=sys.stderr)
+    print(json.dumps({"labels_import": got, "photos_import": extra, "s": round(ingest_s, 1)}), file=sys.stderr)
     return pid, dict(counts)
 
 
@@ -199,6 +215,11 @@ def main() -> None:
     parser.add_argument("--random-minutes", type=float, default=5.0, help="budget of the random-init run")
     parser.add_argument("--limit", type=int, help="only the first N photos (smoke runs)")
     parser.add_argument(
+        "--with-photos",
+        action="store_true",
+        help="also train on ../shared/data/clothing-photos (other people; training split only)",
+    )
+    parser.add_argument(
         "--runs", default="default,balance,probe,random", help="comma list of runs (balance needs default)"
     )
     parser.add_argument(
@@ -235,7 +256,8 @@ def main() -> None:
                 Counter(s.value for s in session.scalars(select(Image.split).where(Image.project_id == pid)))
             )
     if pid is None:
-        pid, report["images"] = load_project(engine, settings, args.limit, root)
+        pid, report["images"] = load_project(engine, settings, args.limit, root, args.with_photos)
+    report["with_photos"] = args.with_photos
     print(json.dumps({"images": report["images"]}), file=sys.stderr)
 
     if "default" in runs:
