@@ -56,7 +56,7 @@ tab_models, tab_errors, tab_tags, tab_health = st.tabs(
 # ---------------------------------------------------------------- model versions side by side
 with tab_models:
     if not versions:
-        st.info("No model version yet: train one on the Train page.")
+        st.info("No detector version yet: train one on the Train page. Tags models are on the Tags models tab.")
     not_done = [(i, n) for i, n, r in versions if r is None]
     if not_done:
         c1, c2 = st.columns([3, 1], vertical_alignment="bottom")

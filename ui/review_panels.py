@@ -147,7 +147,7 @@ def predict_panel_ui(
     if job is not None and job.status is JobStatus.FAILED:
         st.caption(f"Last prediction job #{job_id} failed: {job.error}")
     if not versions:
-        st.info("No model version yet: train one on the Train page.")
+        st.info("No detector version yet: train one on the Train page. Tags suggestions are on Review tags.")
         return
     with st.form("predict_form"):
         c1, c2 = st.columns(2)

@@ -53,7 +53,7 @@ def evaluated_env(app_env: Path) -> tuple[Path, int]:
 
 def test_page_without_models_shows_dataset_health(make_app: Callable[[], AppTest]) -> None:
     at = _open(make_app)
-    assert any("No model version yet" in i.value for i in at.info)
+    assert any("No detector version yet" in i.value for i in at.info)
     assert any("only" in w.value and "training boxes" in w.value for w in at.warning)  # demo: unassigned boxes
     labels = {b.label for b in at.get("download_button")}
     assert "Download boxes per class (CSV)" in labels and "Download box geometry per class (CSV)" in labels

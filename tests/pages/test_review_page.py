@@ -44,7 +44,7 @@ def test_review_page_without_predictions_then_accept_one_item(make_app: Callable
     at = make_app().run()
     at.switch_page("pages/review.py").run()
     assert not at.exception, at.exception
-    assert any("No model version yet" in i.value for i in at.info)
+    assert any("No detector version yet" in i.value for i in at.info)
     ids = _insert_predictions()
     at.run()
     assert not at.exception, at.exception
