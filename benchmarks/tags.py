@@ -257,7 +257,10 @@ def main() -> None:
             )
     if pid is None:
         pid, report["images"] = load_project(engine, settings, args.limit, root, args.with_photos)
-    report["with_photos"] = args.with_photos
+    with session_scope(engine) as session:
+        # What the project holds, not what this invocation asked for: a reused folder keeps its first import.
+        names = {Path(n).name for n in session.scalars(select(Image.original_name).where(Image.project_id == pid))}
+    report["with_photos"] = any(n in names for n in os.listdir(PHOTOS / "images")) if PHOTOS.is_dir() else False
     print(json.dumps({"images": report["images"]}), file=sys.stderr)
 
     if "default" in runs:
