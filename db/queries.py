@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from db.counts import ProjectCounts, project_counts
-from db.models import Activity, Image, Job, JobStatus, Label, ModelVersion, Project
+from db.models import Activity, Image, Job, JobStatus, Label, ModelKind, ModelVersion, Project
 
 
 def images_by_status(session: Session, project_id: int) -> dict[str, int]:
@@ -85,13 +85,15 @@ def model_versions(session: Session, project_id: int) -> list[ModelVersion]:
     )
 
 
-def model_version_names(session: Session, project_id: int) -> dict[int, str]:
-    """The project's model versions, newest first, as id -> name (without loading metrics and params)."""
-    rows = session.execute(
-        select(ModelVersion.id, ModelVersion.name)
-        .where(ModelVersion.project_id == project_id)
-        .order_by(ModelVersion.id.desc())
-    ).all()
+def model_version_names(session: Session, project_id: int, kind: ModelKind | None = None) -> dict[int, str]:
+    """The project's model versions (of one kind, if given), newest first, as id -> name.
+
+    Neither metrics nor params are loaded.
+    """
+    query = select(ModelVersion.id, ModelVersion.name).where(ModelVersion.project_id == project_id)
+    if kind is not None:
+        query = query.where(ModelVersion.kind == kind)
+    rows = session.execute(query.order_by(ModelVersion.id.desc())).all()
     return {vid: name for vid, name in rows}
 
 

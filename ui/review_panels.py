@@ -23,7 +23,7 @@ from core.review.queue import DEFAULT_THRESHOLD, ORDERS, QueueItem, ReviewQueueF
 from core.review.summaries import audit_error_rate, decision_summary
 from core.settings import Settings
 from db.engine import session_scope
-from db.models import JobStatus
+from db.models import JobStatus, ModelKind
 from db.queries import latest_job, model_version_names
 from ui.auth import require_role
 from ui.canvas import CanvasBox
@@ -83,9 +83,9 @@ class ReviewControls:
 
 
 def versions_with_names(engine: Engine, project_id: int) -> dict[int, str]:
-    """The project's model versions, newest first, as id -> display name."""
+    """The project's detector versions, newest first, as id -> display name (tags models predict no boxes)."""
     with session_scope(engine) as session:
-        names = model_version_names(session, project_id)
+        names = model_version_names(session, project_id, ModelKind.DETECTOR)
     return {vid: f"#{vid} {name}" for vid, name in names.items()}
 
 

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from streamlit.testing.v1 import AppTest
 
 from db.engine import session_scope
-from db.models import Image, ImageStatus, Label, ModelVersion, Prediction, Project, ReviewDecision
+from db.models import Image, ImageStatus, Label, ModelKind, ModelVersion, Prediction, Project, ReviewDecision
 
 
 def _insert_predictions(limit: int = 3) -> list[int]:
@@ -169,3 +169,17 @@ def test_no_key_is_a_move_on_one_page_and_a_write_on_the_other(make_app: Callabl
     # The in-page key hints name the keys the buttons have.
     assert "Shift+F next new" in annotate_hint and "Shift+N no garments" in annotate_hint
     assert "Shift+N no garments" in review_hint and "K skip" in review_hint
+
+
+def test_review_offers_detector_versions_only(make_app: Callable[[], AppTest]) -> None:
+    # A tags model predicts no boxes: with only a tags version, Review still says there is no detector.
+    from ui.context import get_context
+
+    at = make_app().run()
+    with session_scope(get_context().engine) as session:
+        pid = session.scalar(select(Project.id))
+        session.add(ModelVersion(project_id=pid, kind=ModelKind.TAGS, name="tags only", path="models/none/model.keras"))
+    at.switch_page("pages/review.py").run()
+    assert not at.exception, at.exception
+    assert any("No detector version yet" in i.value for i in at.info)
+    assert not any("tags only" in str(s.options) for s in at.selectbox)
