@@ -156,12 +156,18 @@ with st.expander("Check against a tags model", expanded=bool(listings) and not e
             [None, *detectors],
             format_func=lambda v: "none" if v is None else detectors[v],
         )
+        half = st.checkbox(
+            "Gross mismatches first: weigh look-alikes of one family half (a T-shirt listed as a long-sleeve is "
+            "then rarely flagged)",
+            help="Families come from the vocabulary (tops, bottoms, footwear…).",
+        )
         if st.button("Run the check", type="primary", disabled=not listings):
             params = {
                 "project_id": project_id,
                 "model_version_id": version_id,
                 "threshold": threshold if own else None,
                 "detector_version_id": detector,
+                "look_alikes": "half" if half else "full",
             }
             if (job_id := start_job("catalogue-check", params, project_id)) is not None:
                 st.session_state[JOB_KEY] = job_id

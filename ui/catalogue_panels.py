@@ -116,14 +116,17 @@ def vocabulary_panel_ui(engine: Engine, project_id: int) -> None:
         default = is_default_vocabulary(session, project_id)
     st.caption(
         ("The shipped English clothing vocabulary. " if default else "This project's own vocabulary. ")
-        + "One row per phrase: the tag and value it means. A phrase may mean several values (one row each)."
+        + "One row per phrase: the tag and value it means. A phrase may mean several values (one row each). "
+        + "Family: the value's look-alike group (tops, bottoms, footwear…), used when a check weighs "
+        + "look-alikes half."
     )
-    frame = pd.DataFrame(vocabulary.rows, columns=["tag", "value", "phrase"])
+    rows = [(t, v, p, vocabulary.families.get((t, v), "")) for t, v, p in vocabulary.rows]
+    frame = pd.DataFrame(rows, columns=["tag", "value", "phrase", "family"])
     edited = st.data_editor(frame, num_rows="dynamic", hide_index=True, width="stretch", height=260, key="vocab_editor")
     c1, c2, c3 = st.columns(3)
     if c1.button("Save vocabulary", width="stretch"):
         try:
-            new = Vocabulary.from_csv(edited[["tag", "value", "phrase"]].fillna("").to_csv(index=False))
+            new = Vocabulary.from_csv(edited[["tag", "value", "phrase", "family"]].fillna("").to_csv(index=False))
         except VocabularyError as exc:
             st.error(str(exc))
         else:
@@ -131,7 +134,9 @@ def vocabulary_panel_ui(engine: Engine, project_id: int) -> None:
     c2.download_button("Export CSV", vocabulary.to_csv(), file_name="vocabulary.csv", mime="text/csv", width="stretch")
     if c3.button("Back to the default", width="stretch", disabled=default):
         _save_vocabulary(engine, project_id, None)
-    upload = st.file_uploader("Import a vocabulary CSV (tag,value,phrase): replaces this one", type=["csv"])
+    upload = st.file_uploader(
+        "Import a vocabulary CSV (tag,value,phrase, optional family): replaces this one", type=["csv"]
+    )
     if upload is not None and st.button("Replace the vocabulary"):
         try:
             new = Vocabulary.from_csv(upload.getvalue().decode("utf-8-sig"))

@@ -2,16 +2,28 @@
 
 For each claimed tag, the claim's probability is the model's calibrated probability of the
 claimed value (summed over the values a broad word accepts, e.g. "jacket": Outwear or Blazer),
-taken on the photo that contradicts it most. A listing's mismatch score is 1 - the lowest
-such probability over its claims, so a listing is as suspect as its worst claim on its worst
-photo. Photos without a prediction from the version are named, never passed silently: the
-listing is "partly checked" or "not checked".
+taken on the photo that contradicts it most. A listing's mismatch score is 1 - the lowest such
+probability over its claims, so a listing is as suspect as its worst claim on its worst photo.
+Photos without a prediction from the version are named, never passed silently: the listing is
+"partly checked" or "not checked".
+
+``look_alikes="half"`` (an option, off by default) weighs a disagreement inside a family (the
+vocabulary's look-alike groups: tops, bottoms, footwear...) half: the claim's score becomes
+``1 - (probability + family probability) / 2``, the family probability summing every value of the
+claimed values' families. A photo that looks like another family ("title says Hoodie, photo looks
+like Shoes") still scores up to 1, a look-alike of the same family ("title says Longsleeve, photo
+looks like Shirt") at most about 0.5. It puts gross mismatches first, because the tags model's
+confident mistakes are mostly look-alikes; the price is that a real mismatch inside a family (a
+T-shirt listed as a long-sleeve shirt) is then rarely flagged: on clothing-catalogue 3 % of such
+listings against 78-83 % with the default (docs/benchmarks.md, "Catalogue check"). So it is a
+choice a team makes, not the default.
 
 The check runs as the ``catalogue-check`` job over stored ``TagPrediction`` rows (run the tags
 model's prediction job first) and stores one :class:`db.models.CatalogueResult` per listing.
-The flagging threshold is the one given, else the one stored for the version, else one chosen
-on the validation split's listings whose photos have stored tags (the lowest threshold whose
-precision is at least 0.8), which is then stored.
+The flagging threshold is the one given, else the one stored for the version (when it was chosen
+with the same scoring and vocabulary), else one chosen on the validation split's listings whose
+photos have stored tags (the lowest threshold whose precision is at least 0.8), which is then
+stored.
 """
 
 from __future__ import annotations
@@ -42,6 +54,9 @@ from db.models import (
 from db.models import Image as ImageRow
 
 MIN_PRECISION = 0.8
+LOOK_ALIKES = ("full", "half")
+# Stored with a chosen threshold: one chosen under another score or vocabulary is chosen again.
+SCORING = "claim-1"
 FALLBACK_THRESHOLD = 0.5
 # Fewer mismatched validation listings than this and a chosen threshold would be noise.
 MIN_VALIDATION_POSITIVES = 5
@@ -98,13 +113,27 @@ def _said(claim: Claim, accepted: list[str]) -> str:
     return f'{where} says "{claim.phrase}" ({value})'
 
 
+def _family_values(vocabulary: Vocabulary | None, tag: str, accepted: list[str], head: list[str]) -> list[str]:
+    """The head's values in the families of the accepted values, plus the accepted values themselves."""
+    if vocabulary is None:  # look-alikes weigh fully
+        return accepted
+    families = {f for v in accepted if (f := vocabulary.family(tag, v))}
+    if not families:
+        return accepted
+    return [v for v in head if v in accepted or vocabulary.family(tag, v) in families]
+
+
 def compare_listing(
     reading: Reading,
     photos: list[Photo],
     probabilities: dict[int, dict[str, dict[str, float]]],
     heads: dict[str, list[str]],
+    families: Vocabulary | None = None,
 ) -> dict[str, Any]:
     """One listing's check: claims with their probabilities, the score, reasons, missing predictions.
+
+    ``families``: the vocabulary whose families weigh look-alike disagreements half (see the
+    module); None, the default: every claim scores ``1 - probability``.
 
     Returns:
         ``{"mismatch_score", "status", "claims", "predictions", "reasons", "missing_predictions",
@@ -130,21 +159,27 @@ def compare_listing(
             entry["note"] = f"the model's {claim.tag} has no value {' / '.join(claim.values)}; not compared"
             continue
         entry["values"] = accepted
-        worst: tuple[float, int, dict[str, float]] | None = None
+        family = _family_values(families, claim.tag, accepted, head)
+        worst: tuple[float, float, float, int, dict[str, float]] | None = None
         for n, photo in enumerate(photos):
             probs = probabilities.get(photo.image_id, {}).get(claim.tag)
             if probs is None:
                 missing.add(photo.name)
                 continue
             p = min(1.0, sum(probs.get(v, 0.0) for v in accepted))
-            if worst is None or p < worst[0]:
-                worst = (p, n, probs)
+            pf = min(1.0, sum(probs.get(v, 0.0) for v in family))
+            score = 1.0 - (p + pf) / 2
+            if worst is None or score > worst[0]:
+                worst = (score, p, pf, n, probs)
         if worst is None:
             entry["note"] = "no photo has a prediction for this tag; not compared"
             continue
-        p, n, probs = worst
+        score, p, pf, n, probs = worst
         entry.update(probability=round(p, 4), compared=True, photo=n)
-        scores.append(1.0 - p)
+        if families is not None and family != accepted:
+            entry.update(family=sorted({f for v in accepted if (f := families.family(claim.tag, v))}))
+            entry.update(family_probability=round(pf, 4))
+        scores.append(score)
         top, top_p = max(probs.items(), key=lambda kv: kv[1])
         if top not in accepted:
             photo = "photo" if len(photos) == 1 else f"photo {n + 1}"
@@ -235,7 +270,8 @@ def choose_threshold(
     return best
 
 
-def _load_items(session: Session, project_id: int) -> list[tuple[CatalogueItem, list[Photo]]]:
+def load_items(session: Session, project_id: int) -> list[tuple[CatalogueItem, list[Photo]]]:
+    """The project's listings with their photos, in import order."""
     items = list(
         session.scalars(select(CatalogueItem).where(CatalogueItem.project_id == project_id).order_by(CatalogueItem.id))
     )
@@ -260,6 +296,7 @@ def run_check(
     progress: Any = None,
     vocabulary: Vocabulary | None = None,
     detector_version_id: int | None = None,
+    look_alikes: str = "full",
 ) -> dict[str, Any]:
     """Checks every listing of a project against a tags model version and stores the results.
 
@@ -272,6 +309,7 @@ def run_check(
         vocabulary: Overrides the project's (benchmarks); None: the project's.
         detector_version_id: A detector version whose main garment per photo is added as evidence
             (reasons and ``details["detector"]``; the score is the tags model's alone).
+        look_alikes: ``"full"`` (default) or ``"half"``: weigh disagreements inside a family half.
 
     Returns:
         A summary: counts per status, flagged, the threshold and how it was chosen, listings per second.
@@ -280,11 +318,13 @@ def run_check(
         CatalogueCheckError: The version is not a tags model of the project, or the detector
             version not a detector of it.
     """
+    if look_alikes not in LOOK_ALIKES:
+        raise CatalogueCheckError(f"look_alikes must be one of {', '.join(LOOK_ALIKES)}, not {look_alikes!r}.")
     started = time.perf_counter()
     with session_scope(engine) as session:
         version = tags_version(session, project_id, model_version_id)
         vocabulary = vocabulary or project_vocabulary(session, project_id)
-        items = _load_items(session, project_id)
+        items = load_items(session, project_id)
         image_ids = sorted({p.image_id for _, photos in items for p in photos})
         probabilities = tag_probabilities(session, model_version_id, image_ids)
         heads = version_heads(version, probabilities)
@@ -292,7 +332,10 @@ def run_check(
             (item.id, item.sku, item.title, item.description, dict(item.structured or {}), photos)
             for item, photos in items
         ]
+        scoring = f"{SCORING}-{look_alikes}:{vocabulary.fingerprint()}"
         choice = stored_threshold(session, project_id, model_version_id) if threshold is None else None
+        if choice is not None and choice.get("scoring") != scoring:
+            choice = None  # chosen under another score or vocabulary: its scores meant something else
         garments = None
         if detector_version_id is not None:
             try:
@@ -302,7 +345,7 @@ def run_check(
     results: list[tuple[int, dict[str, Any], list[Photo]]] = []
     for n, (item_id, sku, title, description, structured, photos) in enumerate(rows, start=1):
         reading = read_listing(vocabulary, title, description, structured)
-        details = compare_listing(reading, photos, probabilities, heads)
+        details = compare_listing(reading, photos, probabilities, heads, vocabulary if look_alikes == "half" else None)
         if garments is not None:
             add_evidence(details, garments, vocabulary)
         details["sku"] = sku
@@ -312,7 +355,7 @@ def run_check(
     if threshold is not None:
         choice = {"threshold": float(threshold), "source": "given"}
     elif choice is None:
-        choice = _validation_threshold(results)
+        choice = {**_validation_threshold(results), "scoring": scoring}
         if choice["source"] == "validation":
             with session_scope(engine) as session:
                 store_threshold(session, project_id, model_version_id, choice)
@@ -389,6 +432,7 @@ def catalogue_check_job(ctx: Any, params: dict[str, Any]) -> dict[str, Any]:
         int(params["model_version_id"]),
         threshold=None if threshold is None else float(threshold),
         detector_version_id=params.get("detector_version_id"),
+        look_alikes=str(params.get("look_alikes") or "full"),
         progress=lambda done, total, message: ctx.progress(done, total, message),
     )
 

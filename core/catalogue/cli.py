@@ -24,6 +24,13 @@ def _configure(p: argparse.ArgumentParser) -> None:
     chk.add_argument(
         "--detector-version", type=int, help="a detector version whose main garment per photo is added as evidence"
     )
+    chk.add_argument(
+        "--look-alikes",
+        choices=("full", "half"),
+        default="full",
+        help="half: weigh a disagreement inside a garment family (T-Shirt / Longsleeve) half, so gross mismatches "
+        "come first and look-alike ones are rarely flagged (default: full)",
+    )
     chk.add_argument("--detach", action="store_true", help="start the check as a background job and print its id")
     voc = sub.add_parser("vocabulary", help="export the project's vocabulary as CSV, or import one")
     voc.add_argument("--import", dest="import_path", type=Path, help="replace the vocabulary with this CSV")
@@ -80,6 +87,7 @@ def _check(args: argparse.Namespace, settings: Settings, engine: Engine, project
             "model_version_id": args.model_version,
             "threshold": args.threshold,
             "detector_version_id": args.detector_version,
+            "look_alikes": args.look_alikes,
         }
         job_id = create_job(session, "catalogue-check", params, project_id=project_id).id
     if args.detach:

@@ -38,7 +38,7 @@ def save_vocabulary(session: Session, project_id: int, vocabulary: Vocabulary | 
     """Stores the project's vocabulary (None: back to the shipped default)."""
     row = _settings(session, project_id, create=True)
     assert row is not None
-    row.vocabulary = None if vocabulary is None else [list(r) for r in vocabulary.rows]
+    row.vocabulary = None if vocabulary is None else vocabulary.stored_rows()
 
 
 def stored_threshold(session: Session, project_id: int, model_version_id: int) -> dict[str, Any] | None:

@@ -1,7 +1,10 @@
 """The vocabulary: which words and phrases of a listing mean which tag value, and reading a listing with it.
 
 A vocabulary is a list of ``(tag, value, phrase)`` rows: ``("category", "T-Shirt", "tee")``,
-``("sleeve_length", "full", "l/s")``. One phrase may mean several values of a tag (``jacket`` is
+``("sleeve_length", "full", "l/s")``, where a row may also name the value's **family**: the
+look-alike group it belongs to (``T-Shirt``, ``Longsleeve`` and ``Shirt`` are ``tops``; ``Shoes``
+is ``footwear``). The check counts a disagreement inside a family for less than one across
+families (:mod:`core.catalogue.check` says why); a value without a family is its own. One phrase may mean several values of a tag (``jacket`` is
 ``Outwear`` or ``Blazer``; ``jeans`` is ``Pants`` in a 16-class project and ``Jeans`` in one that
 uses the detector's labels): a claim then accepts any of them, and the check sums their
 probabilities. The shipped default (``default_vocabulary.csv``) covers the 16 categories of the
@@ -21,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,14 +134,22 @@ class _Node:
 class Vocabulary:
     """Tag -> value -> phrases, indexed for longest-phrase matching per tag."""
 
-    def __init__(self, rows: Iterable[tuple[str, str, str]]) -> None:
+    def __init__(self, rows: Iterable[Sequence[str]]) -> None:
+        """Rows ``(tag, value, phrase)`` or ``(tag, value, phrase, family)``; a value's first family wins."""
         self.rows: list[tuple[str, str, str]] = []
+        self.families: dict[tuple[str, str], str] = {}
+        self._family_index: dict[tuple[str, str], str] | None = None
         self._tries: dict[str, _Node] = {}
         seen: set[tuple[str, str, tuple[str, ...]]] = set()
-        for tag, value, phrase in rows:
-            tag, value, phrase = tag.strip(), value.strip(), " ".join(phrase.split())
+        for row in rows:
+            tag, value, phrase = row[0].strip(), row[1].strip(), " ".join(row[2].split())
+            family = " ".join(row[3].split()) if len(row) > 3 and row[3] else ""
             words = phrase_words(phrase)
-            if not tag or not value or not words or (tag, value, words) in seen:
+            if not tag or not value or not words:
+                continue
+            if family:
+                self.families.setdefault((tag, value), family)
+            if (tag, value, words) in seen:
                 continue
             seen.add((tag, value, words))
             self.rows.append((tag, value, phrase))
@@ -147,6 +158,24 @@ class Vocabulary:
                 node = node.children.setdefault(w, _Node())
             node.values.append(value)
 
+    def family(self, tag: str, value: str) -> str | None:
+        """The family of a tag value (names compared as :func:`normalise_value` does), or None."""
+        if self._family_index is None:
+            self._family_index = {}
+            for (t, v), f in self.families.items():
+                self._family_index.setdefault((t, normalise_value(v)), f)
+        return self._family_index.get((tag, normalise_value(value)))
+
+    def stored_rows(self) -> list[list[str]]:
+        """The rows as the database keeps them: ``[tag, value, phrase]``, plus the family where the value has one."""
+        return [[t, v, p, *([self.families[(t, v)]] if (t, v) in self.families else [])] for t, v, p in self.rows]
+
+    def fingerprint(self) -> str:
+        """A short hash of the rows and families: a threshold chosen under another vocabulary is not reused."""
+        import hashlib
+
+        return hashlib.sha256(self.to_csv().encode("utf-8")).hexdigest()[:12]
+
     @classmethod
     def default(cls) -> Vocabulary:
         """The shipped English clothing vocabulary."""
@@ -154,11 +183,12 @@ class Vocabulary:
 
     @classmethod
     def from_csv(cls, text: str) -> Vocabulary:
-        """Reads ``tag,value,phrase`` rows (a header row is required).
+        """Reads ``tag,value,phrase`` rows, with an optional ``family`` column (a header row is required).
 
         Raises:
-            VocabularyError: Missing columns, or rows with an empty field or an over-long phrase
-                (every bad row is named in the message; nothing is taken from a bad file).
+            VocabularyError: Missing columns, rows with an empty field or an over-long phrase, or a
+                value given two families (every bad row is named in the message; nothing is taken
+                from a bad file).
         """
         reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
         columns = {c.strip().lower() for c in reader.fieldnames or []}
@@ -167,10 +197,13 @@ class Vocabulary:
             raise VocabularyError(
                 f"The vocabulary CSV needs the columns tag, value, phrase; missing: {', '.join(sorted(missing))}."
             )
-        rows, problems = [], []
+        rows: list[tuple[str, str, str, str]] = []
+        problems: list[str] = []
+        families: dict[tuple[str, str], str] = {}
         for n, raw in enumerate(reader, start=2):
             row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if isinstance(v, str | None)}
             tag, value, phrase = row.get("tag", ""), row.get("value", ""), row.get("phrase", "")
+            family = " ".join(row.get("family", "").split())
             if not (tag or value or phrase):
                 continue
             if not tag or not value or not phrase:
@@ -179,19 +212,25 @@ class Vocabulary:
                 problems.append(f"row {n}: phrase longer than {MAX_PHRASE_CHARS} characters")
             elif not phrase_words(phrase):
                 problems.append(f"row {n}: phrase {phrase!r} has no words")
+            elif family and families.setdefault((tag, value), family) != family:
+                problems.append(f"row {n}: {tag} {value} is already in the family {families[(tag, value)]!r}")
             else:
-                rows.append((tag, value, phrase))
+                rows.append((tag, value, phrase, family))
         if problems:
             shown = "; ".join(problems[:10]) + (f"; and {len(problems) - 10} more" if len(problems) > 10 else "")
             raise VocabularyError(f"The vocabulary CSV has bad rows: {shown}.")
         return cls(rows)
 
     def to_csv(self) -> str:
-        """The vocabulary as ``tag,value,phrase`` CSV (what :meth:`from_csv` reads)."""
+        """The vocabulary as ``tag,value,phrase[,family]`` CSV (what :meth:`from_csv` reads)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["tag", "value", "phrase"])
-        writer.writerows(self.rows)
+        if self.families:
+            writer.writerow(["tag", "value", "phrase", "family"])
+            writer.writerows((t, v, p, self.families.get((t, v), "")) for t, v, p in self.rows)
+        else:
+            writer.writerow(["tag", "value", "phrase"])
+            writer.writerows(self.rows)
         return out.getvalue()
 
     @property

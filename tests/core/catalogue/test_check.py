@@ -60,11 +60,13 @@ def test_check_scores_explains_and_names_missing_predictions(
         results = {r["sku"]: r for r in stored_results(session, project_id, version)}
     hoodie = results["S1"]
     assert hoodie["mismatch_score"] == pytest.approx(0.98)
+    assert "family" not in hoodie["claims"][0]  # look-alikes weigh fully by default
     assert hoodie["flagged"] is True
     assert hoodie["reasons"] == ["title says Hoodie · photo looks like Shoes (0.94)"]
     assert hoodie["claims"][0]["phrase"] == "hoodie" and hoodie["claims"][0]["values"] == ["Hoodie"]
     assert hoodie["predictions"][0]["tags"]["category"]["top"][0] == ["Shoes", 0.94]
-    assert results["S2"]["mismatch_score"] == pytest.approx(0.1) and results["S2"]["flagged"] is False
+    assert results["S2"]["mismatch_score"] == pytest.approx(0.1)
+    assert results["S2"]["flagged"] is False
     two = results["S3"]
     assert two["status"] == "partly checked" and two["missing_predictions"] == ["ls2.jpg"]
     assert any("no prediction from this model version for ls2.jpg" in r for r in two["reasons"])
@@ -132,6 +134,88 @@ def test_threshold_is_chosen_on_validation_listings_and_stored(
     assert run_check(engine, project_id, version, threshold=0.9)["threshold"] == {"threshold": 0.9, "source": "given"}
 
 
+@pytest.mark.both_databases
+def test_look_alikes_half_weighs_a_disagreement_inside_a_family_half(
+    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
+) -> None:
+    """With the option, a shirt-looking photo titled "long sleeve top" is a weaker contradiction than "sneakers"."""
+    from core.catalogue.settings import save_vocabulary
+    from core.catalogue.vocabulary import Vocabulary
+
+    photos = photo_folder(tmp_path / "f", ["a.jpg", "b.jpg"])
+    rows = "F1,a.jpg,Long sleeve top\nF2,b.jpg,White sneakers\n"
+    import_catalogue(engine, settings.data_dir, project_id, ("sku,image,title\n" + rows).encode(), photos)
+    with session_scope(engine) as session:
+        ids = dict(session.execute(select(ImageRow.original_name, ImageRow.id)).all())
+    version = tags_version(engine, project_id)
+    for name in ("a.jpg", "b.jpg"):  # both photos look like a shirt
+        predict(engine, version, ids[name], "category", {"Shirt": 0.9, "Longsleeve": 0.04, "Shoes": 0.02})
+        predict(engine, version, ids[name], "sleeve_length", {"full": 0.9})
+
+    def check(**options: str) -> dict[str, dict]:
+        run_check(engine, project_id, version, threshold=0.8, **options)
+        with session_scope(engine) as session:
+            return {r["sku"]: r for r in stored_results(session, project_id, version)}
+
+    default = check()  # every disagreement weighs fully: both flagged
+    assert default["F1"]["mismatch_score"] == pytest.approx(0.96) and default["F1"]["flagged"] is True
+    assert default["F2"]["mismatch_score"] == pytest.approx(0.98) and default["F2"]["flagged"] is True
+    results = check(look_alikes="half")
+    same, other = results["F1"], results["F2"]
+    assert same["claims"][0]["family"] == ["tops"]
+    # F1: Longsleeve 0.04; its family (tops) adds Shirt 0.9, and T-Shirt and Hoodie at 0.04 / 5 each
+    assert same["mismatch_score"] == pytest.approx(1 - (0.04 + 0.956) / 2, abs=1e-4)
+    assert same["flagged"] is False and same["reasons"] == [
+        'title says "Long sleeve top" (Longsleeve) · photo looks like Shirt (0.90)'
+    ]
+    # F2: Shoes 0.02, and footwear holds nothing else
+    assert other["mismatch_score"] == pytest.approx(0.98) and other["flagged"] is True
+    # a vocabulary without families: the option has nothing to weigh
+    plain = Vocabulary.from_csv("tag,value,phrase\ncategory,Longsleeve,long sleeve\ncategory,Shoes,sneakers\n")
+    with session_scope(engine) as session:
+        save_vocabulary(session, project_id, plain)
+    results = check(look_alikes="half")
+    assert results["F1"]["mismatch_score"] == pytest.approx(0.96) and results["F1"]["flagged"] is True
+    assert "family" not in results["F1"]["claims"][0]
+    with pytest.raises(CatalogueCheckError, match="look_alikes must be one of full, half"):
+        run_check(engine, project_id, version, look_alikes="quarter")
+
+
+def test_a_stored_threshold_is_chosen_again_under_another_vocabulary_or_scoring(
+    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
+) -> None:
+    from core.catalogue.settings import save_vocabulary, stored_threshold
+    from core.catalogue.vocabulary import Vocabulary
+
+    names = [f"w{i}.jpg" for i in range(12)]
+    photos = photo_folder(tmp_path / "w", names)
+    rows = "".join(f"W{i},w{i}.jpg,Grey hoodie\n" for i in range(12))
+    import_catalogue(engine, settings.data_dir, project_id, ("sku,image,title\n" + rows).encode(), photos)
+    version = tags_version(engine, project_id)
+    with session_scope(engine) as session:
+        for i, image in enumerate(session.scalars(select(ImageRow).order_by(ImageRow.id))):
+            image.split = Split.VAL
+            image.attributes = {"category": "Shoes" if i < 6 else "Hoodie"}
+            p_hoodie = [0.05, 0.1, 0.15, 0.2, 0.3, 0.7, 0.4, 0.8, 0.85, 0.9, 0.95, 0.97][i]
+            predict(engine, version, image.id, "category", {"Hoodie": p_hoodie, "Shoes": 1 - p_hoodie})
+    first = run_check(engine, project_id, version)["threshold"]
+    assert first["source"] == "validation" and first["scoring"].startswith("claim-1-full:")
+    # a stored choice without the scoring it was made under (an older Tagrack's) is not trusted
+    with session_scope(engine) as session:
+        from core.catalogue.settings import store_threshold
+
+        store_threshold(session, project_id, version, {"threshold": 0.99, "source": "validation"})
+    assert run_check(engine, project_id, version)["threshold"]["threshold"] == first["threshold"]
+    with session_scope(engine) as session:
+        save_vocabulary(session, project_id, Vocabulary.from_csv("tag,value,phrase\ncategory,Hoodie,hoodie\n"))
+    second = run_check(engine, project_id, version)["threshold"]
+    assert second["scoring"] != first["scoring"]
+    with session_scope(engine) as session:
+        assert stored_threshold(session, project_id, version)["scoring"] == second["scoring"]
+    third = run_check(engine, project_id, version, look_alikes="half")["threshold"]
+    assert third["scoring"].startswith("claim-1-half:") and third["source"] == "validation"
+
+
 def test_choose_threshold() -> None:
     # at 0.8: 2 of 2 right; at 0.7: 2 of 3; at 0.2: 3 of 4 (0.75): 0.8 is the lowest with precision >= 0.8
     assert choose_threshold([0.9, 0.8, 0.7, 0.2], [True, True, False, True]) == {
@@ -178,6 +262,8 @@ def test_cli_import_and_check_print_json_per_sku(
             str(version),
             "--threshold",
             "0.9",
+            "--look-alikes",
+            "half",
             *base,
         ],
         cwd=ROOT,
@@ -189,6 +275,7 @@ def test_cli_import_and_check_print_json_per_sku(
     out = json.loads(run.stdout)
     assert out[0]["sku"] == "S1" and out[0]["flagged"] is True
     assert set(out[0]) >= {"sku", "mismatch_score", "flagged", "claims", "predictions", "reasons"}
+    assert out[0]["claims"][0]["family"] == ["tops"]  # the option reached the job
     assert "2 listings have photos without a prediction" in run.stderr
 
 

@@ -59,8 +59,8 @@ def test_cli_vocabulary_export_import_and_a_bad_file(settings: Settings, project
         )
 
     exported = run()
-    assert exported.returncode == 0 and exported.stdout.startswith("tag,value,phrase\n")
-    assert "category,T-Shirt,tee\n" in exported.stdout
+    assert exported.returncode == 0 and exported.stdout.startswith("tag,value,phrase,family\n")
+    assert "category,T-Shirt,tee,tops\n" in exported.stdout
     (tmp_path / "mine.csv").write_text("tag,value,phrase\ncategory,Hoodie,kangaroo top\n")
     assert run("--import", str(tmp_path / "mine.csv")).returncode == 0
     assert run().stdout == "tag,value,phrase\ncategory,Hoodie,kangaroo top\n"

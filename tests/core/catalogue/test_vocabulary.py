@@ -130,6 +130,33 @@ def test_vocabulary_csv_round_trip_and_bad_rows() -> None:
         Vocabulary.from_csv("tag,value,phrase\ncategory,Hoodie,hoodie\ncategory,,hoody\n")
     custom = Vocabulary.from_csv("tag,value,phrase\ncategory,Hoodie,kangaroo top\n")
     assert read_listing(custom, "Fleece kangaroo tops").claims[0].values == ("Hoodie",)
+    assert custom.families == {} and custom.to_csv().startswith("tag,value,phrase\n")
+
+
+def test_families_read_written_stored_and_refused_when_two() -> None:
+    assert again_families(VOCAB) == VOCAB.families
+    assert VOCAB.family("category", "T-Shirt") == VOCAB.family("category", "longsleeve") == "tops"
+    assert VOCAB.family("category", "Shoes") == "footwear" and VOCAB.family("category", "Jeans") == "bottoms"
+    assert VOCAB.family("sleeve_length", "full") is None
+    every = {v for v in VOCAB.values("category")}
+    assert {v for v in every if VOCAB.family("category", v) is None} == set()  # every category has one
+    text = "tag,value,phrase,family\ncategory,Hoodie,hoodie,tops\ncategory,Hoodie,hoody,\ncategory,Hat,cap,\n"
+    voc = Vocabulary.from_csv(text)
+    assert voc.families == {("category", "Hoodie"): "tops"}
+    assert voc.stored_rows() == [
+        ["category", "Hoodie", "hoodie", "tops"],
+        ["category", "Hoodie", "hoody", "tops"],
+        ["category", "Hat", "cap"],
+    ]
+    assert Vocabulary(voc.stored_rows()).families == voc.families
+    assert voc.fingerprint() != Vocabulary.from_csv(text.replace(",tops", ",")).fingerprint()
+    with pytest.raises(VocabularyError, match="row 3: category Hoodie is already in the family 'tops'"):
+        Vocabulary.from_csv("tag,value,phrase,family\ncategory,Hoodie,hoodie,tops\ncategory,Hoodie,hoody,outer\n")
+
+
+def again_families(vocabulary: Vocabulary) -> dict[tuple[str, str], str]:
+    """The families after a CSV round trip."""
+    return Vocabulary.from_csv(vocabulary.to_csv()).families
 
 
 def test_default_vocabulary_covers_the_catalogue_classes_and_default_schema() -> None:
