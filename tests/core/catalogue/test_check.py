@@ -108,9 +108,8 @@ def test_decisions_model_wrong_makes_the_claim_ground_truth(
     assert "photo looks like Shoes" in rows[0]["reasons"]
 
 
-def test_threshold_is_chosen_on_validation_listings_and_stored(
-    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
-) -> None:
+def _validation_hoodies(engine: Engine, settings: Settings, project_id: int, tmp_path: Path) -> int:
+    """Twelve validation listings titled "Grey hoodie": six photos really are shoes (the listing is wrong)."""
     names = [f"v{i}.jpg" for i in range(12)]
     photos = photo_folder(tmp_path / "v", names)
     rows = "".join(f"V{i},v{i}.jpg,Grey hoodie\n" for i in range(12))
@@ -119,10 +118,16 @@ def test_threshold_is_chosen_on_validation_listings_and_stored(
     with session_scope(engine) as session:
         for i, image in enumerate(session.scalars(select(ImageRow).order_by(ImageRow.id))):
             image.split = Split.VAL
-            # six photos really are shoes (the listing is wrong), six are hoodies
             image.attributes = {"category": "Shoes" if i < 6 else "Hoodie"}
             p_hoodie = [0.05, 0.1, 0.15, 0.2, 0.3, 0.7, 0.4, 0.8, 0.85, 0.9, 0.95, 0.97][i]
             predict(engine, version, image.id, "category", {"Hoodie": p_hoodie, "Shoes": 1 - p_hoodie})
+    return version
+
+
+def test_threshold_is_chosen_on_validation_listings_and_stored(
+    engine: Engine, settings: Settings, project_id: int, tmp_path: Path
+) -> None:
+    version = _validation_hoodies(engine, settings, project_id, tmp_path)
     summary = run_check(engine, project_id, version)
     choice = summary["threshold"]
     # scores 0.95 .. 0.7 are all mismatches, 0.6 (a hoodie) then 0.3 (shoes): lowest cut at precision >= 0.8
@@ -187,17 +192,7 @@ def test_a_stored_threshold_is_chosen_again_under_another_vocabulary_or_scoring(
     from core.catalogue.settings import save_vocabulary, stored_threshold
     from core.catalogue.vocabulary import Vocabulary
 
-    names = [f"w{i}.jpg" for i in range(12)]
-    photos = photo_folder(tmp_path / "w", names)
-    rows = "".join(f"W{i},w{i}.jpg,Grey hoodie\n" for i in range(12))
-    import_catalogue(engine, settings.data_dir, project_id, ("sku,image,title\n" + rows).encode(), photos)
-    version = tags_version(engine, project_id)
-    with session_scope(engine) as session:
-        for i, image in enumerate(session.scalars(select(ImageRow).order_by(ImageRow.id))):
-            image.split = Split.VAL
-            image.attributes = {"category": "Shoes" if i < 6 else "Hoodie"}
-            p_hoodie = [0.05, 0.1, 0.15, 0.2, 0.3, 0.7, 0.4, 0.8, 0.85, 0.9, 0.95, 0.97][i]
-            predict(engine, version, image.id, "category", {"Hoodie": p_hoodie, "Shoes": 1 - p_hoodie})
+    version = _validation_hoodies(engine, settings, project_id, tmp_path)
     first = run_check(engine, project_id, version)["threshold"]
     assert first["source"] == "validation" and first["scoring"].startswith("claim-1-full:")
     # a stored choice without the scoring it was made under (an older Tagrack's) is not trusted
