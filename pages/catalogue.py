@@ -111,9 +111,10 @@ def check_done_ui(job: JobSnapshot) -> None:
         job_ended_ui(job, "check")
         return
     threshold = result["threshold"]
+    half = " Look-alikes of one family weighed half." if result.get("look_alikes") == "half" else ""
     st.success(
         f"Checked {result['listings']} listings: {result['flagged']} flagged at mismatch score "
-        f"{threshold['threshold']:.2f} ({threshold['source']})."
+        f"{threshold['threshold']:.2f} ({threshold['source']}).{half}"
     )
     unchecked = result["not_checked"] + result["partly_checked"]
     if unchecked:

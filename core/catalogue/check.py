@@ -387,6 +387,7 @@ def run_check(
             for s in ("checked", "partly checked", "not checked", "nothing to compare")
         },
         "threshold": choice,
+        "look_alikes": look_alikes,
         "seconds": round(elapsed, 3),
         "listings_per_second": round(len(results) / elapsed, 1) if elapsed > 0 else None,
     }

@@ -158,7 +158,8 @@ def test_look_alikes_half_weighs_a_disagreement_inside_a_family_half(
         predict(engine, version, ids[name], "sleeve_length", {"full": 0.9})
 
     def check(**options: str) -> dict[str, dict]:
-        run_check(engine, project_id, version, threshold=0.8, **options)
+        summary = run_check(engine, project_id, version, threshold=0.8, **options)
+        assert summary["look_alikes"] == options.get("look_alikes", "full")
         with session_scope(engine) as session:
             return {r["sku"]: r for r in stored_results(session, project_id, version)}
 
