@@ -76,6 +76,14 @@ def latest_job(session: Session, kind: str, project_id: int | None = None, activ
     return session.scalar(query.order_by(Job.id.desc()).limit(1))
 
 
+def followed_job(session: Session, kind: str, project_id: int, job_id: int | None) -> Job | None:
+    """The job a page follows (``job_id``, when it is this project's job of ``kind``), else the project's latest."""
+    job = session.get(Job, job_id) if job_id else None
+    if job is not None and job.kind == kind and job.project_id == project_id:
+        return job
+    return latest_job(session, kind, project_id)
+
+
 def model_versions(session: Session, project_id: int) -> list[ModelVersion]:
     """The project's model versions, newest first."""
     return list(
@@ -100,6 +108,18 @@ def model_version_names(session: Session, project_id: int, kind: ModelKind | Non
 def image_names(session: Session, image_ids: Iterable[int]) -> dict[int, str]:
     """Original file name per image id (ids that do not exist are left out)."""
     return dict(session.execute(select(Image.id, Image.original_name).where(Image.id.in_(list(image_ids)))).all())
+
+
+def display_paths(session: Session, image_ids: Iterable[int]) -> dict[int, str]:
+    """image id -> its display copy's path (relative to the data folder); ids that do not exist are left out."""
+    rows = session.execute(select(Image.id, Image.display_path).where(Image.id.in_(list(image_ids))))
+    return dict(rows.all())
+
+
+def attribute_schema(session: Session, project_id: int) -> dict[str, list[str]]:
+    """The project's tag schema ``{tag: [values]}`` (empty when it has none or does not exist)."""
+    schema = session.scalar(select(Project.attribute_schema).where(Project.id == project_id))
+    return {str(k): [str(v) for v in vals] for k, vals in (schema or {}).items()}
 
 
 def project_names(session: Session) -> dict[int, str]:

@@ -20,7 +20,7 @@ from core.annotate.state import DraftBox, project_labels
 from core.project.imagestore import ImageStore
 from core.review.tags import image_suggestions, record_saved_suggestions, shown_attributes
 from db.engine import session_scope
-from db.models import Project
+from db.queries import attribute_schema
 from ui.annotate_panels import (
     accept_tags_ui,
     attributes_ui,
@@ -53,8 +53,7 @@ JUMP_PENDING = f"ann_jump_pending_{project_id}"
 
 # ---------------------------------------------------------------- read what the page shows
 with session_scope(ctx.engine) as session:
-    project = session.get(Project, project_id)
-    schema: dict[str, list[str]] = dict(project.attribute_schema or {}) if project else {}
+    schema = attribute_schema(session, project_id)
     labels = project_labels(session, project_id)
 flt = queue_filter_ui(labels, project_id)
 canvas_w = canvas_width_ui()

@@ -14,7 +14,7 @@ from core.project.imagestore import ImageStore
 from core.review.errors import ReviewError
 from core.review.tags import decide_tag, has_tag_predictions, tags_queue, tags_versions
 from db.engine import session_scope
-from db.models import Image, Project
+from db.queries import attribute_schema, display_paths
 from ui.context import current_user, get_context, require_project
 from ui.review_tags_panels import suggestion_ui, tag_auto_accept_ui, tag_controls_ui, tag_summary_ui
 
@@ -26,7 +26,7 @@ FLASH_KEY = f"revt_flash_{project_id}"
 
 with session_scope(ctx.engine) as session:
     versions = tags_versions(session, project_id)
-    schema = dict(session.get(Project, project_id).attribute_schema or {})
+    schema = attribute_schema(session, project_id)
     session.expunge_all()
 if not versions:
     st.info("No tags model yet: train one on the Train page, then run it over the images to get suggestions.")
@@ -44,8 +44,7 @@ if outcome is not None:
 with session_scope(ctx.engine) as session:
     queue = tags_queue(session, project_id, controls.model_version_id, tags=controls.tags, values=controls.values)
     item = queue[0] if queue else None
-    image = session.get(Image, item.image_id) if item else None
-    display_path = image.display_path if image else None
+    display_path = display_paths(session, [item.image_id]).get(item.image_id) if item else None
     predicted = item is not None or has_tag_predictions(session, controls.model_version_id)
 
 flash = st.session_state.get(FLASH_KEY)

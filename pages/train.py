@@ -19,8 +19,7 @@ from core.model.training import (
 )
 from core.project.splits import exportable_per_split
 from db.engine import session_scope
-from db.models import Job
-from db.queries import latest_job
+from db.queries import followed_job, latest_job
 from ui.auth import require_role
 from ui.context import current_user, get_context, require_project
 from ui.export_model_panels import deployment_ui
@@ -64,8 +63,7 @@ def active_job() -> int | None:
 def job_ui() -> None:
     """The training job this page follows (else the project's latest): live while it runs, then its outcome."""
     with session_scope(ctx.engine) as session:
-        job = session.get(Job, st.session_state[JOB_KEY]) if st.session_state.get(JOB_KEY) else None
-        job = job or latest_job(session, JOB_KIND, project_id)
+        job = followed_job(session, JOB_KIND, project_id, st.session_state.get(JOB_KEY))
         job_id = job.id if job is not None else None
     job_progress_ui(
         job_id,

@@ -16,6 +16,7 @@ from core.catalogue.settings import is_default_vocabulary, project_vocabulary, s
 from core.catalogue.vocabulary import Vocabulary, VocabularyError
 from core.project.imagestore import ImageStore
 from core.settings import Settings
+from db import queries
 from db.engine import session_scope
 from db.models import ModelKind
 
@@ -165,7 +166,7 @@ def listing_ui(engine: Engine, settings: Settings, entry: dict[str, Any], positi
     store = ImageStore(settings.data_dir)
     pics, words = st.columns([2, 3])
     with session_scope(engine) as session:
-        paths = listings.display_paths(session, (p["image_id"] for p in details.get("predictions", [])))
+        paths = queries.display_paths(session, (p["image_id"] for p in details.get("predictions", [])))
     for n, pred in enumerate(details.get("predictions", []), start=1):
         with pics:
             if pred["image_id"] in paths:

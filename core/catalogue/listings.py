@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from db.models import CatalogueItem, ModelKind, ModelVersion
-from db.models import Image as ImageRow
 
 
 def listing_count(session: Session, project_id: int) -> int:
@@ -27,12 +24,6 @@ def tags_versions(session: Session, project_id: int, kind: ModelKind = ModelKind
         .order_by(ModelVersion.id.desc())
     ).all()
     return {vid: f"{name} (#{vid})" for vid, name in rows}
-
-
-def display_paths(session: Session, image_ids: Iterable[int]) -> dict[int, str]:
-    """image id -> its display copy's path (relative to the data folder)."""
-    ids = list(image_ids)
-    return dict(session.execute(select(ImageRow.id, ImageRow.display_path).where(ImageRow.id.in_(ids))).all())
 
 
 def version_tags(session: Session, model_version_id: int) -> list[str]:

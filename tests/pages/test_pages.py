@@ -51,3 +51,15 @@ def test_duplicate_project_name_is_refused(make_app: Callable[[], AppTest]) -> N
     next(t for t in at.text_input if t.label == "Project name").input("Demo: clothing scenes")
     next(b for b in at.button if b.label == "Create project").click().run()
     assert any("already exists" in e.value for e in at.error)
+
+
+def test_pages_run_no_queries_themselves() -> None:
+    """Queries live in core/ or db/: a page opens a session only to call them."""
+    import re
+
+    query = re.compile(
+        r"(^|[^a-z_])select\(|session\.(get|execute|scalars?|query|add|delete)\(|^(from|import) sqlalchemy", re.M
+    )
+    pages = Path(__file__).resolve().parents[2] / "pages"
+    found = {p.name: m.group(0) for p in sorted(pages.glob("*.py")) if (m := query.search(p.read_text()))}
+    assert found == {}
