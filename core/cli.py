@@ -247,6 +247,12 @@ def _train_configure(p: argparse.ArgumentParser) -> None:
         "--size",
         help="model input WIDTHxHEIGHT (images are letterboxed), or auto: fitted to the project's boxes (default auto)",
     )
+    p.add_argument(
+        "--fit-rule",
+        choices=("boxes", "classes"),
+        help="how the auto size and anchors weigh small garments: boxes (all boxes together) or classes (grow the "
+        f"input and anchors until each class's small boxes keep about 20 px) (default {DEFAULTS['fit_rule']})",
+    )
     p.add_argument("--alpha", type=float, help=f"MobileNetV2 width multiplier (default {DEFAULTS['alpha']})")
     p.add_argument(
         "--weights",
@@ -299,6 +305,7 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
         learning_rate=args.learning_rate,
         eval_every=args.eval_every,
         seed=args.seed,
+        fit_rule=getattr(args, "fit_rule", None),
         name=args.name,
         **size,
     )

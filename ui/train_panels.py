@@ -162,6 +162,7 @@ def geometry_text(fit: Any) -> str:
     return (
         f"Now: {fit.image_width}x{fit.image_height} letterboxed, heads from level {fit.min_level}, anchor size "
         f"{fit.anchor_size:g}, anchors cover {fit.coverage:.0%} of {fit.boxes:,} boxes."
+        + (f" The {fit.describe_smallest()}." if fit.smallest_class else "")
     )
 
 

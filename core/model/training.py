@@ -65,6 +65,9 @@ DEFAULTS: dict[str, Any] = {
     "eval_every": AUTO,
     "val_holdout": 0.1,
     "seed": 0,
+    # How the "auto" fit weighs small classes (core.model.detector.input_fit): "boxes" (all boxes
+    # together) until the accuracy benchmark has measured "classes" (each class's small boxes).
+    "fit_rule": "boxes",
 }
 SPEC_KEYS = (
     "image_height",
@@ -162,17 +165,18 @@ def keras_imagenet_cached(alpha: float) -> bool:
     return (keras_home / "models" / name).exists()
 
 
-def fit_geometry(session: Session, project_id: int, sample_images: int | None = None) -> Any:
+def fit_geometry(session: Session, project_id: int, sample_images: int | None = None, rule: str = "boxes") -> Any:
     """Input size and anchors fitted to the project's finished images in the train split.
 
     Falls back to all finished images when none has a split yet. ``sample_images`` bounds the
     images read to about that many (every k-th by id, an even spread): the Train page shows the
     fit on every run and on 100,000 images reading every box took seconds, while the fit (box
     size quantiles) of a few thousand images is the same; the training job fits on all of them.
+    ``rule`` is :func:`core.model.detector.input_fit.fit_input`'s.
     """
     from core.accounts.review_stage import ground_truth_in
     from core.model.detector.input_fit import fit_input
-    from db.models import BoxRow, Image, Split
+    from db.models import BoxRow, Image, Label, Split
 
     cond = [Image.project_id == project_id, ground_truth_in(session, project_id)]
     if sample_images:
@@ -184,9 +188,16 @@ def fit_geometry(session: Session, project_id: int, sample_images: int | None = 
     train = [r for r in rows if r.split == Split.TRAIN] or list(rows)
     index = {r.id: i for i, r in enumerate(train)}
     boxes = session.execute(
-        select(BoxRow.image_id, BoxRow.x_max - BoxRow.x_min, BoxRow.y_max - BoxRow.y_min).join(Image).where(*cond)
+        select(BoxRow.image_id, BoxRow.x_max - BoxRow.x_min, BoxRow.y_max - BoxRow.y_min, Label.name)
+        .join(Image, BoxRow.image_id == Image.id)
+        .join(Label, BoxRow.label_id == Label.id)
+        .where(*cond)
     ).all()
-    return fit_input([(r.width, r.height) for r in train], [(index[i], w, h) for i, w, h in boxes if i in index])
+    return fit_input(
+        [(r.width, r.height) for r in train],
+        [(index[i], w, h, name) for i, w, h, name in boxes if i in index],
+        rule=rule,
+    )
 
 
 def start_training(engine: Engine, settings: Settings, project_id: int, params: dict[str, Any]) -> int:
@@ -272,7 +283,7 @@ def _resolve_auto(ctx: JobContext, params: dict[str, Any], project_id: int, coun
     resolved["weights"] = resolve_weights(ctx.settings, params.get("weights", AUTO), float(params.get("alpha", 1.0)))
     if any(params.get(k, AUTO) == AUTO for k in FIT_KEYS):
         with session_scope(ctx.engine) as session:
-            fit = fit_geometry(session, project_id)
+            fit = fit_geometry(session, project_id, rule=str(params.get("fit_rule", "boxes")))
         for k, v in fit.params().items():
             if params.get(k, AUTO) == AUTO:
                 resolved[k] = v
@@ -286,6 +297,8 @@ def _resolve_auto(ctx: JobContext, params: dict[str, Any], project_id: int, coun
             f"heads from level {resolved['min_level']}, anchor size {resolved['anchor_size']} "
             f"({coverage}; small boxes {fit.small_side_px:.0f} px)"
         )
+        if fit.smallest_class:
+            ctx.log(f"fit rule {fit.rule!r}: {fit.describe_smallest()}")
     if params.get("batch_size", AUTO) == AUTO:
         import tensorflow as tf
 

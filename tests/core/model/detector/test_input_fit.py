@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras_hub
 import numpy as np
+import pytest
 
 from core.model.detector.input_fit import anchor_coverage, anchor_shapes, fit_input, input_size, offset_iou
 
@@ -75,3 +76,61 @@ def test_small_boxes_raise_the_resolution_and_bring_level_3_back() -> None:
 def test_no_images_gives_the_demo_geometry() -> None:
     fit = fit_input([], [])
     assert fit.params() == {"image_height": 192, "image_width": 256, "min_level": 4, "anchor_size": 3.0}
+
+
+def _street_photos() -> tuple[list[tuple[int, int]], list[tuple[int, float, float, str]]]:
+    """400x600 portrait photos: many coats, a few pairs of sunglasses of about 35x30 px (issue #20's case)."""
+    sizes = [(400, 600)] * 60
+    boxes = [(i, 180.0 + i, 300.0, "Coats") for i in range(60)]
+    boxes += [(i, 160.0, 90.0 + i, "Trousers") for i in range(60)]
+    boxes += [(i, 35.0, 30.0, "Sunglasses") for i in range(10)]  # 8 % of the boxes: under the 10th percentile
+    return sizes, boxes
+
+
+def test_the_boxes_rule_names_the_smallest_class_but_lets_the_many_large_boxes_set_the_size() -> None:
+    sizes, boxes = _street_photos()
+    fit = fit_input(sizes, boxes)
+    assert fit.rule == "boxes"
+    assert fit.image_height == 256  # the 10th percentile of all boxes is a coat or trousers
+    assert fit.smallest_class == "Sunglasses"
+    assert fit.class_short_side_px["Sunglasses"] < 20  # 30 px * 256/600: about 13 px
+    assert "smallest class Sunglasses" in fit.describe_smallest()
+    assert "set the size" not in fit.describe_smallest()
+
+
+def test_the_classes_rule_grows_the_input_until_the_small_class_keeps_20_px() -> None:
+    sizes, boxes = _street_photos()
+    fit = fit_input(sizes, boxes, rule="classes")
+    # 30 px short side keeps 20 px from a scale of 2/3 on, a 400-px long side: the first candidate is 448.
+    assert fit.image_height == 448
+    assert fit.class_short_side_px["Sunglasses"] >= 20
+    assert fit.class_coverage["Sunglasses"] >= 0.9
+    assert fit.describe_smallest().endswith("(it set the size)")
+
+
+def test_a_class_with_too_few_boxes_gives_no_percentile_and_sets_nothing() -> None:
+    sizes = [(400, 600)] * 40
+    boxes = [(i, 180.0, 300.0, "Coats") for i in range(40)] + [(0, 10.0, 8.0, "Rings")]
+    fit = fit_input(sizes, boxes, rule="classes")
+    assert "Rings" not in fit.class_short_side_px
+    assert fit.smallest_class == "Coats"
+    assert fit.image_height == 256
+
+
+def test_a_class_no_candidate_can_protect_gets_the_largest_input_and_its_best_anchors() -> None:
+    sizes = [(400, 600)] * 20
+    boxes = [(i, 180.0, 300.0, "Coats") for i in range(20)] + [(i, 8.0, 6.0, "Earrings") for i in range(20)]
+    fit = fit_input(sizes, boxes, rule="classes")
+    assert max(fit.image_height, fit.image_width) == 512
+    # No anchor reaches them at all, so paying for finer ones would buy nothing: the cheapest stays.
+    assert fit.class_coverage["Earrings"] == 0.0
+    assert (fit.min_level, fit.anchor_size) == (4, 3.0)
+
+
+def test_boxes_without_class_names_keep_todays_fit_and_an_unknown_rule_is_refused() -> None:
+    sizes, boxes = _street_photos()
+    plain = fit_input(sizes, [b[:3] for b in boxes])
+    assert plain.smallest_class is None and plain.describe_smallest() == ""
+    assert plain.params() == fit_input(sizes, boxes).params()
+    with pytest.raises(ValueError, match="Unknown fit rule"):
+        fit_input(sizes, boxes, rule="biggest")
