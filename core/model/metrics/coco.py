@@ -182,11 +182,11 @@ def evaluate(
             continue
         scores = np.array([s for s, _ in dets])
         ious = iou_matrix(as_array(b for _, b in dets), as_array(gts.get(key, [])))
-        flags = np.stack([_greedy_match(ious, t) >= 0 for t in IOU_THRESHOLDS])
-        per_class[name].append((scores, flags))
+        matches = np.stack([_greedy_match(ious, t) for t in IOU_THRESHOLDS])
+        per_class[name].append((scores, matches >= 0))
         dt_areas = np.array([b.area for _, b in dets], dtype=np.float64)
         for area, (lo, hi) in AREA_RANGES.items():
-            per_area[area][name].append((scores, *_area_flags(ious, gt_areas, dt_areas, lo, hi)))
+            per_area[area][name].append((scores, *_area_flags(ious, matches, gt_areas, dt_areas, lo, hi)))
 
     ap_50: dict[str, float] = {}
     ap_50_95: dict[str, float] = {}
@@ -248,16 +248,19 @@ def evaluate(
 
 
 def _area_flags(
-    ious: np.ndarray, gt_areas: np.ndarray, dt_areas: np.ndarray, lo: float, hi: float
+    ious: np.ndarray, matches: np.ndarray, gt_areas: np.ndarray, dt_areas: np.ndarray, lo: float, hi: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval's flags of one image and class in an area range, per IoU threshold: (matched, ignored).
 
-    A detection is ignored when it matched a ground truth outside the range, or matched
+    ``matches`` is the "all" range's matching (per IoU threshold, the gt index or -1). A
+    detection is ignored when it matched a ground truth outside the range, or matched
     nothing and is itself outside the range.
     """
     gt_ignored = (gt_areas < lo) | (gt_areas > hi)
     dt_outside = (dt_areas < lo) | (dt_areas > hi)
-    matches = np.stack([_greedy_match(ious, t, gt_ignored) for t in IOU_THRESHOLDS])
+    if gt_ignored.any() and not gt_ignored.all():
+        # Only a mix of boxes in and out of range can change who matches whom (see _greedy_match).
+        matches = np.stack([_greedy_match(ious, t, gt_ignored) for t in IOU_THRESHOLDS])
     matched = matches >= 0
     ignored = np.where(matched, gt_ignored[np.clip(matches, 0, None)] if len(gt_areas) else False, dt_outside)
     return matched, ignored
