@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from benchmarks.scaled_voc import build_scaled_copy, scaled_copy_dir  # noqa: E402
 from benchmarks.train import run_train_job  # noqa: E402
 from core.database import open_database  # noqa: E402
 from core.dataset.importer import import_annotations  # noqa: E402
@@ -65,7 +66,7 @@ def import_dataset(engine, settings: Settings, path: Path) -> tuple[int, dict]:
     """Our VOC import into a new project; returns its id and the import summary with split counts."""
     labels = [line.strip() for line in (path / "labels.txt").read_text().splitlines() if line.strip()]
     with session_scope(engine) as session:
-        project_id = create_project(session, "ccp-detection", labels=labels).id
+        project_id = create_project(session, path.name, labels=labels).id
     t0 = time.perf_counter()
     report = import_annotations(engine, settings, project_id, "voc", path, who="benchmark")
     seconds = time.perf_counter() - t0
@@ -110,17 +111,26 @@ def anchor_fit_table(engine, project_id: int) -> dict:
 
 
 def train_and_evaluate(
-    engine, settings: Settings, project_id: int, weights: str, minutes: float, overrides: dict | None = None
+    engine,
+    settings: Settings,
+    project_id: int,
+    weights: str,
+    minutes: float,
+    overrides: dict | None = None,
+    seed: int | None = None,
 ) -> dict:
-    """One ``train`` job with the defaults (but ``overrides``), the given start and budget, then ``evaluate`` on test."""
+    """One ``train`` job with the defaults (but ``overrides`` and ``seed``), the given start and budget, then ``evaluate`` on test."""
+    params = dict(overrides or {})
+    if seed is not None:
+        params["seed"] = seed
     result, wall = run_train_job(
         engine,
         settings,
         project_id,
         weights=weights,
         budget_minutes=minutes,
-        name=f"ccp {weights} {minutes:g} min",
-        **(overrides or {}),
+        name=f"ccp {weights} {minutes:g} min seed {params.get('seed', DEFAULTS['seed'])}",
+        **params,
     )
     resolved = result["params"]
     t1 = time.perf_counter()
@@ -131,13 +141,22 @@ def train_and_evaluate(
         coco = train_metrics["test"]["coco"]
     return {
         "weights": weights,
+        "seed": resolved.get("seed"),
         "overrides": overrides or {},
         "budget_minutes": minutes,
         "job_wall_minutes": round(wall / 60, 2),
         "evaluate_seconds": round(eval_s, 1),
         "test_coco_map50": coco["map_50"],
         "test_coco_map50_95": coco["map_50_95"],
+        "test_coco_map75": coco["map_75"],
+        "test_coco_map_small": coco["map_small"],
+        "test_coco_map_medium": coco["map_medium"],
+        "test_coco_map_large": coco["map_large"],
         "test_coco_ap50_per_class": coco["ap_50"],
+        "test_coco_ap75_per_class": coco["ap_75"],
+        "test_coco_ap_small_per_class": coco["ap_small"],
+        "test_gt_per_class": coco["gt_counts"],
+        "review": coco["review"],
         "test_voc_map50": (train_metrics.get("test") or {}).get("map50"),
         "val_map50": (train_metrics.get("val") or {}).get("map50"),
         "best_epoch": result.get("best_epoch"),
@@ -158,6 +177,31 @@ def train_and_evaluate(
             )
         },
     }
+
+
+# The figures ``means`` averages over a start's seeds.
+MEAN_KEYS = (
+    "test_coco_map50",
+    "test_coco_map50_95",
+    "test_coco_map75",
+    "test_coco_map_small",
+    "images_per_s",
+)
+
+
+def seed_means(runs: list[dict]) -> dict[str, dict]:
+    """Per start: the seeds run and the mean of each of :data:`MEAN_KEYS` and of the review figures over them."""
+    out: dict[str, dict] = {}
+    for weights in dict.fromkeys(r["weights"] for r in runs):
+        mine = [r for r in runs if r["weights"] == weights]
+        figures: dict[str, list[float]] = {k: [r.get(k) for r in mine] for k in MEAN_KEYS}
+        for iou in mine[0]["review"]:
+            for k in ("acceptable_share", "precision", "recall"):
+                figures[f"review_{iou}_{k}"] = [r["review"][iou][k] for r in mine]
+        out[weights] = {"seeds": [r["seed"] for r in mine]} | {
+            k: round(sum(v) / len(v), 4) if v and all(x is not None for x in v) else None for k, v in figures.items()
+        }
+    return out
 
 
 def _override(text: str) -> tuple[str, object]:
@@ -190,23 +234,39 @@ def main() -> int:
         type=_override,
         help="change one train parameter from its default (JSON value), e.g. min_level=4; repeatable",
     )
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, help="one run per seed and start (the train job's seed; default: its default)"
+    )
+    parser.add_argument(
+        "--scale", type=float, help="train and test on a copy with every image and box resized by this, e.g. 0.667"
+    )
     args = parser.parse_args()
     overrides = dict(args.set)
+    if args.seeds and "seed" in overrides:
+        parser.error("give the seed with --seeds or --set seed=..., not both")
+    seeds = args.seeds or [None]  # None: the --set seed, else the default
     if not (args.dataset / "Annotations").is_dir():
         print(f"{args.dataset} is not there: this benchmark needs ../shared/data/ccp-detection", file=sys.stderr)
         return 2
 
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="tagrack-bench-accuracy-"))
+    dataset = args.dataset
+    if args.scale is not None:
+        t0 = time.perf_counter()
+        dataset = build_scaled_copy(args.dataset, scaled_copy_dir(root, args.dataset, args.scale), args.scale)
+        print(f"scaled copy at {dataset} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     settings = Settings.resolve(f"sqlite:///{root / 'tagrack.db'}", root)
     engine = open_database(settings)
     report: dict = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
         "load_average_at_start": os.getloadavg(),
         "defaults": DEFAULTS,
+        "dataset": str(dataset),
+        "scale": args.scale,
     }
     if "imagenet-offline" in args.starts and not args.fit_only:
         prepare_weights(settings, args.weights_from)
-    project_id, report["import"] = import_dataset(engine, settings, args.dataset)
+    project_id, report["import"] = import_dataset(engine, settings, dataset)
     print(json.dumps(report["import"]), file=sys.stderr, flush=True)
     report["anchors"] = anchor_fit_table(engine, project_id)
     print(json.dumps(report["anchors"]), file=sys.stderr, flush=True)
@@ -218,9 +278,11 @@ def main() -> int:
         return 1
     report["runs"] = []
     for weights in args.starts:
-        run = train_and_evaluate(engine, settings, project_id, weights, args.minutes, overrides)
-        report["runs"].append(run)
-        print(json.dumps(run), file=sys.stderr, flush=True)
+        for seed in seeds:
+            run = train_and_evaluate(engine, settings, project_id, weights, args.minutes, overrides, seed)
+            report["runs"].append(run)
+            print(json.dumps(run), file=sys.stderr, flush=True)
+    report["means"] = seed_means(report["runs"])
     report["load_average_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2, default=str))
     return 0

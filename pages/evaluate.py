@@ -109,6 +109,7 @@ with tab_models:
                         "test boxes": r["gt_counts"].get(label),
                         "AP@0.5": r["ap_50"].get(label),
                         "AP@[.5:.95]": r["ap_50_95"].get(label),
+                        "AP@0.75": (r.get("ap_75") or {}).get(label),  # absent from results stored before #20
                         "precision": (at.get("precision") or {}).get(label),
                         "recall": (at.get("recall") or {}).get(label),
                     }

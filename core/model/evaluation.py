@@ -18,11 +18,17 @@ evaluated with its new boxes.
 What is stored (``metrics["test"]["coco"]``):
     ``evaluated_at``, ``images``, ``ground_truth``, ``predictions``, ``labels``,
     ``map_50``, ``map_50_95``, ``ap_50``, ``ap_50_95``, ``gt_counts`` (per class),
+    ``map_75`` and ``ap_75`` (per class: how tight the boxes are), ``map_small``, ``map_medium``,
+    ``map_large`` (COCO's area ranges) and ``ap_small`` (per class: the small garments),
     ``thresholds`` (score thresholds), ``at`` (per threshold, as text: per-class
     ``precision`` and ``recall`` and the ``confusion`` matrix with background last),
     ``curves`` (per class, PR curve at IoU 0.5 thinned to at most ``CURVE_POINTS``
     points: ``recall``, ``precision``, ``score``), ``errors`` (at ``ERROR_THRESHOLD``:
-    ``false_positive``, ``missed``, ``wrong_class`` lists of boxes, worst first).
+    ``false_positive``, ``missed``, ``wrong_class`` lists of boxes, worst first), ``review``
+    (what a reviewer sees at the Review page's default score threshold, per IoU in
+    ``REVIEW_IOUS`` as text: :meth:`core.model.metrics.review.ReviewFigures.to_dict`).
+
+Results stored before a key was added lack it: readers use ``.get``.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from core.boxes import Box
 from core.jobs import JobContext, JobError
 from core.model.metrics import coco
 from core.model.metrics.coco import CocoMetrics, confusion_matrix, confusion_pairs
+from core.model.metrics.review import review_figures
 from core.model.metrics.types import Detection, GroundTruth
+from core.review.queue import DEFAULT_THRESHOLD
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import BoxRow, Image, ImageStatus, Label, ModelKind, ModelVersion, Prediction, Split, utcnow
@@ -52,6 +60,8 @@ THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 ERROR_THRESHOLD = 0.5
 CURVE_POINTS = 200
 MAX_ERRORS = 100  # per kind: the gallery shows the worst first, nobody reads past a hundred
+# A box at IoU 0.7 needs no redrawing; 0.5 is the loose bar mAP@0.5 uses, for comparison.
+REVIEW_IOUS = (0.7, 0.5)
 
 
 class EvaluationError(JobError):
@@ -216,12 +226,21 @@ def summarise(gts: list[GroundTruth], dts: list[Detection], labels: list[str], n
         "map_50_95": _num(metrics.map_50_95),
         "ap_50": {k: _num(v) for k, v in metrics.ap_50.items()},
         "ap_50_95": {k: _num(v) for k, v in metrics.ap_50_95.items()},
+        "map_75": _num(metrics.map_75),
+        "ap_75": {k: _num(v) for k, v in metrics.ap_75.items()},
+        "map_small": _num(metrics.map_small),
+        "map_medium": _num(metrics.map_medium),
+        "map_large": _num(metrics.map_large),
+        "ap_small": {k: _num(v) for k, v in metrics.ap_small.items()},
         "gt_counts": metrics.gt_counts,
         "thresholds": [f"{t:.1f}" for t in THRESHOLDS],
         "at": at,
         "curves": curves,
         "error_threshold": ERROR_THRESHOLD,
         "errors": find_errors(gts, dts),
+        "review": {
+            f"{iou:.1f}": review_figures(gts, dts, n_images, DEFAULT_THRESHOLD, iou).to_dict() for iou in REVIEW_IOUS
+        },
     }
 
 

@@ -49,6 +49,25 @@ class ReviewItem:
         return self.state.revision
 
 
+def object_leaders(boxes: Sequence[Box]) -> list[int]:
+    """Which box each of ``boxes`` (best first) is shown as: its own index when kept, else the kept one it duplicates.
+
+    Class-agnostic: a box overlapping a kept one by more than :data:`SAME_OBJECT_IOU` is the
+    same object. Boxes only, so the Review page and the evaluation's reviewer figures
+    (:mod:`core.model.metrics.review`) apply the one rule.
+    """
+    kept: list[int] = []
+    leaders: list[int] = []
+    for i, box in enumerate(boxes):
+        best_iou, best = max(((boxes[k].iou(box), k) for k in kept), default=(0.0, -1))
+        if best_iou > SAME_OBJECT_IOU:
+            leaders.append(best)
+        else:
+            kept.append(i)
+            leaders.append(i)
+    return leaders
+
+
 def one_per_object(predictions: Sequence[StoredBox]) -> tuple[list[StoredBox], dict[int, list[StoredBox]]]:
     """Class-agnostic suppression: keeps the best of each group of near-identical boxes.
 
@@ -58,15 +77,14 @@ def one_per_object(predictions: Sequence[StoredBox]) -> tuple[list[StoredBox], d
     Returns:
         The kept predictions (best first) and, per kept id, the ones it suppressed (best first).
     """
+    leaders = object_leaders([p.box for p in predictions])
     kept: list[StoredBox] = []
     others: dict[int, list[StoredBox]] = {}
-    for p in predictions:
-        same = [(k.box.iou(p.box), n) for n, k in enumerate(kept)]
-        best = max(same, default=(0.0, -1))
-        if best[0] > SAME_OBJECT_IOU:
-            others.setdefault(kept[best[1]].id, []).append(p)
-        else:
+    for i, (p, leader) in enumerate(zip(predictions, leaders, strict=True)):
+        if leader == i:
             kept.append(p)
+        else:
+            others.setdefault(predictions[leader].id, []).append(p)
     return kept, others
 
 

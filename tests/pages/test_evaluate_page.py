@@ -65,6 +65,8 @@ def test_page_shows_metrics_curves_confusion_and_errors(make_app: Callable[[], A
     frames = [d.value for d in at.dataframe]
     versions = next(f for f in frames if "COCO mAP@0.5" in f.columns)
     assert versions["model version"].tolist() == ["demo fake"] and 0 < versions["COCO mAP@0.5"][0] <= 1
+    per_class = next(f for f in frames if "AP@0.75" in f.columns)
+    assert per_class["AP@0.75"].notna().any()
     confusion = next(f for f in frames if "true \\ predicted" in f.columns)
     assert confusion.columns[-1] == "background" and confusion.iloc[-1, 0] == "background"
     assert any(c.proto.spec and "recall" in c.proto.spec for c in at.get("vega_lite_chart"))
@@ -90,6 +92,22 @@ def test_page_shows_metrics_curves_confusion_and_errors(make_app: Callable[[], A
     assert not at.exception, at.exception
     header = next(m.value for m in at.markdown if " · image " in m.value)
     assert header.startswith(f"**{name}**")
+
+
+def test_results_stored_before_the_tight_box_figures_still_show(make_app: Callable[[], AppTest], evaluated_env) -> None:
+    app_env, version_id = evaluated_env
+    engine = open_database(Settings.resolve(f"sqlite:///{app_env / 'tagrack.db'}", app_env))
+    new_keys = ("map_75", "ap_75", "map_small", "map_medium", "map_large", "ap_small", "review")
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, version_id)
+        metrics = dict(version.metrics)
+        coco = {k: v for k, v in metrics["test"]["coco"].items() if k not in new_keys}
+        assert len(coco) == len(metrics["test"]["coco"]) - len(new_keys)
+        version.metrics = {**metrics, "test": {**metrics["test"], "coco": coco}}
+    engine.dispose()
+    at = _open(make_app)
+    per_class = next(d.value for d in at.dataframe if "AP@0.75" in d.value.columns)
+    assert per_class["AP@0.75"].isna().all() and per_class["AP@0.5"].notna().any()
 
 
 def test_page_after_a_real_tiny_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

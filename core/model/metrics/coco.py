@@ -4,7 +4,8 @@ Why not call pycocotools itself: it is a C extension with a JSON-shaped API buil
 files, it prints as it goes, and it has no confusion matrix or per-threshold precision
 and recall. We follow its definitions exactly — greedy matching by descending score to
 the best-IoU unmatched ground truth, 101-point interpolated precision, ``maxDets=100``
-per image and class, the "all" area range — and ``tests/core/model/metrics/test_coco.py``
+per image and class, the "all" area range for every figure but the area-range APs, which follow
+COCOeval's area rules (see :data:`AREA_RANGES`) — and ``tests/core/model/metrics/test_coco.py``
 checks the numbers against pycocotools on the same data to 0.001.
 
 All boxes are :class:`core.boxes.Box` in original-image pixels. IoU uses the continuous
@@ -26,6 +27,12 @@ from core.model.metrics.types import Detection, GroundTruth
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
 RECALL_POINTS = np.round(np.linspace(0.0, 1.0, 101), 2)
 MAX_DETS = 100
+IOU_75 = int(np.flatnonzero(IOU_THRESHOLDS == 0.75)[0])
+# COCO's area ranges, in squared original-image pixels (the box's width times height). As in
+# COCOeval, a range's AP ignores ground truth outside it (a detection matched to such a box is
+# neither right nor wrong) and the unmatched detections outside it, so a model is judged on the
+# small garments without being charged for what it found of the large ones. Both ends inclusive.
+AREA_RANGES = {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, 1e10)}
 
 
 @dataclass
@@ -45,8 +52,14 @@ class CocoMetrics:
         labels: Classes in the order given.
         map_50: mAP at IoU 0.5 (COCO's AP50), over classes with ground truth.
         map_50_95: mAP averaged over IoU 0.50:0.05:0.95 (COCO's AP).
+        map_75: mAP at IoU 0.75 (COCO's AP75): how tight the boxes are.
+        map_small: mAP@[.5:.95] of the small area range (COCO's APsmall), over classes with
+            small ground truth; NaN when no class has any. ``map_medium``, ``map_large`` likewise.
         ap_50: Per-class AP at IoU 0.5 (NaN for a class with no ground truth).
         ap_50_95: Per-class AP over IoU 0.50:0.95 (NaN likewise).
+        ap_75: Per-class AP at IoU 0.75 (NaN likewise).
+        ap_small: Per-class AP@[.5:.95] of the small area range (NaN for a class without small
+            ground truth).
         precision: Per-class precision at ``score_threshold`` and IoU 0.5.
         recall: Per-class recall at ``score_threshold`` and IoU 0.5.
         gt_counts: Ground-truth boxes per class.
@@ -62,6 +75,12 @@ class CocoMetrics:
     map_50_95: float
     ap_50: dict[str, float]
     ap_50_95: dict[str, float]
+    map_75: float
+    ap_75: dict[str, float]
+    map_small: float
+    map_medium: float
+    map_large: float
+    ap_small: dict[str, float]
     precision: dict[str, float]
     recall: dict[str, float]
     gt_counts: dict[str, int]
@@ -70,17 +89,26 @@ class CocoMetrics:
     score_threshold: float = 0.5
 
 
-def _greedy_match(ious: np.ndarray, threshold: float) -> np.ndarray:
+def _greedy_match(ious: np.ndarray, threshold: float, gt_ignored: np.ndarray | None = None) -> np.ndarray:
     """pycocotools' matching: each detection, best first, takes the unmatched ground
     truth with the highest IoU at or above ``threshold``; returns the matched gt index
-    per detection, or -1."""
+    per detection, or -1.
+
+    ``gt_ignored`` (per ground truth; none by default) is COCOeval's rule for boxes outside
+    an area range: a detection takes an ignored box only when no other box qualifies
+    (COCOeval sorts them last and stops at them once it holds a match).
+    """
     n_det, n_gt = ious.shape
+    ignored = np.zeros(n_gt, dtype=bool) if gt_ignored is None else gt_ignored
+    order = np.argsort(ignored, kind="mergesort")  # kept boxes first, each group in input order
     taken = np.zeros(n_gt, dtype=bool)
     matched = np.full(n_det, -1)
     limit = min(threshold, 1 - 1e-10)
     for d in range(n_det):
         best, best_iou = -1, limit
-        for g in range(n_gt):
+        for g in order:
+            if best >= 0 and not ignored[best] and ignored[g]:
+                break
             if taken[g] or ious[d, g] < best_iou:
                 continue
             best, best_iou = g, ious[d, g]
@@ -137,20 +165,32 @@ def evaluate(
     gt_counts = {name: 0 for name in labels}
     for (_, name), boxes in gts.items():
         gt_counts[name] += len(boxes)
+    # The same per area range: scores, tp flags and ignored flags, and the boxes in range.
+    per_area: dict[str, dict[str, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]] = {
+        area: {name: [] for name in labels} for area in AREA_RANGES
+    }
+    area_counts = {area: {name: 0 for name in labels} for area in AREA_RANGES}
     # Image order matters for score ties across images: COCOeval concatenates by image id.
     for key in sorted(set(gts) | set(dts)):
         name = key[1]
         # Stable sort by descending score, then keep the best MAX_DETS (COCOeval's order).
         dets = sorted(dts.get(key, []), key=lambda sd: -sd[0])[:MAX_DETS]
+        gt_areas = np.array([b.area for b in gts.get(key, [])], dtype=np.float64)
+        for area, (lo, hi) in AREA_RANGES.items():
+            area_counts[area][name] += int(((gt_areas >= lo) & (gt_areas <= hi)).sum())
         if not dets:
             continue
         scores = np.array([s for s, _ in dets])
         ious = iou_matrix(as_array(b for _, b in dets), as_array(gts.get(key, [])))
-        flags = np.stack([_greedy_match(ious, t) >= 0 for t in IOU_THRESHOLDS])
-        per_class[name].append((scores, flags))
+        matches = np.stack([_greedy_match(ious, t) for t in IOU_THRESHOLDS])
+        per_class[name].append((scores, matches >= 0))
+        dt_areas = np.array([b.area for _, b in dets], dtype=np.float64)
+        for area, (lo, hi) in AREA_RANGES.items():
+            per_area[area][name].append((scores, *_area_flags(ious, matches, gt_areas, dt_areas, lo, hi)))
 
     ap_50: dict[str, float] = {}
     ap_50_95: dict[str, float] = {}
+    ap_75: dict[str, float] = {}
     precision_at: dict[str, float] = {}
     recall_at: dict[str, float] = {}
     curves: dict[str, ClassCurve] = {}
@@ -164,7 +204,7 @@ def evaluate(
         order = np.argsort(-scores, kind="mergesort")
         scores, flags = scores[order], flags[:, order]
         if n_gt == 0:
-            ap_50[name] = ap_50_95[name] = float("nan")
+            ap_50[name] = ap_50_95[name] = ap_75[name] = float("nan")
             kept = scores >= score_threshold
             precision_at[name] = 0.0 if kept.any() else float("nan")
             recall_at[name] = float("nan")
@@ -176,19 +216,28 @@ def evaluate(
             aps.append(ap)
             if t == 0:
                 curves[name] = ClassCurve(scores, prec, rec)
-        ap_50[name], ap_50_95[name] = aps[0], float(np.mean(aps))
+        ap_50[name], ap_50_95[name], ap_75[name] = aps[0], float(np.mean(aps)), aps[IOU_75]
         kept = scores >= score_threshold
         tp = int(flags[0][kept].sum())
         precision_at[name] = tp / int(kept.sum()) if kept.any() else float("nan")
         recall_at[name] = tp / n_gt
 
     with_gt = [n for n in labels if gt_counts[n] > 0]
+    by_area = {
+        area: {name: _area_ap(per_area[area][name], area_counts[area][name]) for name in labels} for area in AREA_RANGES
+    }
     return CocoMetrics(
         labels=labels,
-        map_50=float(np.mean([ap_50[n] for n in with_gt])) if with_gt else float("nan"),
-        map_50_95=float(np.mean([ap_50_95[n] for n in with_gt])) if with_gt else float("nan"),
+        map_50=_mean_defined(ap_50, with_gt),
+        map_50_95=_mean_defined(ap_50_95, with_gt),
         ap_50=ap_50,
         ap_50_95=ap_50_95,
+        map_75=_mean_defined(ap_75, with_gt),
+        ap_75=ap_75,
+        map_small=_mean_defined(by_area["small"]),
+        map_medium=_mean_defined(by_area["medium"]),
+        map_large=_mean_defined(by_area["large"]),
+        ap_small=by_area["small"],
         precision=precision_at,
         recall=recall_at,
         gt_counts=gt_counts,
@@ -196,6 +245,47 @@ def evaluate(
         confusion=confusion_matrix(ground_truth, detections, labels, score_threshold),
         score_threshold=score_threshold,
     )
+
+
+def _area_flags(
+    ious: np.ndarray, matches: np.ndarray, gt_areas: np.ndarray, dt_areas: np.ndarray, lo: float, hi: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """COCOeval's flags of one image and class in an area range, per IoU threshold: (matched, ignored).
+
+    ``matches`` is the "all" range's matching (per IoU threshold, the gt index or -1). A
+    detection is ignored when it matched a ground truth outside the range, or matched
+    nothing and is itself outside the range.
+    """
+    gt_ignored = (gt_areas < lo) | (gt_areas > hi)
+    dt_outside = (dt_areas < lo) | (dt_areas > hi)
+    if gt_ignored.any() and not gt_ignored.all():
+        # Only a mix of boxes in and out of range can change who matches whom (see _greedy_match).
+        matches = np.stack([_greedy_match(ious, t, gt_ignored) for t in IOU_THRESHOLDS])
+    matched = matches >= 0
+    ignored = np.where(matched, gt_ignored[np.clip(matches, 0, None)] if len(gt_areas) else False, dt_outside)
+    return matched, ignored
+
+
+def _area_ap(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]], n_gt: int) -> float:
+    """AP@[.5:.95] of one class in an area range from its per-image (scores, matched, ignored); NaN without ground truth."""
+    if n_gt == 0:
+        return float("nan")
+    if not parts:
+        return 0.0
+    scores = np.concatenate([s for s, _, _ in parts])
+    matched = np.concatenate([m for _, m, _ in parts], axis=1)
+    ignored = np.concatenate([i for _, _, i in parts], axis=1)
+    order = np.argsort(-scores, kind="mergesort")
+    matched, ignored = matched[:, order], ignored[:, order]
+    # Ignored detections stay in the sequence with neither flag, as in COCOeval's accumulate.
+    aps = [_interpolated_ap(m & ~i, ~m & ~i, n_gt)[0] for m, i in zip(matched, ignored, strict=True)]
+    return float(np.mean(aps))
+
+
+def _mean_defined(values: dict[str, float], names: Sequence[str] | None = None) -> float:
+    """The mean over ``names`` (default: the classes whose value is defined, not NaN); NaN when none."""
+    chosen = [values[n] for n in (names if names is not None else values) if not np.isnan(values[n])]
+    return float(np.mean(chosen)) if chosen else float("nan")
 
 
 def confusion_matrix(

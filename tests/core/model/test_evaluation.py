@@ -16,7 +16,9 @@ from core.model.evaluation import (
     precision_recall_at,
 )
 from core.model.metrics import coco
+from core.model.metrics.review import review_figures
 from core.project.splits import assign_splits
+from core.review.queue import DEFAULT_THRESHOLD
 from core.settings import Settings
 from db.engine import session_scope
 from db.models import Label, ModelVersion
@@ -46,6 +48,10 @@ def test_stored_results_match_coco_metrics(engine: Engine, settings: Settings, e
         listed = evaluated_versions(session, project_id)
     assert ids and gts and dts and result["images"] == len(ids)
     assert listed == [(version_id, "fake v1", stored)]
+    ref = coco.evaluate(gts, dts, labels)
+    for key in ("map_75", "map_small", "map_medium", "map_large"):
+        assert stored[key] == (None if math.isnan(getattr(ref, key)) else pytest.approx(getattr(ref, key), abs=1e-6))
+    assert stored["review"]["0.7"] == review_figures(gts, dts, len(ids), DEFAULT_THRESHOLD, 0.7).to_dict()
     for t in ("0.3", "0.5", "0.8"):
         ref = coco.evaluate(gts, dts, labels, score_threshold=float(t))
         assert stored["map_50"] == pytest.approx(ref.map_50, abs=1e-6)
@@ -81,6 +87,30 @@ def test_train_metrics_are_kept_beside_the_coco_results(
     with session_scope(engine) as session:
         metrics = session.get(ModelVersion, version_id).metrics
     assert metrics["map50"] == 0.4 and metrics["test"]["map50"] == 0.41 and "coco" in metrics["test"]
+
+
+def test_summarise_reports_tight_boxes_small_garments_and_the_reviewer() -> None:
+    from core.boxes import Box
+    from core.model.metrics.types import Detection, GroundTruth
+
+    jacket, glasses = Box(100, 100, 300, 400), Box(50, 40, 80, 60)  # 600 px²: COCO "small"
+    gts = [GroundTruth(1, "Jackets", jacket), GroundTruth(1, "Sunglasses", glasses), GroundTruth(2, "Jackets", jacket)]
+    dts = [
+        Detection(1, "Jackets", jacket, 0.9),
+        Detection(1, "Sunglasses", Box(50, 40, 86, 60), 0.8),  # IoU 0.83: right at 0.5 and 0.75
+        Detection(2, "Jackets", Box(100, 100, 300, 515), 0.7),  # IoU 0.72: right at 0.5 and 0.7, not 0.75
+    ]
+    out = evaluation.summarise(gts, dts, ["Jackets", "Sunglasses"], n_images=3)  # image 3 has no boxes
+    # At IoU 0.75 one jacket of two is found, first: precision 1 up to recall 0.5 (51 of 101 points).
+    assert out["map_50"] == pytest.approx(1.0)
+    assert out["ap_75"] == {"Jackets": pytest.approx(51 / 101, abs=1e-6), "Sunglasses": pytest.approx(1.0)}
+    assert out["map_75"] == pytest.approx((51 / 101 + 1) / 2, abs=1e-6)
+    assert out["ap_small"]["Jackets"] is None and out["ap_small"]["Sunglasses"] == out["map_small"] > 0
+    assert out["map_medium"] is None and out["map_large"] is not None
+    assert out["review"]["0.7"] == review_figures(gts, dts, 3, DEFAULT_THRESHOLD, 0.7).to_dict()
+    assert out["review"]["0.7"]["acceptable"] == 3 and out["review"]["0.7"]["precision"] == 1.0
+    assert out["review"]["0.5"]["iou_threshold"] == 0.5
+    assert out["review"]["0.7"]["score_threshold"] == DEFAULT_THRESHOLD
 
 
 def test_precision_recall_at_threshold_without_detections() -> None:
