@@ -84,14 +84,14 @@ def import_dataset(engine, settings: Settings, path: Path) -> tuple[int, dict]:
     return project_id, summary
 
 
-def anchor_fit_table(engine, project_id: int) -> dict:
-    """The input/anchor fit the train job makes for the project, and every candidate's coverage."""
+def anchor_fit_table(engine, project_id: int, rule: str = "boxes") -> dict:
+    """The input/anchor fit the train job makes for the project (with fit rule ``rule``), and every candidate's coverage."""
     from core.model.detector.input_fit import ANCHOR_CANDIDATES, anchor_coverage
     from core.model.training import fit_geometry
     from db.models import BoxRow
 
     with session_scope(engine) as session:
-        fit = fit_geometry(session, project_id)
+        fit = fit_geometry(session, project_id, rule=rule)
         rows = session.execute(
             select(Image.width, Image.height, BoxRow.x_max - BoxRow.x_min, BoxRow.y_max - BoxRow.y_min)
             .join(BoxRow, BoxRow.image_id == Image.id)
@@ -103,7 +103,16 @@ def anchor_fit_table(engine, project_id: int) -> dict:
     scale = np.minimum(fit.image_height / r[:, 1], fit.image_width / r[:, 0])
     wh = r[:, 2:4] * scale[:, None]
     return {
-        "fit": fit.params() | {"coverage": fit.coverage, "small_side_px": fit.small_side_px, "boxes": fit.boxes},
+        "fit": fit.params()
+        | {
+            "rule": fit.rule,
+            "coverage": fit.coverage,
+            "small_side_px": fit.small_side_px,
+            "boxes": fit.boxes,
+            "smallest_class": fit.smallest_class,
+            "class_short_side_px": fit.class_short_side_px,
+            "class_coverage": fit.class_coverage,
+        },
         "coverage_by_candidate": {
             f"level {lv}, anchor size {a:g}": round(anchor_coverage(wh, lv, a), 3) for lv, a in ANCHOR_CANDIDATES
         },
@@ -268,7 +277,7 @@ def main() -> int:
         prepare_weights(settings, args.weights_from)
     project_id, report["import"] = import_dataset(engine, settings, dataset)
     print(json.dumps(report["import"]), file=sys.stderr, flush=True)
-    report["anchors"] = anchor_fit_table(engine, project_id)
+    report["anchors"] = anchor_fit_table(engine, project_id, str(overrides.get("fit_rule", DEFAULTS["fit_rule"])))
     print(json.dumps(report["anchors"]), file=sys.stderr, flush=True)
     if args.fit_only:
         print(json.dumps(report, indent=2, default=str))
