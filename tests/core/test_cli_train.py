@@ -45,6 +45,13 @@ def test_minutes_patience_epochs_size_and_weights_reach_the_params() -> None:
     assert _params("--size", "AUTO")["image_width"] == "auto"
 
 
+def test_the_fit_rule_defaults_to_all_boxes_and_classes_can_be_chosen() -> None:
+    assert _params()["fit_rule"] == DEFAULTS["fit_rule"] == "boxes"
+    assert _params("--fit-rule", "classes")["fit_rule"] == "classes"
+    with pytest.raises(SystemExit):  # argparse refuses anything else, with the choices in its message
+        _params("--fit-rule", "largest")
+
+
 def test_minutes_zero_trains_for_epochs_and_patience_zero_never_stops_early() -> None:
     params = _params("--minutes", "0", "--epochs", "12", "--patience", "0")
     assert params["budget_minutes"] is None and params["epochs"] == 12 and params["patience"] is None

@@ -63,6 +63,8 @@ def test_form_defaults_budget_auto_size_and_auto_weights(make_app: Callable[[], 
     text = _captions(at)
     assert f"Now: {fit.image_width}x{fit.image_height} letterboxed, heads from level {fit.min_level}" in text
     assert f"of {fit.boxes:,} boxes" in text and fit.boxes > 0
+    # The fit reads the boxes' classes: the page names the class with the smallest boxes.
+    assert fit.smallest_class is not None and f"The smallest class {fit.smallest_class}:" in text
     # No model yet: the speed is measured during the first minute.
     assert "measured during the first minute" in text
     # Nothing prepared, no Keras weights: auto means random, and the page offers to prepare.
