@@ -119,9 +119,8 @@ def estimate_text(
             "is measured during the first minute of training; the ETA then appears in the progress below."
         )
     epochs = budget_minutes * 60 * data.images_per_s / images
-    shown = f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
     text = (
-        f"≈ {shown} epochs over {images} training images{held} at {data.images_per_s:.1f} img/s "
+        f"≈ {_epochs_figure(epochs)} epochs over {images} training images{held} at {data.images_per_s:.1f} img/s "
         "(speed of the last training of this project; evaluation time included in the budget)."
     )
     if model is not None and data.speed_model is not None and model != data.speed_model:
@@ -134,7 +133,33 @@ def estimate_text(
         text += f" The run stops earlier, at the upper bound of {max_epochs} epochs (Advanced)."
     if epochs < 1:
         text += " That is less than one pass over the images: give it more minutes."
-    return text
+    return text + " " + benchmark_text(epochs)
+
+
+def _epochs_figure(epochs: float) -> str:
+    return f"{epochs:.1f}" if epochs < 10 else f"{epochs:.0f}"
+
+
+def benchmark_text(epochs: float) -> str:
+    """What runs of ``epochs`` epochs, and of twice as many, scored on the detection benchmark (an estimate)."""
+    from core.model.detector.budget_curve import CCP_CURVE, expected_at
+
+    now, doubled = expected_at(epochs), expected_at(2 * epochs)
+    lo, hi = min(p.epochs for p in CCP_CURVE), max(p.epochs for p in CCP_CURVE)
+
+    def figure(e: Any) -> str:
+        if e.measured_range:
+            return f"mAP@0.5 ≈ {e.map50:.2f}"
+        side = (
+            f"fewer than the shortest measured run ({lo:g} epochs" if e.epochs < lo else f"beyond the longest ({hi:g}"
+        )
+        return f"{side}, mAP@0.5 {e.map50:.2f})"
+
+    return (
+        f"Estimate from the detection benchmark (ccp-detection, 723 street photos, 11 classes; docs/benchmarks.md), "
+        f"not a promise for these images: runs of {_epochs_figure(epochs)} epochs there scored {figure(now)}; "
+        f"twice the minutes, {_epochs_figure(2 * epochs)} epochs: {figure(doubled)}."
+    )
 
 
 def budget_ui(container: Any) -> float | None:

@@ -1,0 +1,82 @@
+"""What more training buys: the detector's measured accuracy against the epochs a budget gave.
+
+The Train page turns a budget in minutes into epochs over the project's training images at
+the project's last measured speed (ui/train_panels.py). This module turns epochs into what
+runs of that many epochs scored on the one real-photo benchmark we have,
+``benchmarks/accuracy.py`` on ccp-detection (723 training street photos, 11 classes, the
+defaults, the pretrained start), so a team deciding between 15 minutes and an overnight run
+sees what the extra time bought there.
+
+Epochs, not minutes, are the axis because minutes depend on the machine (the same code
+trained 2.7x slower on 2026-12-02's two AVX2 cores than on 2026-11-21's, docs/benchmarks.md)
+and on the project's size, while a run's accuracy follows how many passes it made with the
+learning rate decaying over the whole budget. Each point is a whole run of that length, not
+a checkpoint of a longer one. It is an estimate for other projects: other photos and classes
+learn at other rates, so the page labels it as the benchmark's figure, not a promise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """One benchmark run: its epochs and its test accuracy.
+
+    Attributes:
+        epochs: Epochs the run completed in its budget.
+        map50: Test mAP@0.5 (COCO definition).
+        map50_95: Test mAP@[.5:.95].
+        run: Where the figure comes from (docs/benchmarks.md).
+    """
+
+    epochs: float
+    map50: float
+    map50_95: float
+    run: str
+
+
+# ccp-detection, the defaults of their day (fit 448x288, heads from level 3, frozen stages 4),
+# the offline ImageNet start; docs/benchmarks.md "Accuracy on real photos" and "Budget curve".
+CCP_CURVE: tuple[CurvePoint, ...] = (
+    CurvePoint(5, 0.337, 0.130, "30 min on 2026-12-02 (2 AVX2 cores, 2.1 img/s)"),
+    CurvePoint(13, 0.502, 0.234, "30 min on 2026-11-21 (5.6 img/s), seed 0"),
+    CurvePoint(14, 0.525, 0.248, "30 min on 2026-11-21 (5.8 img/s), seed 1"),
+)
+CCP_TRAIN_IMAGES = 723
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The benchmark's accuracy at some number of epochs.
+
+    Attributes:
+        epochs: The epochs asked about.
+        map50: Interpolated test mAP@0.5 (the nearest measured run's beyond the measured range).
+        map50_95: Likewise for mAP@[.5:.95].
+        measured_range: Whether ``epochs`` lies within the measured runs (else the figure is the
+            end of the curve: fewer epochs score lower, more were not measured).
+    """
+
+    epochs: float
+    map50: float
+    map50_95: float
+    measured_range: bool
+
+
+def expected_at(epochs: float, curve: tuple[CurvePoint, ...] = CCP_CURVE) -> Expected:
+    """What runs of ``epochs`` epochs scored on the benchmark (linear between measured runs).
+
+    Args:
+        epochs: Epochs a budget gives (minutes x images/s x 60 / training images).
+        curve: Measured runs, any order; runs of equal length are averaged.
+    """
+    xs = sorted({p.epochs for p in curve})
+    m50 = [float(np.mean([p.map50 for p in curve if p.epochs == x])) for x in xs]
+    m95 = [float(np.mean([p.map50_95 for p in curve if p.epochs == x])) for x in xs]
+    inside = xs[0] <= epochs <= xs[-1]
+    # np.interp holds the end values outside the range: the caller is told via measured_range.
+    return Expected(epochs, float(np.interp(epochs, xs, m50)), float(np.interp(epochs, xs, m95)), inside)
