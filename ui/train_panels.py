@@ -144,21 +144,22 @@ def benchmark_text(epochs: float) -> str:
     """What runs of ``epochs`` epochs, and of twice as many, scored on the detection benchmark (an estimate)."""
     from core.model.detector.budget_curve import CCP_CURVE, expected_at
 
-    now, doubled = expected_at(epochs), expected_at(2 * epochs)
-    lo, hi = min(p.epochs for p in CCP_CURVE), max(p.epochs for p in CCP_CURVE)
+    shortest = min(CCP_CURVE, key=lambda p: p.epochs)
+    longest = max(CCP_CURVE, key=lambda p: p.epochs)
 
-    def figure(e: Any) -> str:
-        if e.measured_range:
-            return f"mAP@0.5 ≈ {e.map50:.2f}"
-        side = (
-            f"fewer than the shortest measured run ({lo:g} epochs" if e.epochs < lo else f"beyond the longest ({hi:g}"
+    def runs_of(e: float) -> str:
+        x = expected_at(e)
+        if x.measured_range:
+            return f"runs of {_epochs_figure(e)} epochs scored mAP@0.5 ≈ {x.map50:.2f}"
+        end, word = (shortest, "shortest") if e < shortest.epochs else (longest, "longest")
+        return (
+            f"runs of {_epochs_figure(e)} epochs were not measured (the {word}, {end.epochs:g} epochs, scored "
+            f"mAP@0.5 {end.map50:.2f})"
         )
-        return f"{side}, mAP@0.5 {e.map50:.2f})"
 
     return (
-        f"Estimate from the detection benchmark (ccp-detection, 723 street photos, 11 classes; docs/benchmarks.md), "
-        f"not a promise for these images: runs of {_epochs_figure(epochs)} epochs there scored {figure(now)}; "
-        f"twice the minutes, {_epochs_figure(2 * epochs)} epochs: {figure(doubled)}."
+        "Estimate from the detection benchmark (ccp-detection, 723 street photos, 11 classes; docs/benchmarks.md), "
+        f"not a promise for these images: there, {runs_of(epochs)}; with twice the budget, {runs_of(2 * epochs)}."
     )
 
 

@@ -116,10 +116,11 @@ def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: 
     assert f"≈ {shown} epochs over {train} training images at 6.1 img/s" in _captions(at)
     # What those epochs, and twice as many, scored on the detection benchmark, labelled as an estimate.
     assert "Estimate from the detection benchmark" in _captions(at)
-    assert f"runs of {shown} epochs there scored" in _captions(at)
+    assert f"there, runs of {shown} epochs " in _captions(at)
     assert f"mAP@0.5 {expected_at(epochs).map50:.2f}" in _captions(at) or (
         f"mAP@0.5 ≈ {expected_at(epochs).map50:.2f}" in _captions(at)
     )
+    assert "with twice the budget, runs of" in _captions(at)
     assert "expect a different speed" not in _captions(at)  # same 256x192, width 1.0 model as measured
     next(s for s in at.selectbox if s.label == "Input size").set_value("512x384").run()
     assert "measured on a 256x192 model (width 1); the one chosen now is 512x384" in _captions(at)
