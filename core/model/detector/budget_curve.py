@@ -43,6 +43,7 @@ class CurvePoint:
 # the offline ImageNet start; docs/benchmarks.md "Accuracy on real photos" and "Budget curve".
 CCP_CURVE: tuple[CurvePoint, ...] = (
     CurvePoint(5, 0.337, 0.130, "30 min on 2026-12-02 (2 AVX2 cores, 2.1 img/s)"),
+    CurvePoint(10, 0.479, 0.212, "60 min on 2026-12-02 (2 AVX2 cores, 2.1 img/s)"),
     CurvePoint(13, 0.502, 0.234, "30 min on 2026-11-21 (5.6 img/s), seed 0"),
     CurvePoint(14, 0.525, 0.248, "30 min on 2026-11-21 (5.8 img/s), seed 1"),
 )
