@@ -305,7 +305,7 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
         learning_rate=args.learning_rate,
         eval_every=args.eval_every,
         seed=args.seed,
-        fit_rule=getattr(args, "fit_rule", None),
+        fit_rule=args.fit_rule,
         name=args.name,
         **size,
     )
