@@ -253,6 +253,12 @@ def _train_configure(p: argparse.ArgumentParser) -> None:
         help="how the auto size and anchors weigh small garments: boxes (all boxes together) or classes (grow the "
         f"input and anchors until each class's small boxes keep about 20 px) (default {DEFAULTS['fit_rule']})",
     )
+    p.add_argument(
+        "--box-loss",
+        choices=("huber", "huber+ciou"),
+        help="box-regression loss: huber (keras-hub's smooth L1 on box offsets) or huber+ciou (adds an IoU term "
+        f"that trains the boxes' overlap directly) (default {DEFAULTS['box_loss']})",
+    )
     p.add_argument("--alpha", type=float, help=f"MobileNetV2 width multiplier (default {DEFAULTS['alpha']})")
     p.add_argument(
         "--weights",
@@ -306,6 +312,7 @@ def train_params_from_args(args: argparse.Namespace, project_id: int) -> dict[st
         eval_every=args.eval_every,
         seed=args.seed,
         fit_rule=args.fit_rule,
+        box_loss=args.box_loss,
         name=args.name,
         **size,
     )

@@ -68,6 +68,9 @@ DEFAULTS: dict[str, Any] = {
     # How the "auto" fit weighs small classes (core.model.detector.input_fit): "boxes" (all boxes
     # together) until the accuracy benchmark has measured "classes" (each class's small boxes).
     "fit_rule": "boxes",
+    # Box-regression loss (core.model.detector.box_loss): keras-hub's Huber until the accuracy
+    # benchmark shows the CIoU term pays for itself.
+    "box_loss": "huber",
 }
 SPEC_KEYS = (
     "image_height",
@@ -82,6 +85,7 @@ SPEC_KEYS = (
     "min_level",
     "anchor_size",
     "frozen_stages",
+    "test_time_flip",
 )
 CONFIG_KEYS = (
     "epochs",
@@ -92,6 +96,7 @@ CONFIG_KEYS = (
     "warmup_epochs",
     "eval_every",
     "seed",
+    "box_loss",
 )
 FIT_KEYS = ("image_height", "image_width", "min_level", "anchor_size")
 CPU_BATCH = 8

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from core.boxes import Box
+from core.model.detector.box_loss import DetectorBoxLoss
 from core.model.detector.data import Augment, detection_batches, eval_batches, steps_per_epoch
 from core.model.detector.model import DetectorSpec, build_detector
 from core.model.detector.predict import Detector, save_model_version
@@ -64,6 +65,8 @@ class TrainConfig:
         augment: Augmentation strengths.
         seed: Random seed (shuffling, augmentation, initial weights).
         clipnorm: Global gradient-norm clip (keeps random-init starts stable).
+        box_loss: Box-regression loss, one of :data:`core.model.detector.box_loss.BOX_LOSSES`
+            ("huber": keras-hub's default; "huber+ciou" adds an IoU term for tighter boxes).
     """
 
     epochs: int = 30
@@ -76,6 +79,7 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
     clipnorm: float = 10.0
+    box_loss: str = "huber"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -197,9 +201,25 @@ def make_optimizer(config: TrainConfig, steps: int, total_steps: int) -> keras.o
     return keras.optimizers.Adam(learning_rate=schedule, global_clipnorm=config.clipnorm)
 
 
-def compile_detector(model: keras.Model, optimizer: keras.optimizers.Optimizer, xla: bool) -> None:
-    """Compiles with keras-hub's default RetinaNet losses (focal + Huber)."""
-    model.compile(optimizer=optimizer, jit_compile=xla)
+def compile_detector(
+    model: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    xla: bool,
+    box_loss: str = "huber",
+    image_shape: tuple[int, int] | None = None,
+) -> None:
+    """Compiles with keras-hub's focal loss and the chosen box loss (see :mod:`core.model.detector.box_loss`).
+
+    ``image_shape`` (model input height, width) is needed for any box loss but "huber",
+    which is keras-hub's own default and left to it.
+    """
+    if box_loss == "huber":
+        model.compile(optimizer=optimizer, jit_compile=xla)
+        return
+    if image_shape is None:
+        raise ValueError(f"The {box_loss!r} box loss needs the model's input shape.")
+    loss = DetectorBoxLoss.for_model(model, image_shape, box_loss)
+    model.compile(optimizer=optimizer, box_loss=loss, jit_compile=xla)
 
 
 class ThroughputMeter(keras.callbacks.Callback):
@@ -477,7 +497,13 @@ def train(
     with strategy.scope():
         model = build_detector(spec, weights_dir, load_weights=not resumed_from)
         optimizer = make_optimizer(config, steps, config.epochs * steps)
-        compile_detector(model, optimizer, xla=device["xla"])
+        compile_detector(
+            model,
+            optimizer,
+            xla=device["xla"],
+            box_loss=config.box_loss,
+            image_shape=(spec.image_height, spec.image_width),
+        )
     schedule = optimizer._learning_rate  # noqa: SLF001 - Keras keeps the schedule object here
     budget_progress = schedule.progress if isinstance(schedule, BudgetCosineDecay) else None
     batches = detection_batches(
