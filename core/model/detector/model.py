@@ -83,6 +83,9 @@ class DetectorSpec:
             precision/recall curve; keras-hub's default 0.5 is for display).
         iou_threshold: NMS overlap threshold.
         max_detections: Boxes kept per image.
+        test_time_flip: Predict on each image and its mirror image and fuse the two
+            (:mod:`core.model.detector.flip_tta`): twice the prediction time. A prediction
+            setting: it changes no weight, so a trained version can be switched either way.
     """
 
     class_names: tuple[str, ...]
@@ -100,6 +103,7 @@ class DetectorSpec:
     score_threshold: float = 0.05
     iou_threshold: float = 0.5
     max_detections: int = 100
+    test_time_flip: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -62,20 +62,23 @@ class Detector:
         model: The Keras RetinaNet model.
         spec: Its spec.
         batch_size: Images per forward pass (every pass uses exactly this many).
+        flip: Test-time flip: also predict on the mirrored image and fuse the two
+            (:mod:`core.model.detector.flip_tta`; twice the forward passes).
     """
 
-    def __init__(self, model: Any, spec: DetectorSpec, batch_size: int = 8) -> None:
+    def __init__(self, model: Any, spec: DetectorSpec, batch_size: int = 8, flip: bool = False) -> None:
         self.model = model
         self.spec = spec
         self.batch_size = batch_size
+        self.flip = flip
 
     @classmethod
-    def load(cls, path: str | Path, batch_size: int = 8) -> Detector:
-        """Loads a model version from its folder (or its ``model.keras`` path)."""
+    def load(cls, path: str | Path, batch_size: int = 8, flip: bool | None = None) -> Detector:
+        """Loads a model version from its folder (or its ``model.keras`` path); ``flip`` None: as its spec says."""
         path = Path(path)
         folder = path if path.is_dir() else path.parent
         spec = DetectorSpec.from_dict(json.loads((folder / SPEC_FILE).read_text(encoding="utf-8")))
-        return cls(load_detector(folder / MODEL_FILE), spec, batch_size)
+        return cls(load_detector(folder / MODEL_FILE), spec, batch_size, spec.test_time_flip if flip is None else flip)
 
     def _forward(self, images: np.ndarray) -> dict[str, np.ndarray]:
         n = len(images)
@@ -113,6 +116,22 @@ class Detector:
             results.append(dets)
         return results
 
+    def detect(
+        self, images: np.ndarray, scales: Sequence[float], sizes: Sequence[tuple[float, float]]
+    ) -> list[list[Detection]]:
+        """Detections for one batch of letterboxed images (at most ``batch_size``), in original pixels."""
+        found = self.decode(self._forward(images), scales, sizes)
+        if not self.flip:
+            return found
+        from core.model.detector import flip_tta
+
+        widths = flip_tta.content_widths(scales, sizes, self.spec.image_width)
+        mirrored = self.decode(self._forward(flip_tta.mirror_content(images, widths)), scales, sizes)
+        return [
+            flip_tta.fuse(a, flip_tta.unmirror(b, cw / s), self.spec.class_names, size)
+            for a, b, cw, s, size in zip(found, mirrored, widths, scales, sizes, strict=True)
+        ]
+
     def predict_batches(
         self, batches: Iterable[dict[str, Any]]
     ) -> Iterator[tuple[dict[str, Any], list[list[Detection]]]]:
@@ -121,8 +140,10 @@ class Detector:
             batch = {k: np.asarray(v) for k, v in batch.items()}
             for start in range(0, len(batch["images"]), self.batch_size):
                 part = {k: v[start : start + self.batch_size] for k, v in batch.items()}
-                out = self._forward(part["images"].astype(np.float32))
-                yield part, self.decode(out, part["scale"], [tuple(s) for s in part["size"]])
+                yield (
+                    part,
+                    self.detect(part["images"].astype(np.float32), part["scale"], [tuple(s) for s in part["size"]]),
+                )
 
     def predict(self, images: Iterable[Any]) -> list[list[Detection]]:
         """Detections for each image (numpy H x W x 3 RGB uint8 arrays or PIL images)."""
@@ -133,7 +154,7 @@ class Detector:
 
         def flush() -> None:
             x = np.stack([c[0] for c in chunk])
-            results.extend(self.decode(self._forward(x), [c[1] for c in chunk], [c[2] for c in chunk]))
+            results.extend(self.detect(x, [c[1] for c in chunk], [c[2] for c in chunk]))
             chunk.clear()
 
         for image in images:

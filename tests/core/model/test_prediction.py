@@ -261,3 +261,35 @@ def test_auto_accept_takes_confident_images_and_leaves_an_audit_sample(db) -> No
 def select_images_ids(engine: Engine, pid: int) -> list[int]:
     with session_scope(engine) as session:
         return select_images(session, pid, "unlabelled")
+
+
+def test_a_version_with_test_time_flip_stores_the_fused_boxes(db) -> None:
+    # The accuracy benchmark's sibling: same weights, flip on in its spec. The predict job must
+    # honour the spec (the stored boxes are the flipped detector's, not the plain one's).
+    from benchmarks.accuracy import flipped_sibling
+    from core.model.detector.predict import Detector
+    from core.model.training import model_file
+    from core.project.imagestore import ImageStore
+
+    engine, settings, pid, version_id = db
+    sibling = flipped_sibling(engine, settings, version_id)
+    with session_scope(engine) as session:
+        image_ids = select_images(session, pid, "unlabelled")[:3]
+        path = model_file(settings, session.get(ModelVersion, sibling))
+        stored_paths = [session.get(Image, i).stored_path for i in image_ids]
+        assert session.get(ModelVersion, sibling).params["test_time_flip"] is True
+        assert path.parent != model_file(settings, session.get(ModelVersion, version_id)).parent
+    predict_images(engine, settings, sibling, image_ids, batch_size=4)
+    store = ImageStore(settings.data_dir)
+    pictures = []
+    for p in stored_paths:
+        with store.open(p) as im:
+            pictures.append(im.convert("RGB"))
+    flipped = Detector.load(path, batch_size=4).predict(pictures)
+    plain = Detector.load(path, batch_size=4, flip=False).predict(pictures)
+    with session_scope(engine) as session:
+        rows = session.scalars(select(Prediction).where(Prediction.model_version_id == sibling)).all()
+        for image_id, expected, single in zip(image_ids, flipped, plain, strict=True):
+            mine = sorted(round(r.score, 4) for r in rows if r.image_id == image_id)
+            assert mine == sorted(round(d.score, 4) for d in expected)
+            assert mine != sorted(round(d.score, 4) for d in single)
