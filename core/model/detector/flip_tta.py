@@ -2,8 +2,8 @@
 
 Street and product photos have no left/right (training flips them too), so the mirrored
 image is as good an input as the original: a second, slightly different look at every
-garment. Fusing the two predictions with weighted box fusion (Solovyev et al., 2019;
-the ``ensemble-boxes`` package) averages the coordinates of boxes that the two passes agree
+garment. Fusing the two predictions with weighted box fusion (Solovyev et al., 2019, as
+the ``ensemble-boxes`` package implements it) averages the coordinates of boxes that the two passes agree
 on (IoU above ``iou_threshold``), weighted by score, which tightens boxes rather than
 merely picking one of them as NMS would. A box only one pass found keeps half its score.
 
@@ -59,33 +59,71 @@ def fuse(
     size: tuple[float, float],
     iou_threshold: float = FUSE_IOU,
 ) -> list[Detection]:
-    """Weighted box fusion of two passes' detections of one image (``size`` = original height, width)."""
-    from ensemble_boxes import weighted_boxes_fusion
+    """Weighted box fusion of two passes' detections of one image (``size`` = original height, width).
 
+    Written here rather than imported: the reference implementation (the ``ensemble-boxes``
+    package, ``weighted_boxes_fusion(..., conf_type="avg")``) installs numba and llvmlite
+    (about 210 MB) for its other fusers, and numba holds numpy back at its own pace; the
+    fusion itself is the loop below. tests/core/model/detector/test_flip_tta.py checks it
+    against that package (a dev requirement, as pycocotools is for the COCO metrics).
+
+    Per class, boxes are taken by falling score; each joins the fused box it overlaps most
+    if that IoU exceeds ``iou_threshold`` (else it starts its own); a fused box is the
+    score-weighted mean of its members' coordinates with their mean score, scaled by the
+    share of the two passes it holds (a box one pass alone found keeps half its score).
+    """
     h, w = float(size[0]), float(size[1])
-    boxes, scores, labels = [], [], []
-    for dets in (first, second):
-        boxes.append(
-            [[d.box.x_min / w, d.box.y_min / h, d.box.x_max / w, d.box.y_max / h] for d in dets] or np.zeros((0, 4))
+    passes = 2
+    fused_all: list[tuple[float, int, np.ndarray]] = []
+    candidates = [
+        (
+            d.score,
+            d.label_index,
+            np.clip(np.array([d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max], float), 0.0, [w, h, w, h]),
         )
-        scores.append([d.score for d in dets])
-        labels.append([d.label_index for d in dets])
-    if not any(len(s) for s in scores):
-        return []
-    fused, fused_scores, fused_labels = weighted_boxes_fusion(
-        [np.clip(np.asarray(b, float), 0.0, 1.0) for b in boxes],
-        scores,
-        labels,
-        iou_thr=iou_threshold,
-        skip_box_thr=0.0,
-        conf_type="avg",
-    )
-    out = []
-    for b, s, lab in sorted(zip(fused, fused_scores, fused_labels, strict=True), key=lambda t: -t[1]):
-        box = Box(float(b[0]) * w, float(b[1]) * h, float(b[2]) * w, float(b[3]) * h)
-        if box.area > 0:
-            out.append(Detection(box, int(lab), class_names[int(lab)], float(np.clip(s, 0.0, 1.0))))
-    return out
+        for d in (*first, *second)
+    ]
+    for label in sorted({c[1] for c in candidates}):
+        mine = sorted(
+            ((score, box) for score, lab, box in candidates if lab == label and _area(box) > 0), key=lambda t: -t[0]
+        )
+        members: list[list[tuple[float, np.ndarray]]] = []
+        fused = np.zeros((0, 4))
+        for score, box in mine:
+            best = -1
+            if len(fused):
+                ious = _ious(fused, box)
+                best = int(np.argmax(ious))
+                if ious[best] <= iou_threshold:
+                    best = -1
+            if best < 0:
+                members.append([(score, box)])
+                fused = np.vstack([fused, box])
+            else:
+                members[best].append((score, box))
+                weights = np.array([m[0] for m in members[best]])
+                fused[best] = (weights[:, None] * np.array([m[1] for m in members[best]])).sum(0) / weights.sum()
+        for group, box in zip(members, fused, strict=True):
+            mean = float(np.mean([m[0] for m in group]))
+            fused_all.append((mean * min(passes, len(group)) / passes, label, box))
+    fused_all.sort(key=lambda t: -t[0])
+    return [
+        Detection(Box(*(float(v) for v in box)), label, class_names[label], float(np.clip(score, 0.0, 1.0)))
+        for score, label, box in fused_all
+    ]
+
+
+def _area(box: np.ndarray) -> float:
+    return float(max(box[2] - box[0], 0.0) * max(box[3] - box[1], 0.0))
+
+
+def _ious(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    """IoU of each row of ``boxes`` (N x 4, xyxy) with ``box``."""
+    iw = np.maximum(np.minimum(boxes[:, 2], box[2]) - np.maximum(boxes[:, 0], box[0]), 0.0)
+    ih = np.maximum(np.minimum(boxes[:, 3], box[3]) - np.maximum(boxes[:, 1], box[1]), 0.0)
+    inter = iw * ih
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return inter / (areas + _area(box) - inter)
 
 
 __all__ = ["FUSE_IOU", "content_widths", "fuse", "mirror_content", "unmirror"]

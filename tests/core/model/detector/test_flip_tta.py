@@ -90,3 +90,56 @@ def test_a_flipped_detector_answers_a_mirrored_photo_with_mirrored_boxes(flipped
     # Without the flip the same photo gives the model's plain boxes: the fused ones differ.
     single = Detector.load(flipped_version, flip=False).predict([PILImage.fromarray(photo)])[0]
     assert [d.box for d in single[:5]] != [d.box for d in top[:5]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_fuse_agrees_with_the_ensemble_boxes_package(seed: int) -> None:
+    # The reference implementation (a dev requirement): same boxes, scores and labels out.
+    ensemble_boxes = pytest.importorskip("ensemble_boxes")
+    rng = np.random.default_rng(seed)
+    w, h = 640.0, 480.0
+
+    def random_pass(n: int) -> list[Detection]:
+        out = []
+        for _ in range(n):
+            x, y = rng.uniform(0, w - 60), rng.uniform(0, h - 60)
+            bw, bh = rng.uniform(20, 200), rng.uniform(20, 200)
+            out.append(det(x, y, min(x + bw, w), min(y + bh, h), int(rng.integers(0, 2)), float(rng.uniform(0.05, 1))))
+        return out
+
+    first = random_pass(30)
+    # The mirror pass: jittered copies of most boxes (as a second look gives) plus a few of its own.
+    second = [
+        Detection(
+            Box(
+                *(
+                    np.clip(
+                        np.array([d.box.x_min, d.box.y_min, d.box.x_max, d.box.y_max]) + rng.normal(0, 6, 4),
+                        0,
+                        [w, h, w, h],
+                    )
+                )
+            ),
+            d.label_index,
+            d.label,
+            float(np.clip(d.score + rng.normal(0, 0.05), 0.01, 1)),
+        )
+        for d in first[:25]
+    ] + random_pass(5)
+    ours = fuse(first, second, NAMES, (h, w))
+
+    def columns(dets: list[Detection]) -> list[list[float]]:
+        return [[d.box.x_min / w, d.box.y_min / h, d.box.x_max / w, d.box.y_max / h] for d in dets]
+
+    boxes, scores, labels = ensemble_boxes.weighted_boxes_fusion(
+        [columns(first), columns(second)],
+        [[d.score for d in first], [d.score for d in second]],
+        [[d.label_index for d in first], [d.label_index for d in second]],
+        iou_thr=0.55,
+        skip_box_thr=0.0,
+        conf_type="avg",
+    )
+    assert len(ours) == len(boxes)
+    np.testing.assert_allclose([d.score for d in ours], scores, atol=1e-5)
+    assert [d.label_index for d in ours] == [int(v) for v in labels]
+    np.testing.assert_allclose(np.array(columns(ours)), boxes, atol=1e-4)
