@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # Box-regression loss (core.model.detector.box_loss): keras-hub's Huber until the accuracy
     # benchmark shows the CIoU term pays for itself.
     "box_loss": "huber",
+    # Test-time flip (core.model.detector.flip_tta): off, as in YOLO and Roboflow, because it
+    # doubles prediction time; the accuracy benchmark reports what it buys (--flip-too).
+    "test_time_flip": False,
 }
 SPEC_KEYS = (
     "image_height",

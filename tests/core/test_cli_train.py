@@ -52,6 +52,16 @@ def test_the_fit_rule_defaults_to_all_boxes_and_classes_can_be_chosen() -> None:
         _params("--fit-rule", "largest")
 
 
+def test_box_loss_and_test_time_flip_reach_the_params() -> None:
+    assert _params()["box_loss"] == DEFAULTS["box_loss"]
+    assert _params("--box-loss", "huber")["box_loss"] == "huber"
+    assert _params("--box-loss", "huber+ciou")["box_loss"] == "huber+ciou"
+    assert _params()["test_time_flip"] is DEFAULTS["test_time_flip"] is False
+    assert _params("--test-time-flip")["test_time_flip"] is True
+    with pytest.raises(SystemExit):
+        _params("--box-loss", "giou")
+
+
 def test_minutes_zero_trains_for_epochs_and_patience_zero_never_stops_early() -> None:
     params = _params("--minutes", "0", "--epochs", "12", "--patience", "0")
     assert params["budget_minutes"] is None and params["epochs"] == 12 and params["patience"] is None

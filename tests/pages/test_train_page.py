@@ -151,6 +151,18 @@ def test_start_passes_budget_patience_and_auto_params(make_app: Callable[[], App
     assert params["budget_minutes"] == 5.0 and params["patience"] is None
     assert params["weights"] == "auto" and params["image_width"] == "auto" and params["epochs"] == DEFAULTS["epochs"]
     assert params["batch_size"] == DEFAULTS["batch_size"] == "auto"
+    assert params["test_time_flip"] is False and params["box_loss"] == DEFAULTS["box_loss"]
+
+
+def test_test_time_flip_ticked_reaches_the_job(make_app: Callable[[], AppTest], monkeypatch) -> None:
+    monkeypatch.setattr("core.jobs.launch", lambda settings, job_id, engine: 0)
+    at = _open_train(make_app)
+    next(c for c in at.checkbox if c.label == "Test-time flip").check()
+    next(b for b in at.button if b.label == "Start training").click().run()
+    assert not at.exception, at.exception
+    with session_scope(_engine()) as session:
+        job = session.scalars(select(Job).where(Job.kind == JOB_KIND)).one()
+        assert job.params["test_time_flip"] is True
 
 
 def test_second_training_is_refused_with_a_message(make_app: Callable[[], AppTest]) -> None:
