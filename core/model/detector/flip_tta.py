@@ -7,7 +7,9 @@ the ``ensemble-boxes`` package implements it) averages the coordinates of boxes 
 on (IoU above ``iou_threshold``), weighted by score, which tightens boxes rather than
 merely picking one of them as NMS would. A box only one pass found keeps half its score.
 
-It costs a second forward pass per image, so prediction runs at about half the speed.
+It costs a second forward pass per image, so prediction runs at about half the speed. It
+belongs to Tagrack's own prediction (Review, the predict job, evaluation); the deployment
+exports carry the plain model, as other runtimes apply their own test-time augmentation.
 
 Coordinate spaces: the letterboxed model input holds the image's content at the top left
 (``content_width = round(width * scale)`` model pixels wide, padding to the right); the
