@@ -75,7 +75,12 @@ def bare_fit_images_per_s(settings: Settings, work_dir: Path, epochs: int, param
     # Exactly the job's model: its spec as saved beside its best model.
     spec = DetectorSpec.from_dict(json.loads((work_dir / "best" / "detector.json").read_text()))
     assert list(spec.class_names) == read_class_names(data / "label_map.pbtxt")
-    config = TrainConfig(epochs=epochs, batch_size=params["batch_size"], learning_rate=params["learning_rate"])
+    config = TrainConfig(
+        epochs=epochs,
+        batch_size=params["batch_size"],
+        learning_rate=params["learning_rate"],
+        box_loss=params.get("box_loss", TrainConfig.box_loss),
+    )
     # Materialise the letterboxed training split as numpy tensors (no augmentation).
     batches = detection_batches(
         tfrecord_dataset(tfrecord_files(data, "train")), spec.image_height, spec.image_width, 1, training=False
@@ -97,7 +102,7 @@ def bare_fit_images_per_s(settings: Settings, work_dir: Path, epochs: int, param
 
     model = build_detector(spec, cache_dir_for(settings.data_dir))
     steps = len(x) // config.batch_size
-    compile_detector(model, make_optimizer(config, steps, steps * epochs), xla=False)
+    compile_detector(model, make_optimizer(config, steps, steps * epochs), xla=False, box_loss=config.box_loss)
     meter = ThroughputMeter(config.batch_size)
     n = steps * config.batch_size
     model.fit(

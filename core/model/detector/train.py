@@ -66,7 +66,8 @@ class TrainConfig:
         seed: Random seed (shuffling, augmentation, initial weights).
         clipnorm: Global gradient-norm clip (keeps random-init starts stable).
         box_loss: Box-regression loss, one of :data:`core.model.detector.box_loss.BOX_LOSSES`
-            ("huber": keras-hub's default; "huber+ciou" adds an IoU term for tighter boxes).
+            ("huber": keras-hub's default; "huber+ciou", the product's default, adds an IoU
+            term for tighter boxes).
     """
 
     epochs: int = 30
@@ -79,7 +80,7 @@ class TrainConfig:
     augment: Augment = field(default_factory=Augment)
     seed: int = 0
     clipnorm: float = 10.0
-    box_loss: str = "huber"
+    box_loss: str = "huber+ciou"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -89,6 +90,9 @@ class TrainConfig:
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; ignores unknown keys."""
         known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        # Configs saved before the box loss was a setting trained with Huber: a resumed
+        # run keeps the loss it started with.
+        known.setdefault("box_loss", "huber")
         if isinstance(known.get("augment"), dict):
             known["augment"] = Augment(**known["augment"])
         return cls(**known)
@@ -205,20 +209,18 @@ def compile_detector(
     model: keras.Model,
     optimizer: keras.optimizers.Optimizer,
     xla: bool,
-    box_loss: str = "huber",
-    image_shape: tuple[int, int] | None = None,
+    box_loss: str = TrainConfig.box_loss,
 ) -> None:
     """Compiles with keras-hub's focal loss and the chosen box loss (see :mod:`core.model.detector.box_loss`).
 
-    ``image_shape`` (model input height, width) is needed for any box loss but "huber",
-    which is keras-hub's own default and left to it.
+    "huber" is keras-hub's own default and left to it; the others decode boxes against
+    the anchors of the model's fixed input shape.
     """
     if box_loss == "huber":
         model.compile(optimizer=optimizer, jit_compile=xla)
         return
-    if image_shape is None:
-        raise ValueError(f"The {box_loss!r} box loss needs the model's input shape.")
-    loss = DetectorBoxLoss.for_model(model, image_shape, box_loss)
+    _, height, width, _ = model.input_shape
+    loss = DetectorBoxLoss.for_model(model, (height, width), box_loss)
     model.compile(optimizer=optimizer, box_loss=loss, jit_compile=xla)
 
 
@@ -502,7 +504,6 @@ def train(
             optimizer,
             xla=device["xla"],
             box_loss=config.box_loss,
-            image_shape=(spec.image_height, spec.image_width),
         )
     schedule = optimizer._learning_rate  # noqa: SLF001 - Keras keeps the schedule object here
     budget_progress = schedule.progress if isinstance(schedule, BudgetCosineDecay) else None

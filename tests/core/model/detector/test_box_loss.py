@@ -89,7 +89,7 @@ def test_unknown_kind_is_refused(model_and_targets) -> None:
 def test_a_ciou_compiled_detector_trains_and_saves(tmp_path: Path) -> None:
     spec = DetectorSpec(**TINY)
     model = build_detector(spec)
-    compile_detector(model, make_optimizer(TrainConfig(), 2, 4), xla=False, box_loss="huber+ciou", image_shape=(64, 96))
+    compile_detector(model, make_optimizer(TrainConfig(), 2, 4), xla=False, box_loss="huber+ciou")
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (4, 64, 96, 3)).astype(np.float32)
     y = {
@@ -101,3 +101,13 @@ def test_a_ciou_compiled_detector_trains_and_saves(tmp_path: Path) -> None:
     assert np.isfinite(history.history["bbox_regression_loss"][-1])
     model.save(tmp_path / "m.keras")
     assert (tmp_path / "m.keras").stat().st_size > 0
+
+
+def test_the_config_defaults_to_the_products_loss_and_old_runs_resume_with_huber() -> None:
+    from core.model.training import DEFAULTS
+
+    # benchmarks/train.py and train_step.py build a bare TrainConfig: they must time the job's step.
+    assert TrainConfig().box_loss == DEFAULTS["box_loss"]
+    # A job saved before the loss was a setting trained with Huber; resuming it must not switch.
+    assert TrainConfig.from_dict({"epochs": 3}).box_loss == "huber"
+    assert TrainConfig.from_dict({"box_loss": "huber+ciou"}).box_loss == "huber+ciou"
