@@ -11,7 +11,6 @@ import streamlit as st
 from core.jobs import JobError, reap_stale
 from core.model.pretrained.offline_weights import cache_dir_for, is_prepared
 from core.model.training import (
-    DEFAULTS,
     JOB_KIND,
     fit_geometry,
     start_training,
@@ -26,7 +25,6 @@ from ui.export_model_panels import deployment_ui
 from ui.jobs import job_progress_ui
 from ui.train_job_panels import training_done_ui, training_running_ui, versions_ui
 from ui.train_panels import (
-    ALPHAS,
     OFFLINE_IMAGENET,
     advanced_ui,
     budget_ui,
@@ -87,22 +85,26 @@ def start_form_ui() -> None:
         data = training_data(session, project_id)
         fit = fit_geometry(session, project_id, sample_images=FIT_SAMPLE_IMAGES)
     st.caption(
-        "Training uses the project's finished images (done / no objects), exported as TFRecords exactly like "
-        f"the Export page does. Finished images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."
+        "Trains on the project's finished images (done / no objects), exported as TFRecords like the Export page "
+        f"does. Finished images per split now: {', '.join(f'{k} {v}' for k, v in splits.items()) or 'none'}."
     )
+    # Drawn in this order on screen, filled in the order the values are needed: the weights'
+    # caption and the estimate depend on the backbone width chosen under Advanced. The Start
+    # button sits above Advanced so that it shows in a laptop window without scrolling.
     c1, c2, c3 = st.columns(3)
+    estimate = st.empty()
+    start_slot = st.container()
+    advanced = advanced_ui()
     budget = budget_ui(c1)
-    estimate = c1.empty()
     size = geometry_ui(c2, fit)
-    alpha = c3.selectbox("Backbone width (MobileNetV2 alpha)", ALPHAS, index=ALPHAS.index(DEFAULTS["alpha"]))
-    weights_choice, weights_file = weights_ui(ctx.settings, float(alpha), offline_ready)
+    alpha = advanced["alpha"]
+    weights_choice, weights_file = weights_ui(c3, ctx.settings, alpha, offline_ready)
     with session_scope(ctx.engine) as session:
         prepare_weights_ui(session, offline_ready)
-    advanced = advanced_ui()
     if budget:
-        chosen = (*(size or (fit.image_width, fit.image_height)), float(alpha))
+        chosen = (*(size or (fit.image_width, fit.image_height)), alpha)
         estimate.caption(estimate_text(budget, data, advanced["epochs"], chosen))
-    if not st.button("Start training", type="primary"):
+    if not start_slot.button("Start training", type="primary"):
         return
     if not budget:
         st.error("Give a time budget in minutes.")
@@ -116,14 +118,13 @@ def start_form_ui() -> None:
     elif weights_choice == OFFLINE_IMAGENET and not offline_ready:
         st.error("The offline ImageNet weights are not prepared yet: prepare them first, or choose another option.")
         return
-    elif weights_choice == OFFLINE_IMAGENET and float(alpha) != 1.0:
+    elif weights_choice == OFFLINE_IMAGENET and alpha != 1.0:
         st.error("The offline ImageNet weights exist for backbone width 1.0 only.")
         return
     geometry = {"image_width": size[0], "image_height": size[1]} if size else {}
     params = train_params(
         project_id,
         budget_minutes=float(budget),
-        alpha=float(alpha),
         weights=weights,
         who=current_user(),
         **advanced,

@@ -42,12 +42,20 @@ SIZES: dict[str, tuple[int, int]] = {
     "128x96 (quick check)": (128, 96),
 }
 ALPHAS = [1.0, 0.75, 0.5, 0.35]
+# Short labels: the choice sits in a third of the form's width (the long meaning is its caption).
 WEIGHTS: dict[str, str] = {
-    "auto": "Auto: the best pretrained weights this machine has without a download",
-    "imagenet-offline": "ImageNet, offline (torchvision's MobileNetV2, prepared once from the package index or a file)",
-    "imagenet": "ImageNet from Keras (downloaded once; needs internet on this machine)",
-    "none": "Random initial weights (works offline; fine for the demo scenes, poor on real photos)",
+    "auto": "Auto (best on this server, no download)",
+    "imagenet-offline": "ImageNet, offline",
+    "imagenet": "ImageNet from Keras (download)",
+    "none": "Random",
     "file": "A local weights file",
+}
+WEIGHTS_MEANING: dict[str, str] = {
+    "imagenet-offline": "torchvision's MobileNetV2 ImageNet weights, prepared once on this server from the package "
+    "index or a file.",
+    "imagenet": "Keras' ImageNet weights, downloaded once: needs internet on this server.",
+    "none": "Random initial weights: work offline; fine for the demo scenes, poor on real photos.",
+    "file": "A Keras weights file on the server for this backbone.",
 }
 _RESOLVED = {
     "imagenet-offline": "the offline ImageNet weights (prepared on this server)",
@@ -213,25 +221,32 @@ def auto_weights_text(settings: Settings, alpha: float) -> str:
     return f"Auto means right now: {_RESOLVED.get(resolved, resolved)}."
 
 
-def weights_ui(settings: Settings, alpha: float, offline_ready: bool) -> tuple[str, str]:
-    """The initial-weights radio (auto selected) and the file path for "file".
+def weights_ui(container: Any, settings: Settings, alpha: float, offline_ready: bool) -> tuple[str, str]:
+    """The initial-weights choice (auto selected), what it means, and the file path for "file".
 
     Returns:
         (choice, file path text); the caller checks them when the training is started.
     """
-    choice = st.radio(
-        "Initial backbone weights", list(WEIGHTS), format_func=WEIGHTS.__getitem__, index=0, key="train_weights"
+    choice = container.selectbox(
+        "Initial backbone weights",
+        list(WEIGHTS),
+        format_func=WEIGHTS.__getitem__,
+        index=0,
+        key="train_weights",
+        help="Pretrained weights make a far better model on real photos in the same time.",
     )
     if choice == "auto":
-        st.caption(auto_weights_text(settings, alpha))
-    elif choice == "imagenet-offline":
+        container.caption(auto_weights_text(settings, alpha))
+    else:
+        container.caption(WEIGHTS_MEANING[choice])
+    if choice == "imagenet-offline":
         if not offline_ready:
-            st.caption("Not prepared yet on this server: prepare them below first.")
+            container.caption("Not prepared yet on this server: prepare them below first.")
         elif alpha != 1.0:
-            st.caption(f"These exist for backbone width 1.0 only, not {alpha:g}.")
+            container.caption(f"These exist for backbone width 1.0 only, not {alpha:g} (Advanced).")
     path = ""
     if choice == "file":
-        path = st.text_input("Weights file on the server", placeholder="/path/to/mobilenet_v2.weights.h5")
+        path = container.text_input("Weights file on the server", placeholder="/path/to/mobilenet_v2.weights.h5")
     return choice, path
 
 
@@ -277,9 +292,35 @@ def prepare_weights_ui(session: Session, offline_ready: bool) -> None:
 
 
 def advanced_ui() -> dict[str, Any]:
-    """Max epochs, early-stopping patience (0 = off, returned as 0), batch size (None = auto), learning rate, test-time flip."""
+    """Backbone width, batch size (None = auto), learning rate, max epochs, early-stopping patience (0 = off), test-time flip."""
     with st.expander("Advanced"):
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3 = st.columns(3)
+        alpha = c1.selectbox(
+            "Backbone width (MobileNetV2 alpha)",
+            ALPHAS,
+            index=ALPHAS.index(DEFAULTS["alpha"]),
+            help="Narrower is faster and smaller (phones) and less accurate. The offline ImageNet weights exist "
+            "for width 1.0 only.",
+        )
+        batch = c2.number_input(
+            "Batch size",
+            min_value=1,
+            max_value=512,
+            value=None,
+            step=1,
+            placeholder="auto",
+            help=f"Empty: auto ({CPU_BATCH} on CPU, {GPU_BATCH_PER_DEVICE} per GPU).",
+        )
+        lr = c3.number_input(
+            "Learning rate",
+            min_value=1e-6,
+            max_value=1.0,
+            value=float(DEFAULTS["learning_rate"]),
+            format="%g",
+            step=1e-4,
+            help="Peak learning rate (Adam), after a warm-up; it decays over the budget.",
+        )
+        c1, c2, c3 = st.columns(3)
         epochs = c1.number_input(
             "Max epochs",
             min_value=1,
@@ -297,31 +338,14 @@ def advanced_ui() -> dict[str, Any]:
             help="Stop after this many evaluations without a better validation mAP, keeping the best epoch "
             f"(evaluations come about every {EVAL_EVERY_IMAGES} training images). 0: never stop early.",
         )
-        batch = c3.number_input(
-            "Batch size",
-            min_value=1,
-            max_value=512,
-            value=None,
-            step=1,
-            placeholder="auto",
-            help=f"Empty: auto ({CPU_BATCH} on CPU, {GPU_BATCH_PER_DEVICE} per GPU).",
-        )
-        lr = c4.number_input(
-            "Learning rate",
-            min_value=1e-6,
-            max_value=1.0,
-            value=float(DEFAULTS["learning_rate"]),
-            format="%g",
-            step=1e-4,
-            help="Peak learning rate (Adam), after a warm-up; it decays over the budget.",
-        )
-        flip = st.checkbox(
+        flip = c3.checkbox(
             "Test-time flip",
             value=bool(DEFAULTS["test_time_flip"]),
             help="The new version also predicts on each photo's mirror image and fuses the two: tighter boxes "
             "(on the detection benchmark AP@0.75 0.162 -> 0.186) at twice the prediction time.",
         )
     return {
+        "alpha": float(alpha),
         "epochs": int(epochs),
         "patience": int(patience),
         "batch_size": int(batch) if batch is not None else None,  # None: the default, "auto"

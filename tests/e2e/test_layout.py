@@ -91,6 +91,23 @@ def test_review_buttons_uncut_and_toolbar_clear_of_the_item_line(page, models_se
     assert not _overlap(bar, item_line), f"the canvas toolbar {bar} covers the item line {item_line}"
 
 
+def test_train_start_buttons_visible_without_scrolling(page, models_server: AppServer) -> None:  # type: ignore[no-untyped-def]
+    """Both training forms: the Start button above the fold, with the estimate and the fit's text above it."""
+    _open(page, models_server, "train", "Model versions")
+    screenshot(page, "layout_train")
+    page.get_by_text(re.compile(r"epochs over \d+ training images")).wait_for()  # the long estimate is drawn
+    button = page.get_by_role("button", name="Start training")
+    box = button.bounding_box()
+    assert box is not None and _in_viewport(page, box), f"Start training: {box} is outside the 1400x900 window"
+    page.get_by_text("Tags (category and attributes per image)").click()
+    wait_for_app(page)
+    button = page.get_by_role("button", name="Start tags training")
+    button.wait_for()
+    screenshot(page, "layout_train_tags")
+    box = button.bounding_box()
+    assert box is not None and _in_viewport(page, box), f"Start tags training: {box} is outside the 1400x900 window"
+
+
 @pytest.mark.parametrize(("path", "ready"), [("train", "Model versions"), ("evaluate", "COCO-style metrics")])
 def test_model_version_tables_fit_the_main_area(page, models_server: AppServer, path: str, ready: str) -> None:  # type: ignore[no-untyped-def]
     _open(page, models_server, path, ready)

@@ -24,8 +24,9 @@ def test_start_tiny_training_watch_progress_and_see_model_version(app_server: Ap
     page.get_by_text("Time budget (minutes)").wait_for()
     page.get_by_text("Now: 256x192 letterboxed").wait_for()  # the fit to the demo boxes, before any training
     _pick(page, "Input size", "128x96 (quick check)")
+    page.get_by_text("Advanced", exact=True).click()
+    wait_for_app(page)
     _pick(page, "Backbone width (MobileNetV2 alpha)", "0.35")
-    page.get_by_text("Advanced").click()
     page.get_by_role("spinbutton", name="Max epochs").fill("1")
     page.get_by_role("spinbutton", name="Max epochs").press("Enter")  # a number input commits on Enter or blur
     wait_for_app(page)

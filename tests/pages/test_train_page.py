@@ -54,7 +54,7 @@ def test_form_defaults_budget_auto_size_and_auto_weights(make_app: Callable[[], 
         "Batch size",
         "Learning rate",
     }
-    weights = next(r for r in at.radio if r.label == "Initial backbone weights")
+    weights = next(s for s in at.selectbox if s.label == "Initial backbone weights")
     assert list(weights.options) == [WEIGHTS[k] for k in ("auto", "imagenet-offline", "imagenet", "none", "file")]
     assert weights.value == "auto"
     size = next(s for s in at.selectbox if s.label == "Input size")
@@ -252,12 +252,12 @@ def test_start_refuses_weights_it_cannot_use_with_a_message(make_app: Callable[[
         assert not at.exception, at.exception
         return [e.value for e in at.error]
 
-    weights = next(r for r in at.radio if r.label == "Initial backbone weights")
+    weights = next(s for s in at.selectbox if s.label == "Initial backbone weights")
     weights.set_value("imagenet-offline").run()
     assert "Not prepared yet on this server: prepare them below first." in _captions(at)
     assert any("offline ImageNet weights are not prepared yet" in e for e in start())
 
-    next(r for r in at.radio if r.label == "Initial backbone weights").set_value("file").run()
+    next(s for s in at.selectbox if s.label == "Initial backbone weights").set_value("file").run()
     assert any("Give the path of a weights file" in e for e in start())
 
     # A prepared cache as `prepare` leaves it: the weights file and its record with both hashes.
@@ -270,9 +270,9 @@ def test_start_refuses_weights_it_cannot_use_with_a_message(make_app: Callable[[
     )
     at.run()
     assert "Offline ImageNet weights: not prepared" not in _captions(at)
-    next(r for r in at.radio if r.label == "Initial backbone weights").set_value("imagenet-offline")
+    next(s for s in at.selectbox if s.label == "Initial backbone weights").set_value("imagenet-offline")
     next(s for s in at.selectbox if s.label == "Backbone width (MobileNetV2 alpha)").set_value(0.5).run()
-    assert "These exist for backbone width 1.0 only, not 0.5." in _captions(at)
+    assert "These exist for backbone width 1.0 only, not 0.5 (Advanced)." in _captions(at)
     assert any("exist for backbone width 1.0 only" in e for e in start())
     assert _jobs_of_kind(JOB_KIND) == 0
 
