@@ -87,9 +87,13 @@ def test_a_flipped_detector_answers_a_mirrored_photo_with_mirrored_boxes(flipped
         match = max(back, key=lambda m: m.box.iou(d.box) if m.label == d.label else 0.0)
         assert match.box.iou(d.box) > 0.99
         assert match.score == pytest.approx(d.score, abs=1e-4)
-    # Without the flip the same photo gives the model's plain boxes: the fused ones differ.
-    single = Detector.load(flipped_version, flip=False).predict([PILImage.fromarray(photo)])[0]
-    assert [d.box for d in single[:5]] != [d.box for d in top[:5]]
+    # Without the flip the same photo gives the model's plain detections; the fused ones differ. In
+    # boxes or in scores: a box only one pass found keeps its place with half its score, and with
+    # random weights the top boxes may all be such boxes (comparing boxes alone failed on CI).
+    single = sorted(
+        Detector.load(flipped_version, flip=False).predict([PILImage.fromarray(photo)])[0], key=lambda d: -d.score
+    )
+    assert [(d.box, round(d.score, 4)) for d in single[:5]] != [(d.box, round(d.score, 4)) for d in top[:5]]
 
 
 @pytest.mark.parametrize("seed", range(5))
