@@ -139,6 +139,13 @@ job_progress_ui(
     lambda p: f"Importing the catalogue… {p.get('done', 0)} of {p.get('total') or '?'} photos",
     done_ui=import_done_ui,
 )
+# Both jobs report above the panels: the check's panel folds once the queue fills, and its
+# summary must stay in sight when it does.
+job_progress_ui(
+    st.session_state.get(JOB_KEY),
+    lambda p: f"Checking… {p.get('done', 0)} of {p.get('total') or '?'} listings",
+    done_ui=check_done_ui,
+)
 with st.expander("Import a catalogue", expanded=not listings):
     if (import_params := import_panel_ui(ctx.settings, project_id, who)) is not None:
         if (job_id := start_job("catalogue-import", import_params, project_id)) is not None:
@@ -173,10 +180,6 @@ with st.expander("Check against a tags model", expanded=bool(listings) and not e
             if (job_id := start_job("catalogue-check", params, project_id)) is not None:
                 st.session_state[JOB_KEY] = job_id
                 st.session_state.pop(SKIPPED_KEY, None)
-        job_progress_ui(
-            st.session_state.get(JOB_KEY),
-            lambda p: f"Checking… {p.get('done', 0)} of {p.get('total') or '?'} listings",
-            done_ui=check_done_ui,
-        )
+                st.rerun()  # the progress shows above the panels
 with st.expander("Vocabulary"):
     vocabulary_panel_ui(ctx.engine, project_id)

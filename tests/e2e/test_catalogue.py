@@ -76,6 +76,7 @@ def test_import_check_and_decide_one_of_each_kind_by_keyboard(page, server) -> N
     wait_for_app(page)
     page.get_by_role("button", name="Import catalogue").click()
     page.get_by_text("5 listings added, 0 updated, 0 unchanged, 0 refused.").wait_for()
+    wait_for_app(page)  # the panels below the report are redrawn in the same run: let them settle
     run = page.get_by_role("button", name="Run the check")
     if not run.is_visible():
         page.get_by_text("Check against a tags model").click()  # open its panel
