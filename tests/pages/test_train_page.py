@@ -254,7 +254,7 @@ def test_start_refuses_weights_it_cannot_use_with_a_message(make_app: Callable[[
 
     weights = next(s for s in at.selectbox if s.label == "Initial backbone weights")
     weights.set_value("imagenet-offline").run()
-    assert "Not prepared yet on this server: prepare them below first." in _captions(at)
+    assert "Not prepared yet on this server: prepare them first (the button beside Start)." in _captions(at)
     assert any("offline ImageNet weights are not prepared yet" in e for e in start())
 
     next(s for s in at.selectbox if s.label == "Initial backbone weights").set_value("file").run()
