@@ -208,9 +208,19 @@ def test_draw_label_by_key_save_navigate_and_find_it_again(page, server: AppServ
     page.set_viewport_size({"width": 1400, "height": 1300})
     open_annotate(page, server)
     header(page, "a_big.jpg")  # the first unannotated image comes first
+    wait_for_app(page)  # the canvas' first value reruns the page: press keys once it has settled
     focus_page(page)
+    shirts = page.get_by_text("Label for new boxes:").locator("..").get_by_text("Shirts")
     page.keyboard.press("3")  # third label: Shirts
-    page.get_by_text("Label for new boxes:").locator("..").get_by_text("Shirts").wait_for()
+    try:
+        shirts.wait_for(timeout=15_000)
+    except Exception:
+        # A CI run lost this first key press (2026-12-03) while the page was still drawing; picking a
+        # label is idempotent, so a second press tells a lost event from a broken shortcut.
+        screenshot(page, "annotate_first_key_lost")
+        focus_page(page)
+        page.keyboard.press("3")
+        shirts.wait_for()
     wait_for_app(page)
 
     c = canvas(page)
