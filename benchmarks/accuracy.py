@@ -174,6 +174,7 @@ def train_and_evaluate(
         "val_map50": (train_metrics.get("val") or {}).get("map50"),
         "best_epoch": result.get("best_epoch"),
         "epochs_done": result.get("epochs_done"),
+        "epochs_trained": result.get("epochs_trained"),
         "stopped": result.get("stopped"),
         "images_per_s": result.get("images_per_s"),
         "images": result.get("images"),

@@ -461,6 +461,7 @@ def train_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]:
         "images_per_s": round(result.images_per_s, 2),
         "stopped": result.stopped,
         "epochs_done": len(result.history),
+        "epochs_trained": result.epochs_trained,
         "resumed_from_epoch": result.resumed_from_epoch,
         "dataset_hash": summary["dataset_hash"],
         "images": counts,

@@ -119,6 +119,9 @@ class TrainResult:
     device: dict[str, Any]
     stopped: str | None = None  # "budget", "early" (patience) or None (all epochs ran)
     seconds: float = 0.0
+    # Passes over the training images, the last (cut by the budget) counted by its share: the
+    # budget curve's axis (core.model.detector.budget_curve), which len(history) overstates.
+    epochs_trained: float = 0.0
 
 
 def device_setup() -> tuple[tf.distribute.Strategy, dict[str, Any]]:
@@ -306,6 +309,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
         self.budget_progress = budget_progress
         self.epoch = 0
         self.eval_seconds = 0.0
+        self._batches = 0  # batches run in the current epoch
         self._epoch_start = time.perf_counter()
         self._run_start = time.perf_counter()
         self._seconds_before = float(state.get("seconds", 0.0))  # spent by the runs this one resumes
@@ -366,6 +370,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.epoch = epoch
         self._epoch_start = time.perf_counter()
+        self._batches = 0
 
     def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.budget_progress is not None and self.budget_s:
@@ -377,6 +382,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
             self.state["stopped"] = "budget"
         loss = float((logs or {}).get("loss", float("nan")))
+        self._batches = batch + 1
         step = self.epoch * self.steps + batch + 1
         curve = self.state["curve"]
         curve.append([step, loss])
@@ -393,6 +399,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
             "class_loss": float(logs.get("cls_logits_loss", float("nan"))),
             "seconds": round(time.perf_counter() - self._epoch_start, 2),
             "images_per_s": round(self.meter.images_per_s, 2),
+            "steps": self._batches,
         }
         if self._evaluates(epoch + 1) or self.model.stop_training:
             self._emit("evaluating", self.steps, entry["loss"])
@@ -541,6 +548,8 @@ def train(
         device=device,
         stopped=state.get("stopped"),
         seconds=float(state.get("seconds", 0.0)),
+        # Epochs recorded before "steps" was (a resumed older run) count as whole.
+        epochs_trained=round(sum(h.get("steps", steps) for h in state["history"]) / steps, 2),
     )
 
 

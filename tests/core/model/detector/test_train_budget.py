@@ -41,6 +41,10 @@ def test_training_stops_when_the_budget_is_spent(tmp_path: Path) -> None:
     result = train(SPEC, config, _examples(8), 8, tmp_path)
     assert result.stopped == "budget"
     assert 1 <= len(result.history) < 10_000
+    # 2 steps per epoch; the epoch the budget cut counts by the steps it ran
+    assert [h["steps"] for h in result.history[:-1]] == [2] * (len(result.history) - 1)
+    assert result.epochs_trained == sum(h["steps"] for h in result.history) / 2
+    assert len(result.history) - 1 < result.epochs_trained <= len(result.history)
     assert (tmp_path / "best" / "model.keras").exists()
     state = json.loads((tmp_path / "state.json").read_text())
     assert state["seconds"] >= 6.0  # it ran until the 0.1 minutes were spent
