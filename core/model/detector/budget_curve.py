@@ -27,7 +27,8 @@ class CurvePoint:
     """One benchmark run: its epochs and its test accuracy.
 
     Attributes:
-        epochs: Epochs the run completed in its budget.
+        epochs: Passes over the training images the run made in its budget, the last one
+            (cut short by the budget) counted by its share.
         map50: Test mAP@0.5 (COCO definition).
         map50_95: Test mAP@[.5:.95].
         run: Where the figure comes from (docs/benchmarks.md).
@@ -39,17 +40,16 @@ class CurvePoint:
     run: str
 
 
-# ccp-detection, the offline ImageNet start, the fit of its day (448x288, heads from level 3);
-# docs/benchmarks.md "Accuracy on real photos". The 5- and 6-epoch runs train today's box loss
-# (Huber + CIoU, the default since 2026-12-03). The longer runs were made before it, with Huber
-# alone, which scored 0.02-0.06 mAP@0.5 lower than CIoU at 5-6 epochs (two seeds each): beyond
-# 6 epochs the curve is conservative until those budgets are measured again with the default.
+# ccp-detection, the offline ImageNet start, the fit of its day (448x288, heads from level 3),
+# today's box loss (Huber + CIoU, the default since 2026-12-03), all on 2026-12-03's 2 AVX2 cores
+# at 2.1-2.3 img/s; docs/benchmarks.md "The budget curve with today's default". Epochs are the
+# passes each run made, the last (cut by the budget) counted by its share. The Huber-era runs of
+# 10-14 epochs (0.48-0.53) are left out: with CIoU, 10 epochs scored 0.41, not 0.48.
 CCP_CURVE: tuple[CurvePoint, ...] = (
-    CurvePoint(5, 0.390, 0.186, "30 min on 2026-12-03 (2 AVX2 cores, 2.1 img/s), Huber + CIoU, seed 1"),
-    CurvePoint(6, 0.409, 0.199, "30 min on 2026-12-03 (2 AVX2 cores, 2.3 img/s), Huber + CIoU, seed 0"),
-    CurvePoint(10, 0.479, 0.212, "60 min on 2026-12-02 (2 AVX2 cores, 2.1 img/s), Huber"),
-    CurvePoint(13, 0.502, 0.234, "30 min on 2026-11-21 (5.6 img/s), Huber, seed 0"),
-    CurvePoint(14, 0.525, 0.248, "30 min on 2026-11-21 (5.8 img/s), Huber, seed 1"),
+    CurvePoint(2.43, 0.233, 0.081, "15 min, seed 0"),
+    CurvePoint(4.92, 0.390, 0.186, "30 min, seed 1"),
+    CurvePoint(5.32, 0.409, 0.199, "30 min, seed 0"),
+    CurvePoint(9.82, 0.411, 0.212, "60 min, seed 0"),
 )
 CCP_TRAIN_IMAGES = 723
 
