@@ -45,6 +45,10 @@ class CurvePoint:
 # at 2.1-2.3 img/s; docs/benchmarks.md "The budget curve with today's default". Epochs are the
 # passes each run made, the last (cut by the budget) counted by its share. The Huber-era runs of
 # 10-14 epochs (0.48-0.53) are left out: with CIoU, 10 epochs scored 0.41, not 0.48.
+# These runs had two convs per head. With one (the default since session 15) the model trains
+# 1.3x as many images a minute, which the page's epochs already count through the project's own
+# speed, and on ccp it scored above this curve at its length (7.28 epochs: 0.447 / 0.225, where
+# the curve reads 0.41 / 0.205), so until its own curve is measured the estimate errs low.
 CCP_CURVE: tuple[CurvePoint, ...] = (
     CurvePoint(2.43, 0.233, 0.081, "15 min, seed 0"),
     CurvePoint(4.92, 0.390, 0.186, "30 min, seed 1"),

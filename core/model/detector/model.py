@@ -68,7 +68,10 @@ class DetectorSpec:
             for ResNets), and no gradient flows through the high-resolution early layers:
             1.09x the training speed at 448x288 (docs/benchmarks.md; the heads cost most).
         head_convs: Conv layers before the logits in each RetinaNet head (keras-hub
-            default 4; 2 is ~40 % faster on CPU at little cost on our data).
+            default 4; 2 is ~40 % faster on CPU at little cost on our data). The train
+            job's default is 1 (core.model.training.DEFAULTS: 1.3x faster again, and more
+            accurate in the same minutes on ccp-detection); 2 here keeps specs saved
+            before that setting rebuilding as they were trained.
         min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
             of the compute and level 3 has 3/4 of the positions; level 4 is enough when
             objects are large.

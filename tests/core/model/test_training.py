@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from core.jobs import JobError, create_job, launch, reap_stale, run_job
-from core.model.training import JOB_KIND, model_file, resume_params, train_params
+from core.model.detector.model import DetectorSpec
+from core.model.training import DEFAULTS, JOB_KIND, model_file, resume_params, train_params
 from core.project.projects import create_project
 from core.settings import Settings
 from db.engine import session_scope
@@ -73,6 +74,7 @@ def test_tiny_training_saves_a_model_version_that_predicts_in_original_pixels(
     version = _version(engine, job.result["model_version_id"])
     assert version.job_id == job_id and len(version.dataset_hash) == 64
     assert version.params["class_names"] == list(CLASSES) and version.params["alpha"] == 0.35
+    assert version.params["head_convs"] == DEFAULTS["head_convs"] == 1  # the job's default, not the spec's
     assert version.params["classes_left_out"] == ["Unused"]
     assert "left out (no box in the train split): Unused" in capsys.readouterr().err  # the job's log (stderr)
     assert 0.0 <= version.metrics["map50"] <= 1.0
@@ -160,6 +162,22 @@ def test_killed_worker_fails_by_heartbeat_and_resume_continues_from_the_checkpoi
         assert len(list(session.scalars(select(ModelVersion)))) == 1
         with pytest.raises(JobError, match="nothing to resume"):
             resume_params(session, resumed)
+
+
+def test_a_job_saved_before_head_convs_was_a_setting_resumes_with_the_heads_it_trained(
+    engine: Engine, scenes_project: int
+) -> None:
+    # Jobs started before the default became 1 stored no head_convs; their checkpoints hold two
+    # convs per head, so a resume must build the spec's own default (2), not today's job default.
+    old = {k: v for k, v in train_params(scenes_project, **TINY).items() if k != "head_convs"}
+    with session_scope(engine) as session:
+        job = create_job(session, JOB_KIND, old, scenes_project)
+        job.status = JobStatus.FAILED
+        job_id = job.id
+    with session_scope(engine) as session:
+        params = resume_params(session, job_id)
+    assert "head_convs" not in params and params["resume_job"] == job_id
+    assert DetectorSpec(class_names=("a",)).head_convs == 2
 
 
 def test_missing_weights_file_fails_the_job_with_a_clear_message_never_random_init(
