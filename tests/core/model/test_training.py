@@ -75,6 +75,7 @@ def test_tiny_training_saves_a_model_version_that_predicts_in_original_pixels(
     assert version.job_id == job_id and len(version.dataset_hash) == 64
     assert version.params["class_names"] == list(CLASSES) and version.params["alpha"] == 0.35
     assert version.params["head_convs"] == DEFAULTS["head_convs"] == 1  # the job's default, not the spec's
+    assert version.params["box_loss"] == DEFAULTS["box_loss"] == "huber+ciou"  # compiled, trained, saved with CIoU
     assert version.params["classes_left_out"] == ["Unused"]
     assert "left out (no box in the train split): Unused" in capsys.readouterr().err  # the job's log (stderr)
     assert 0.0 <= version.metrics["map50"] <= 1.0

@@ -221,19 +221,26 @@ def _constant_shapes(path: Path) -> list[tuple[int, ...]]:
     ]
 
 
-@pytest.mark.parametrize("fmt", ["tflite-fp32", "tflite-fp16", "tflite-int8", "onnx"])
-def test_anchors_are_built_in_the_graph_not_stored(exported: Any, fmt: str, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def anchor_count(exported: Any) -> int:
+    """How many anchors the tiny model has at its input size (loaded once for the four formats)."""
     import keras
 
     from core.model.detector.predict import Detector
 
-    settings, version_id, rows = exported
+    settings, version_id, _ = exported
     engine = open_database(settings)
     with session_scope(engine) as session:
         model = Detector.load(model_file(settings, session.get(ModelVersion, version_id))).model
     engine.dispose()
     spec_images = keras.ops.zeros((1, TINY["image_height"], TINY["image_width"], 3))
-    count = sum(int(a.shape[0]) for a in model.anchor_generator(spec_images).values())
+    return sum(int(a.shape[0]) for a in model.anchor_generator(spec_images).values())
+
+
+@pytest.mark.parametrize("fmt", ["tflite-fp32", "tflite-fp16", "tflite-int8", "onnx"])
+def test_anchors_are_built_in_the_graph_not_stored(exported: Any, anchor_count: int, fmt: str, tmp_path: Path) -> None:
+    settings, _, rows = exported
+    count = anchor_count
     with zipfile.ZipFile(zip_path(settings, rows[fmt])) as zf:
         name = next(n for n in zf.namelist() if n.endswith((".tflite", ".onnx")))
         zf.extract(name, tmp_path)
