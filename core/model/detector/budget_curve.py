@@ -41,19 +41,17 @@ class CurvePoint:
 
 
 # ccp-detection, the offline ImageNet start, the fit of its day (448x288, heads from level 3),
-# today's box loss (Huber + CIoU, the default since 2026-12-03), all on 2026-12-03's 2 AVX2 cores
-# at 2.1-2.3 img/s; docs/benchmarks.md "The budget curve with today's default". Epochs are the
-# passes each run made, the last (cut by the budget) counted by its share. The Huber-era runs of
-# 10-14 epochs (0.48-0.53) are left out: with CIoU, 10 epochs scored 0.41, not 0.48.
-# These runs had two convs per head. With one (the default since session 15) the model trains
-# 1.3x as many images a minute, which the page's epochs already count through the project's own
-# speed, and on ccp it scored above this curve at its length (7.28 epochs: 0.447 / 0.225, where
-# the curve reads 0.41 / 0.205), so until its own curve is measured the estimate errs low.
+# today's defaults (Huber + CIoU box loss, one conv per head), all on one 2-core Xeon (AVX-512) on
+# 2026-12-03/04 at 3.2-4.0 img/s; docs/benchmarks.md "The budget curve with one conv per head".
+# Epochs are the passes each run made, the last (cut by the budget) counted by its share. The
+# 60-minute run averaged 3.99 img/s against 3.2-3.3 for the shorter ones, so it made 2.5x the
+# epochs of a 30-minute run rather than 2x; epochs, the axis here, already count that.
+# The 120-minute run is not measured yet: past 18 epochs the page says so.
 CCP_CURVE: tuple[CurvePoint, ...] = (
-    CurvePoint(2.43, 0.233, 0.081, "15 min, seed 0"),
-    CurvePoint(4.92, 0.390, 0.186, "30 min, seed 1"),
-    CurvePoint(5.32, 0.409, 0.199, "30 min, seed 0"),
-    CurvePoint(9.82, 0.411, 0.212, "60 min, seed 0"),
+    CurvePoint(3.54, 0.332, 0.143, "15 min, seed 0"),
+    CurvePoint(7.01, 0.429, 0.218, "30 min, seed 1"),
+    CurvePoint(7.28, 0.447, 0.225, "30 min, seed 0"),
+    CurvePoint(18.0, 0.496, 0.269, "60 min, seed 0"),
 )
 CCP_TRAIN_IMAGES = 723
 
