@@ -157,12 +157,15 @@ def benchmark_text(epochs: float) -> str:
 
     def runs_of(e: float) -> str:
         x = expected_at(e)
+        # mAP@[.5:.95] beside mAP@0.5: how tight the boxes are is what a reviewer feels most.
         if x.measured_range:
-            return f"runs of {_epochs_figure(e)} epochs scored mAP@0.5 ≈ {x.map50:.2f}"
+            return (
+                f"runs of {_epochs_figure(e)} epochs scored mAP@0.5 ≈ {x.map50:.2f} (mAP@[.5:.95] ≈ {x.map50_95:.2f})"
+            )
         end, word = (shortest, "shortest") if e < shortest.epochs else (longest, "longest")
         return (
             f"runs of {_epochs_figure(e)} epochs were not measured (the {word}, {end.epochs:g} epochs, scored "
-            f"mAP@0.5 {end.map50:.2f})"
+            f"mAP@0.5 {end.map50:.2f}, mAP@[.5:.95] {end.map50_95:.2f})"
         )
 
     return (

@@ -117,8 +117,9 @@ def test_estimate_uses_the_last_versions_speed_and_follows_the_budget(make_app: 
     # What those epochs, and twice as many, scored on the detection benchmark, labelled as an estimate.
     assert "Estimate from the detection benchmark" in _captions(at)
     assert f"there, runs of {shown} epochs " in _captions(at)
-    assert f"mAP@0.5 {expected_at(epochs).map50:.2f}" in _captions(at) or (
-        f"mAP@0.5 ≈ {expected_at(epochs).map50:.2f}" in _captions(at)
+    x = expected_at(epochs)
+    assert f"mAP@0.5 {x.map50:.2f}, mAP@[.5:.95] {x.map50_95:.2f}" in _captions(at) or (
+        f"mAP@0.5 ≈ {x.map50:.2f} (mAP@[.5:.95] ≈ {x.map50_95:.2f})" in _captions(at)
     )
     assert "with twice the budget, runs of" in _captions(at)
     assert "expect a different speed" not in _captions(at)  # same 256x192, width 1.0 model as measured
