@@ -41,17 +41,21 @@ class CurvePoint:
 
 
 # ccp-detection, the offline ImageNet start, the fit of its day (448x288, heads from level 3),
-# today's defaults (Huber + CIoU box loss, one conv per head), all on one 2-core Xeon (AVX-512) on
-# 2026-12-03/04 at 3.2-4.0 img/s; docs/benchmarks.md "The budget curve with one conv per head".
-# Epochs are the passes each run made, the last (cut by the budget) counted by its share. The
-# 60-minute run averaged 3.99 img/s against 3.2-3.3 for the shorter ones, so it made 2.5x the
-# epochs of a 30-minute run rather than 2x; epochs, the axis here, already count that.
-# The 120-minute run is not measured yet: past 18 epochs the page says so.
+# today's defaults (Huber + CIoU box loss, one conv per head), on two kinds of 2-core machine:
+# a Xeon (AVX-512) on 2026-12-03/04 at 3.2-4.0 img/s, and an AMD EPYC (AVX2) on 2026-12-04 at
+# 2.2-2.5 img/s; docs/benchmarks.md "The budget curve with one conv per head" and "The
+# 120-minute point". Epochs are the passes each run made, the last (cut by the budget) counted by
+# its share. The slower machine's 30-minute runs made 4.9 and 5.6 epochs and scored between the
+# Xeon's 15- and 30-minute runs: read by epochs, both machines' runs lie on one curve, which is
+# why epochs, not minutes, are the axis. Past the 120-minute run's 22.7 epochs the page says so.
 CCP_CURVE: tuple[CurvePoint, ...] = (
-    CurvePoint(3.54, 0.332, 0.143, "15 min, seed 0"),
-    CurvePoint(7.01, 0.429, 0.218, "30 min, seed 1"),
-    CurvePoint(7.28, 0.447, 0.225, "30 min, seed 0"),
-    CurvePoint(18.0, 0.496, 0.269, "60 min, seed 0"),
+    CurvePoint(3.54, 0.332, 0.143, "15 min, seed 0, Xeon"),
+    CurvePoint(4.87, 0.374, 0.180, "30 min, seed 1, EPYC"),
+    CurvePoint(5.64, 0.424, 0.217, "30 min, seed 0, EPYC"),
+    CurvePoint(7.01, 0.429, 0.218, "30 min, seed 1, Xeon"),
+    CurvePoint(7.28, 0.447, 0.225, "30 min, seed 0, Xeon"),
+    CurvePoint(18.0, 0.496, 0.269, "60 min, seed 0, Xeon"),
+    CurvePoint(22.66, 0.517, 0.292, "120 min, seed 0, EPYC"),
 )
 CCP_TRAIN_IMAGES = 723
 
