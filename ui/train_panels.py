@@ -164,7 +164,7 @@ def benchmark_text(epochs: float) -> str:
             )
         end, word = (shortest, "shortest") if e < shortest.epochs else (longest, "longest")
         return (
-            f"runs of {_epochs_figure(e)} epochs were not measured (the {word}, {end.epochs:g} epochs, scored "
+            f"runs of {_epochs_figure(e)} epochs were not measured (the {word}, {_epochs_figure(end.epochs)} epochs, scored "
             f"mAP@0.5 {end.map50:.2f}, mAP@[.5:.95] {end.map50_95:.2f})"
         )
 
