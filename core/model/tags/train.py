@@ -484,8 +484,9 @@ def _train_one(
 ) -> TagsTrainResult:
     """One top trained (or resumed) in ``work_dir``; features cached there (see :func:`train_tags`)."""
     import keras
+    import tensorflow as tf
 
-    from core.model.detector.train import BudgetCosineDecay, ThroughputMeter
+    from core.model.detector.train import BudgetCosineDecay, ThroughputMeter, build_before_first_step
 
     if not len(train.image_ids):
         raise ValueError("No image in the train split has a tag; tag some images first.")
@@ -645,6 +646,8 @@ def _train_one(
     ]
     if resumed_from < cfg.epochs and not state.get("stopped"):
         data = _batches(feats["train"], labels, cfg, main, steps, cfg.seed + resumed_from)
+        # Optimizer slots built before the first step, not inside its trace (see the helper).
+        build_before_first_step(top, tf.distribute.get_strategy())
         top.fit(data, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
     if (work_dir / "best.weights.h5").exists():
         top.load_weights(work_dir / "best.weights.h5")
