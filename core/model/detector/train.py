@@ -187,20 +187,27 @@ class BudgetCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "alpha": self.alpha}
 
 
-def build_before_first_step(model: keras.Model, strategy: tf.distribute.Strategy) -> None:
-    """Lets Keras create the optimizer's slots and the loss trackers before the first train step.
+def build_before_first_step(model: keras.Model, batch_spec: Any) -> None:
+    """Creates the optimizer's slots and the loss trackers before the first train step.
 
     Keras 3's TensorFlow trainer builds them ahead of ``fit`` (symbolically, without running
     the model) only for a model made under a distribution strategy scope; under the default
     strategy (no GPU) it leaves them to the first trace of the train step, and TensorFlow
     traces a ``tf.function`` that creates variables a second time. Measured on the tests'
     tiny detector on 2 cores: the job took 84 s with the double trace, 53 s without (profiled;
-    see docs/benchmarks.md "Train"). Keras has no public switch for it, so this sets the
-    strategy it would have recorded had the model been built under a non-default scope; with
-    a GPU (MirroredStrategy) Keras has already done so and this changes nothing.
+    docs/benchmarks.md "Train"). This runs Keras' own symbolic build, as ``fit`` does under a
+    strategy, but on the batches' shapes rather than on a batch drawn from them: drawing one
+    starts the reshuffled, augmented dataset an extra time and changes the order and the
+    augmentation of every epoch after it. Keras has no public call for it.
+
+    Args:
+        model: The compiled model (the detector or the tags top).
+        batch_spec: One batch's structure as ``fit`` gets it, each leaf with ``shape`` and
+            ``dtype`` (a ``tf.data`` element spec, or ``keras.KerasTensor``\ s).
     """
-    if getattr(model, "_distribute_strategy", False) is None:
-        model._distribute_strategy = strategy  # noqa: SLF001 - see the docstring
+    if model.optimizer.built:  # a GPU run: Keras did it under its MirroredStrategy
+        return
+    model._symbolic_build(data_batch=batch_spec)  # noqa: SLF001 - see the docstring
 
 
 def make_optimizer(config: TrainConfig, steps: int, total_steps: int) -> keras.optimizers.Optimizer:
@@ -544,7 +551,7 @@ def train(
     monitor = _TrainingMonitor(spec, config, work_dir, steps, meter, val, state, on_progress, budget_progress)
     callbacks = [meter, monitor, keras.callbacks.BackupAndRestore(str(work_dir / "backup"), delete_checkpoint=False)]
     if resumed_from < config.epochs and not state.get("stopped"):
-        build_before_first_step(model, strategy)
+        build_before_first_step(model, batches.element_spec)
         model.fit(
             batches,
             epochs=config.epochs,

@@ -484,7 +484,6 @@ def _train_one(
 ) -> TagsTrainResult:
     """One top trained (or resumed) in ``work_dir``; features cached there (see :func:`train_tags`)."""
     import keras
-    import tensorflow as tf
 
     from core.model.detector.train import BudgetCosineDecay, ThroughputMeter, build_before_first_step
 
@@ -646,8 +645,13 @@ def _train_one(
     ]
     if resumed_from < cfg.epochs and not state.get("stopped"):
         data = _batches(feats["train"], labels, cfg, main, steps, cfg.seed + resumed_from)
-        # Optimizer slots built before the first step, not inside its trace (see the helper).
-        build_before_first_step(top, tf.distribute.get_strategy())
+        # Optimizer slots built before the first step, not inside its trace (see the helper), from
+        # the batches' shapes: drawing one would move the batches' random views and shifts.
+        batch_spec = (
+            keras.KerasTensor((cfg.batch_size, *feats["train"].shape[2:]), "float32"),
+            tuple(keras.KerasTensor((cfg.batch_size,), labels.dtype) for _ in range(labels.shape[1])),
+        )
+        build_before_first_step(top, batch_spec)
         top.fit(data, epochs=cfg.epochs, callbacks=callbacks, verbose=0)
     if (work_dir / "best.weights.h5").exists():
         top.load_weights(work_dir / "best.weights.h5")
