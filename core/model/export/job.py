@@ -72,7 +72,9 @@ def _load(settings: Settings, version: ModelVersion) -> tuple[Any, Any, Path]:
             f"Model version #{version.id}'s weights file {path} is missing; restore it from a backup or train again."
         )
     try:
-        detector = Detector.load(path)
+        # flip=False: the artefact is the model's single pass (a version with test-time flip fuses a
+        # mirrored pass only inside Tagrack), so the check compares it with Keras' single pass.
+        detector = Detector.load(path, flip=False)
     except Exception as exc:  # a truncated zip, a wrong file: Keras raises many kinds
         raise ExportError(
             f"Model version #{version.id}'s weights file {path} cannot be read ({type(exc).__name__}: {exc}); "

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from core.formats.label_map import format_label_map
+from core.model.detector.flip_tta import FUSE_IOU
 from core.model.detector.model import DetectorSpec
 from core.model.export.detector_graph import CANDIDATES
 from core.model.export.formats import DeployFormat
@@ -115,6 +116,20 @@ against {check["map50_keras"]} for the Keras model (difference {delta:+.4f}, {ve
 {check["map50_bound"]}); matched-box IoU {check["matched_iou"]} ({check["matched_share"]} of the Keras boxes
 scoring >= {check["display_threshold"]} have a same-class box at IoU >= 0.5); top-class agreement
 {check["top_class_agreement"]}. `check.json` holds the figures.
+{_flip_note(spec)}"""
+
+
+def _flip_note(spec: DetectorSpec) -> str:
+    if not spec.test_time_flip:
+        return ""
+    return f"""
+## Test-time flip
+
+This version predicts with test-time flip inside Tagrack: it also runs on the mirrored image and fuses
+the two sets of boxes. This file is the single pass (the check above compares it with the Keras model's
+single pass); to do the same, run it on the image and on its mirror, mirror the second set's boxes
+back, and fuse the two per class with weighted box fusion at IoU {FUSE_IOU} (the `ensemble-boxes` package's
+`weighted_boxes_fusion` with `conf_type="avg"` does the same).
 """
 
 

@@ -268,6 +268,39 @@ def _broken_version(settings: Settings, version_id: int, how: str) -> tuple[Engi
         return engine, broken.id
 
 
+def test_a_version_with_test_time_flip_is_checked_against_keras_single_pass(exported: Any) -> None:
+    # The exported file is the single pass; Tagrack's own predictions of such a version also fuse the
+    # mirrored image's boxes. The check must compare like with like: the same figures as without flip.
+    settings, version_id, rows = exported
+    engine = open_database(settings)
+    try:
+        with session_scope(engine) as session:
+            plain = session.get(ModelVersion, version_id)
+            source = model_file(settings, plain)
+            folder = source.parent.with_name(source.parent.name + "-flip")
+            shutil.copytree(source.parent, folder)
+            spec = json.loads((folder / "detector.json").read_text(encoding="utf-8"))
+            (folder / "detector.json").write_text(json.dumps({**spec, "test_time_flip": True}), encoding="utf-8")
+            flipped = ModelVersion(
+                project_id=plain.project_id,
+                name="with flip",
+                path=str(folder / source.name),
+                params={**plain.params, "test_time_flip": True},
+            )
+            session.add(flipped)
+            session.flush()
+            flipped_id = flipped.id
+        done = export_model_version(engine, settings, flipped_id, "tflite-fp32")
+        check = done["check"]
+        with zipfile.ZipFile(done["zip"]) as zf:
+            assert "## Test-time flip" in zf.read("README.md").decode("utf-8")
+    finally:
+        engine.dispose()
+    before = rows["tflite-fp32"].check_result
+    keys = ("map50_keras", "map50_export", "matched_iou", "top_class_agreement")
+    assert {k: check[k] for k in keys} == {k: before[k] for k in keys}
+
+
 @pytest.mark.parametrize(("how", "words"), [("missing", "is missing"), ("truncated", "damaged or truncated")])
 def test_missing_or_truncated_weights_get_a_clear_error(exported: Any, how: str, words: str) -> None:
     settings, version_id, _ = exported
