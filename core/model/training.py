@@ -79,7 +79,8 @@ DEFAULTS: dict[str, Any] = {
     # before this setting resume with the spec's own default (2), which their checkpoints hold.
     "head_convs": 1,
     # Test-time flip (core.model.detector.flip_tta): off, as in YOLO and Roboflow, because it
-    # doubles prediction time; the accuracy benchmark reports what it buys (--flip-too).
+    # doubles prediction time for little with today's heads: +0.001 to +0.006 mAP@[.5:.95] on four
+    # 30-minute runs (docs/benchmarks.md, session 19); the accuracy benchmark reports it (--flip-too).
     "test_time_flip": False,
 }
 SPEC_KEYS = (
