@@ -205,9 +205,12 @@ def build_before_first_step(model: keras.Model, batch_spec: Any) -> None:
         batch_spec: One batch's structure as ``fit`` gets it, each leaf with ``shape`` and
             ``dtype`` (a ``tf.data`` element spec, or ``keras.KerasTensor``\ s).
     """
-    if model.optimizer.built:  # a GPU run: Keras did it under its MirroredStrategy
+    if model.optimizer.built:
         return
-    model._symbolic_build(data_batch=batch_spec)  # noqa: SLF001 - see the docstring
+    # In the model's strategy scope, as Keras builds: under a MirroredStrategy (GPUs) the optimizer's
+    # slots must be mirrored variables; under the default strategy the scope changes nothing.
+    with model.distribute_strategy.scope():
+        model._symbolic_build(data_batch=batch_spec)  # noqa: SLF001 - see the docstring
 
 
 def make_optimizer(config: TrainConfig, steps: int, total_steps: int) -> keras.optimizers.Optimizer:
