@@ -78,6 +78,10 @@ DEFAULTS: dict[str, Any] = {
     # mAP@[.5:.95] 0.225 vs 0.201, Sunglasses AP@0.5 0.62 vs 0.47; docs/benchmarks.md). Jobs saved
     # before this setting resume with the spec's own default (2), which their checkpoints hold.
     "head_convs": 1,
+    # Channels of the feature pyramid and the heads (DetectorSpec.pyramid_width). 128 trains
+    # about 1.9x the images per second of keras-hub's 256 on a CPU; its accuracy in the same
+    # minutes is being measured (docs/benchmarks.md), so the default stays 256 until then.
+    "pyramid_width": 256,
     # Test-time flip (core.model.detector.flip_tta): off, as in YOLO and Roboflow, because it
     # doubles prediction time for little with today's heads: +0.001 to +0.006 mAP@[.5:.95] on four
     # 30-minute runs (docs/benchmarks.md, session 19); the accuracy benchmark reports it (--flip-too).
@@ -90,6 +94,7 @@ SPEC_KEYS = (
     "weights",
     "freeze_batch_norm",
     "head_convs",
+    "pyramid_width",
     "fpn_batch_norm",
     "head_group_norm",
     "score_threshold",

@@ -18,12 +18,15 @@ under ``KERAS_BACKEND=jax``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
 import keras_hub
+from keras_hub.src.models.retinanet import retinanet_backbone, retinanet_object_detector
 
 BOX_FORMAT = "xyxy"
 # MobileNetV2 layers whose outputs have stride 8, 16 and 32.
@@ -72,6 +75,11 @@ class DetectorSpec:
             job's default is 1 (core.model.training.DEFAULTS: 1.3x faster again, and more
             accurate in the same minutes on ccp-detection); 2 here keeps specs saved
             before that setting rebuilding as they were trained.
+        pyramid_width: Channels of the feature pyramid and of the heads' convs (keras-hub fixes
+            256). The 3x3 convs over the stride-8 grid cost most of a training step on a CPU,
+            and their cost goes with the square of this width: 128 trains about 1.9x the
+            images per second of 256 at 448x288 (docs/benchmarks.md). MobileNet detectors
+            (SSDLite, the mobile RetinaNet configs) use 128 or less for the same reason.
         min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
             of the compute and level 3 has 3/4 of the positions; level 4 is enough when
             objects are large.
@@ -99,6 +107,7 @@ class DetectorSpec:
     freeze_batch_norm: bool | None = None
     frozen_stages: int = 0
     head_convs: int = 2
+    pyramid_width: int = 256
     min_level: int = 3
     anchor_size: float = 4.0
     fpn_batch_norm: bool = False
@@ -415,13 +424,58 @@ def build_encoder(
         raise
 
 
+@contextlib.contextmanager
+def _num_filters(module: Any, name: str, filters: int) -> Iterator[None]:
+    # keras-hub 0.32 builds its feature pyramid and both heads with a literal 256 filters and
+    # no argument to change it. Rather than copy its detector and backbone constructors, the
+    # layer class they look up in their own module is swapped, while they run, for one that
+    # passes ``filters``; everything else (matching, losses, decoding, saving) stays keras-hub's.
+    original = getattr(module, name)
+
+    def with_filters(*args: Any, **kwargs: Any) -> Any:
+        return original(*args, **{**kwargs, "num_filters": filters})
+
+    setattr(module, name, with_filters)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@keras.saving.register_keras_serializable(package="Tagrack")
+class PyramidBackbone(keras_hub.models.RetinaNetBackbone):
+    """keras-hub's RetinaNet backbone (encoder + feature pyramid) with ``pyramid_width`` channels."""
+
+    def __init__(self, *args: Any, pyramid_width: int = 256, **kwargs: Any) -> None:
+        with _num_filters(retinanet_backbone, "FeaturePyramid", pyramid_width):
+            super().__init__(*args, **kwargs)
+        self.pyramid_width = pyramid_width
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "pyramid_width": self.pyramid_width}
+
+
+@keras.saving.register_keras_serializable(package="Tagrack")
+class RetinaNetDetector(keras_hub.models.RetinaNetObjectDetector):
+    """keras-hub's RetinaNet detector whose heads' convs have ``head_width`` channels."""
+
+    def __init__(self, *args: Any, head_width: int = 256, **kwargs: Any) -> None:
+        with _num_filters(retinanet_object_detector, "PredictionHead", head_width):
+            super().__init__(*args, **kwargs)
+        self.head_width = head_width
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "head_width": self.head_width}
+
+
 def build_detector(
     spec: DetectorSpec, weights_dir: str | Path | None = None, load_weights: bool = True
 ) -> keras_hub.models.RetinaNetObjectDetector:
     """Builds the RetinaNet detector described by ``spec`` (not compiled); see :func:`build_encoder`."""
     encoder = build_encoder(spec, weights_dir, load_weights)
-    backbone = keras_hub.models.RetinaNetBackbone(
+    backbone = PyramidBackbone(
         image_encoder=encoder,
+        pyramid_width=spec.pyramid_width,
         min_level=spec.min_level,
         max_level=7,
         use_p5=False,
@@ -443,8 +497,9 @@ def build_detector(
         confidence_threshold=spec.score_threshold,
         max_detections=spec.max_detections,
     )
-    model = keras_hub.models.RetinaNetObjectDetector(
+    model = RetinaNetDetector(
         backbone=backbone,
+        head_width=spec.pyramid_width,
         num_classes=spec.num_classes,
         bounding_box_format=BOX_FORMAT,
         anchor_generator=anchors,

@@ -68,3 +68,25 @@ def test_classification_head_starts_at_the_focal_prior() -> None:
     bias = np.asarray(model.classification_head.prediction_layer.bias)
     np.testing.assert_allclose(bias, -np.log(99), rtol=1e-5)
     assert not np.asarray(model.box_head.prediction_layer.bias).any()
+
+
+def test_pyramid_width_sets_the_pyramid_and_heads_and_survives_save_load(tmp_path: Path) -> None:
+    from keras_hub.src.models.retinanet import retinanet_backbone, retinanet_object_detector
+
+    narrow = build_detector(DetectorSpec(**TINY, pyramid_width=64))
+    wide = build_detector(DetectorSpec(**TINY))  # keras-hub's 256
+    # Every conv of the feature pyramid and the heads has the width, but the heads' own outputs.
+    convs = [v for v in narrow.weights if v.path.endswith("kernel") and ("fpn" in v.path or "head" in v.path)]
+    assert convs and {v.shape[-1] for v in convs} == {64, 2 * 9, 4 * 9}
+    assert narrow.count_params() < wide.count_params() / 5
+    # The swapped keras-hub lookups are restored: a plain keras-hub detector is still 256 wide.
+    assert retinanet_backbone.FeaturePyramid.__name__ == "FeaturePyramid"
+    assert retinanet_object_detector.PredictionHead.__name__ == "PredictionHead"
+    x = np.random.default_rng(0).uniform(0, 255, (2, 64, 96, 3)).astype("float32")
+    before = narrow(x)
+    narrow.save(tmp_path / "m.keras")
+    again = load_detector(tmp_path / "m.keras")
+    assert again.head_width == again.backbone.pyramid_width == 64
+    np.testing.assert_allclose(
+        np.asarray(before["bbox_regression"]), np.asarray(again(x)["bbox_regression"]), atol=1e-5
+    )
