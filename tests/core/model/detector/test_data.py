@@ -59,7 +59,7 @@ def test_boxes_stay_on_their_objects_through_letterbox_and_augmentation(training
         seed=3,
         augment=Augment(colour=0.0),  # colour jitter would blur the white/black threshold
     )
-    ious = []
+    edges, ious = [], []
     for x, y in ds.as_numpy_iterator():
         assert x.shape == (4, 96, 128, 3)
         for img, boxes, labels in zip(x, y["boxes"], y["labels"], strict=True):
@@ -67,8 +67,14 @@ def test_boxes_stay_on_their_objects_through_letterbox_and_augmentation(training
                 continue
             ys, xs = np.nonzero(img[..., 0] > 128)
             truth = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], float)
-            ious.append(_iou(truth, boxes[0]))
-    assert len(ious) >= 12 and min(ious) > 0.85, ious
+            edges.append(float(np.abs(truth - boxes[0]).max()))
+            if min(truth[2] - truth[0], truth[3] - truth[1]) >= 8:
+                ious.append(_iou(truth, boxes[0]))
+    # Every edge within a pixel and a half of its object (0.56-0.84 px at worst under eight global
+    # seeds). An IoU bound alone failed on a sliver a shift leaves at the border: 2 px wide, its
+    # box 0.3 px off, IoU 0.79; which batches arrive depends on the process's global seed.
+    assert len(edges) >= 12 and max(edges) <= 1.5, edges
+    assert ious and min(ious) > 0.85, ious
 
 
 def test_letterbox_keeps_aspect_and_pads_bottom_right() -> None:
