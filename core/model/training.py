@@ -78,10 +78,12 @@ DEFAULTS: dict[str, Any] = {
     # mAP@[.5:.95] 0.225 vs 0.201, Sunglasses AP@0.5 0.62 vs 0.47; docs/benchmarks.md). Jobs saved
     # before this setting resume with the spec's own default (2), which their checkpoints hold.
     "head_convs": 1,
-    # Channels of the feature pyramid and the heads (DetectorSpec.pyramid_width). 128 trains
-    # about 1.9x the images per second of keras-hub's 256 on a CPU; its accuracy in the same
-    # minutes is being measured (docs/benchmarks.md), so the default stays 256 until then.
-    "pyramid_width": 256,
+    # Channels of the feature pyramid and the heads (DetectorSpec.pyramid_width; keras-hub fixes
+    # 256). Their 3x3 convs over the stride-8 grid are most of a CPU step: 128 trains 2.1-2.3x the
+    # images per second of 256, so 30 minutes buy twice the epochs, and on ccp-detection and its
+    # 2/3 copy (30 min, two seeds each, same machine) it scored higher on every mean figure
+    # (docs/benchmarks.md, session 20). Jobs saved before this setting resume with the spec's 256.
+    "pyramid_width": 128,
     # Test-time flip (core.model.detector.flip_tta): off, as in YOLO and Roboflow, because it
     # doubles prediction time for little with today's heads: +0.001 to +0.006 mAP@[.5:.95] on four
     # 30-minute runs (docs/benchmarks.md, session 19); the accuracy benchmark reports it (--flip-too).

@@ -76,10 +76,12 @@ class DetectorSpec:
             accurate in the same minutes on ccp-detection); 2 here keeps specs saved
             before that setting rebuilding as they were trained.
         pyramid_width: Channels of the feature pyramid and of the heads' convs (keras-hub fixes
-            256). The 3x3 convs over the stride-8 grid cost most of a training step on a CPU,
-            and their cost goes with the square of this width: 128 trains about 1.9x the
-            images per second of 256 at 448x288 (docs/benchmarks.md). MobileNet detectors
-            (SSDLite, the mobile RetinaNet configs) use 128 or less for the same reason.
+            256, which this keeps so that specs saved before the setting rebuild as trained).
+            The 3x3 convs over the stride-8 grid cost most of a training step on a CPU, and
+            their cost goes with the square of this width: 128 (the train job's default,
+            core.model.training.DEFAULTS) trained 2.1-2.3x the images per second of 256 at
+            448x288 (docs/benchmarks.md). MobileNet detectors (SSDLite, the mobile RetinaNet
+            configs) use 128 or less for the same reason.
         min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
             of the compute and level 3 has 3/4 of the positions; level 4 is enough when
             objects are large.

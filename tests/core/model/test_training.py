@@ -75,6 +75,7 @@ def test_tiny_training_saves_a_model_version_that_predicts_in_original_pixels(
     assert version.job_id == job_id and len(version.dataset_hash) == 64
     assert version.params["class_names"] == list(CLASSES) and version.params["alpha"] == 0.35
     assert version.params["head_convs"] == DEFAULTS["head_convs"] == 1  # the job's default, not the spec's
+    assert version.params["pyramid_width"] == DEFAULTS["pyramid_width"] == 128
     assert version.params["box_loss"] == DEFAULTS["box_loss"] == "huber+ciou"  # compiled, trained, saved with CIoU
     assert version.params["classes_left_out"] == ["Unused"]
     assert "left out (no box in the train split): Unused" in capsys.readouterr().err  # the job's log (stderr)
@@ -179,6 +180,21 @@ def test_a_job_saved_before_head_convs_was_a_setting_resumes_with_the_heads_it_t
         params = resume_params(session, job_id)
     assert "head_convs" not in params and params["resume_job"] == job_id
     assert DetectorSpec(class_names=("a",)).head_convs == 2
+
+
+def test_a_job_saved_before_pyramid_width_was_a_setting_resumes_with_keras_hubs_256(
+    engine: Engine, scenes_project: int
+) -> None:
+    # Checkpoints of jobs saved before the setting hold 256-channel pyramids and heads.
+    old = {k: v for k, v in train_params(scenes_project, **TINY).items() if k != "pyramid_width"}
+    with session_scope(engine) as session:
+        job = create_job(session, JOB_KIND, old, scenes_project)
+        job.status = JobStatus.FAILED
+        job_id = job.id
+    with session_scope(engine) as session:
+        params = resume_params(session, job_id)
+    assert "pyramid_width" not in params and params["resume_job"] == job_id
+    assert DetectorSpec(class_names=("a",)).pyramid_width == 256
 
 
 def test_missing_weights_file_fails_the_job_with_a_clear_message_never_random_init(
