@@ -79,10 +79,11 @@ DEFAULTS: dict[str, Any] = {
     # before this setting resume with the spec's own default (2), which their checkpoints hold.
     "head_convs": 1,
     # Channels of the feature pyramid and the heads (DetectorSpec.pyramid_width; keras-hub fixes
-    # 256). Their 3x3 convs over the stride-8 grid are most of a CPU step: 128 trains 2.1-2.3x the
-    # images per second of 256, so 30 minutes buy twice the epochs, and on ccp-detection and its
-    # 2/3 copy (30 min, two seeds each, same machine) it scored higher on every mean figure
-    # (docs/benchmarks.md, session 20). Jobs saved before this setting resume with the spec's 256.
+    # 256). Their 3x3 convs over the stride-8 grid are most of a CPU step: 128 trained 2.25-2.46x the
+    # images per second of 256, so 30 minutes bought twice the epochs, and on ccp-detection and its
+    # 2/3 copy (30 min, two seeds each, same machine) it scored higher mAP@0.5, mAP@[.5:.95] and AP@0.75
+    # (mAP@[.5:.95] 0.258 vs 0.199 on ccp; docs/benchmarks.md, session 20). Jobs saved before this
+    # setting resume with the spec's 256.
     "pyramid_width": 128,
     # Test-time flip (core.model.detector.flip_tta): off, as in YOLO and Roboflow, because it
     # doubles prediction time for little with today's heads: +0.001 to +0.006 mAP@[.5:.95] on four

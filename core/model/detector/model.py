@@ -79,7 +79,7 @@ class DetectorSpec:
             256, which this keeps so that specs saved before the setting rebuild as trained).
             The 3x3 convs over the stride-8 grid cost most of a training step on a CPU, and
             their cost goes with the square of this width: 128 (the train job's default,
-            core.model.training.DEFAULTS) trained 2.1-2.3x the images per second of 256 at
+            core.model.training.DEFAULTS) trained 2.25-2.46x the images per second of 256 at
             448x288 (docs/benchmarks.md). MobileNet detectors (SSDLite, the mobile RetinaNet
             configs) use 128 or less for the same reason.
         min_level: Finest pyramid level with a head (3 = stride 8). The heads cost most
