@@ -166,35 +166,22 @@ def test_killed_worker_fails_by_heartbeat_and_resume_continues_from_the_checkpoi
             resume_params(session, resumed)
 
 
-def test_a_job_saved_before_head_convs_was_a_setting_resumes_with_the_heads_it_trained(
-    engine: Engine, scenes_project: int
+@pytest.mark.parametrize(("setting", "as_trained"), [("head_convs", 2), ("pyramid_width", 256)])
+def test_a_job_saved_before_a_setting_existed_resumes_with_the_model_it_trained(
+    engine: Engine, scenes_project: int, setting: str, as_trained: int
 ) -> None:
-    # Jobs started before the default became 1 stored no head_convs; their checkpoints hold two
-    # convs per head, so a resume must build the spec's own default (2), not today's job default.
-    old = {k: v for k, v in train_params(scenes_project, **TINY).items() if k != "head_convs"}
+    # Jobs started before these settings stored neither; their checkpoints hold two convs per head
+    # and keras-hub's 256-channel pyramid, so a resume must build the spec's own defaults, not
+    # today's job defaults (1 and 128).
+    old = {k: v for k, v in train_params(scenes_project, **TINY).items() if k != setting}
     with session_scope(engine) as session:
         job = create_job(session, JOB_KIND, old, scenes_project)
         job.status = JobStatus.FAILED
         job_id = job.id
     with session_scope(engine) as session:
         params = resume_params(session, job_id)
-    assert "head_convs" not in params and params["resume_job"] == job_id
-    assert DetectorSpec(class_names=("a",)).head_convs == 2
-
-
-def test_a_job_saved_before_pyramid_width_was_a_setting_resumes_with_keras_hubs_256(
-    engine: Engine, scenes_project: int
-) -> None:
-    # Checkpoints of jobs saved before the setting hold 256-channel pyramids and heads.
-    old = {k: v for k, v in train_params(scenes_project, **TINY).items() if k != "pyramid_width"}
-    with session_scope(engine) as session:
-        job = create_job(session, JOB_KIND, old, scenes_project)
-        job.status = JobStatus.FAILED
-        job_id = job.id
-    with session_scope(engine) as session:
-        params = resume_params(session, job_id)
-    assert "pyramid_width" not in params and params["resume_job"] == job_id
-    assert DetectorSpec(class_names=("a",)).pyramid_width == 256
+    assert setting not in params and params["resume_job"] == job_id
+    assert getattr(DetectorSpec(class_names=("a",)), setting) == as_trained != DEFAULTS[setting]
 
 
 def test_missing_weights_file_fails_the_job_with_a_clear_message_never_random_init(
