@@ -11,6 +11,7 @@ import streamlit as st
 from core.jobs import JobError, reap_stale
 from core.model.pretrained.offline_weights import cache_dir_for, is_prepared
 from core.model.training import (
+    DEFAULTS,
     JOB_KIND,
     fit_geometry,
     start_training,
@@ -103,7 +104,7 @@ def start_form_ui() -> None:
     with session_scope(ctx.engine) as session:
         prepare_weights_ui(session, offline_ready, button_at=prepare_slot)
     if budget:
-        chosen = (*(size or (fit.image_width, fit.image_height)), alpha)
+        chosen = (*(size or (fit.image_width, fit.image_height)), alpha, DEFAULTS["pyramid_width"])
         estimate.caption(estimate_text(budget, data, advanced["epochs"], chosen))
     if not start_slot.button("Start training", type="primary"):
         return
