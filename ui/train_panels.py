@@ -174,6 +174,13 @@ def benchmark_text(epochs: float) -> str:
                 f"runs of {_epochs_figure(e)} epochs scored mAP@0.5 ≈ {x.map50:.2f} (mAP@[.5:.95] ≈ {x.map50_95:.2f})"
             )
         end, word = (shortest, "shortest") if e < shortest.epochs else (longest, "longest")
+        if end is longest and longest.stopped_early:
+            # Its held-out score had stopped improving: a longer budget would have stopped there too.
+            return (
+                f"runs of {_epochs_figure(e)} epochs were not measured: the longest run stopped early at "
+                f"{_epochs_figure(end.epochs)} epochs, having stopped improving (mAP@0.5 {end.map50:.2f}, "
+                f"mAP@[.5:.95] {end.map50_95:.2f}), so more minutes bought nothing more there"
+            )
         return (
             f"runs of {_epochs_figure(e)} epochs were not measured (the {word}, {_epochs_figure(end.epochs)} epochs, scored "
             f"mAP@0.5 {end.map50:.2f}, mAP@[.5:.95] {end.map50_95:.2f})"

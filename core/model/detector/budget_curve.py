@@ -32,38 +32,40 @@ class CurvePoint:
         map50: Test mAP@0.5 (COCO definition).
         map50_95: Test mAP@[.5:.95].
         run: Where the figure comes from (docs/benchmarks.md).
+        stopped_early: Whether early stopping ended the run before its budget was spent (its
+            held-out score had stopped improving): a longer budget would have stopped there too.
     """
 
     epochs: float
     map50: float
     map50_95: float
     run: str
+    stopped_early: bool = False
 
 
 # ccp-detection, the offline ImageNet start, the fit of its day (448x288, heads from level 3),
-# today's defaults (Huber + CIoU box loss, one conv per head), on two kinds of 2-core machine:
-# a Xeon (AVX-512) on 2026-12-03/04 at 3.2-4.0 img/s, and an AMD EPYC (AVX2) on 2026-12-04 at
-# 2.2-2.5 img/s; docs/benchmarks.md "The budget curve with one conv per head" and "The
-# 120-minute point". Epochs are the passes each run made, the last (cut by the budget) counted by
-# its share. The slower machine's 30-minute runs made 4.9 and 5.6 epochs and scored between the
-# Xeon's 15- and 30-minute runs: read by epochs, both machines' runs lie on one curve, which is
-# why epochs, not minutes, are the axis. Past the 120-minute run's 22.7 epochs the page says so.
-# The runs above had keras-hub's 256-channel pyramid and heads. Today's default of 128 channels
-# (session 20) trains about 2.3-2.5x the images per second, and its two 30-minute runs on the EPYC
-# (12.6 and 13.4 epochs) scored a little above the 256-channel runs' line at those epochs (0.484 /
-# 0.251 and 0.495 / 0.266 against an interpolated 0.471 / 0.247 and 0.475 / 0.250): an epoch is
-# worth about the same, so the curve still reads by epochs; its 15-, 60- and 120-minute points at
-# 128 channels are not measured yet.
+# the defaults (Huber + CIoU box loss, one conv per head), on two kinds of 2-core machine: a Xeon
+# (AVX-512) on 2026-12-03/04 and an AMD EPYC (AVX2) on 2026-12-04/05; docs/benchmarks.md "The
+# budget curve with one conv per head", "The 120-minute point" and "The budget curve with 128
+# channels". Epochs are the passes each run made, the last (cut by the budget) counted by its
+# share. The first runs had keras-hub's 256-channel pyramid and heads (3.2-4.0 img/s on the Xeon,
+# 2.2-2.5 on the EPYC); today's default of 128 channels (session 20) trains 2.3-2.5x the images per
+# second, and its runs (5.6-6.0 img/s on the EPYC) lie on the same curve read by epochs: the same
+# minutes buy more passes, and a pass is worth about the same. That is why epochs, not minutes, are
+# the axis. The 128-channel 120-minute run stopped early at 40 epochs (89 minutes, best epoch 32):
+# past it the page says more minutes bought nothing more there.
 CCP_CURVE: tuple[CurvePoint, ...] = (
-    CurvePoint(3.54, 0.332, 0.143, "15 min, seed 0, Xeon"),
-    CurvePoint(4.87, 0.374, 0.180, "30 min, seed 1, EPYC"),
-    CurvePoint(5.64, 0.424, 0.217, "30 min, seed 0, EPYC"),
-    CurvePoint(7.01, 0.429, 0.218, "30 min, seed 1, Xeon"),
-    CurvePoint(7.28, 0.447, 0.225, "30 min, seed 0, Xeon"),
-    CurvePoint(18.0, 0.496, 0.269, "60 min, seed 0, Xeon"),
+    CurvePoint(3.54, 0.332, 0.143, "15 min, seed 0, Xeon, pyramid width 256"),
+    CurvePoint(4.87, 0.374, 0.180, "30 min, seed 1, EPYC, pyramid width 256"),
+    CurvePoint(5.64, 0.424, 0.217, "30 min, seed 0, EPYC, pyramid width 256"),
+    CurvePoint(6.29, 0.408, 0.199, "15 min, seed 0, EPYC, pyramid width 128"),
+    CurvePoint(7.01, 0.429, 0.218, "30 min, seed 1, Xeon, pyramid width 256"),
+    CurvePoint(7.28, 0.447, 0.225, "30 min, seed 0, Xeon, pyramid width 256"),
     CurvePoint(12.6, 0.484, 0.251, "30 min, seed 0, EPYC, pyramid width 128"),
     CurvePoint(13.36, 0.495, 0.266, "30 min, seed 1, EPYC, pyramid width 128"),
-    CurvePoint(22.66, 0.517, 0.292, "120 min, seed 0, EPYC"),
+    CurvePoint(18.0, 0.496, 0.269, "60 min, seed 0, Xeon, pyramid width 256"),
+    CurvePoint(22.66, 0.517, 0.292, "120 min, seed 0, EPYC, pyramid width 256"),
+    CurvePoint(40.0, 0.533, 0.295, "120 min, seed 0, EPYC, pyramid width 128", stopped_early=True),
 )
 CCP_TRAIN_IMAGES = 723
 
@@ -89,13 +91,37 @@ class Expected:
 def expected_at(epochs: float, curve: tuple[CurvePoint, ...] = CCP_CURVE) -> Expected:
     """What runs of ``epochs`` epochs scored on the benchmark (linear between measured runs).
 
+    Runs of one length are averaged, and the averages are made non-decreasing in epochs before
+    interpolating (``_monotone``): seeds and machines scatter a run's score by ±0.02-0.05, and a
+    15-minute run that scored under a shorter 30-minute one does not mean a few more passes cost
+    accuracy, which a raw line through the points would tell the page's reader.
+
     Args:
         epochs: Epochs a budget gives (minutes x images/s x 60 / training images).
-        curve: Measured runs, any order; runs of equal length are averaged.
+        curve: Measured runs, any order.
     """
     xs = sorted({p.epochs for p in curve})
-    m50 = [float(np.mean([p.map50 for p in curve if p.epochs == x])) for x in xs]
-    m95 = [float(np.mean([p.map50_95 for p in curve if p.epochs == x])) for x in xs]
+    runs = [[p for p in curve if p.epochs == x] for x in xs]
+    counts = [len(r) for r in runs]
+    m50 = _monotone([float(np.mean([p.map50 for p in r])) for r in runs], counts)
+    m95 = _monotone([float(np.mean([p.map50_95 for p in r])) for r in runs], counts)
     inside = xs[0] <= epochs <= xs[-1]
     # np.interp holds the end values outside the range: the caller is told via measured_range.
     return Expected(epochs, float(np.interp(epochs, xs, m50)), float(np.interp(epochs, xs, m95)), inside)
+
+
+def _monotone(ys: list[float], weights: list[int]) -> list[float]:
+    """The closest non-decreasing sequence to ``ys`` in weighted least squares (isotonic regression).
+
+    Pool-adjacent-violators, written here because it is a dozen lines and the only reason to add
+    scikit-learn (``sklearn.isotonic``) to the app's dependencies: neighbours that fall are merged
+    into their weighted mean until nothing falls.
+    """
+    blocks: list[list[float]] = []  # [mean, weight, length]
+    for y, w in zip(ys, weights, strict=True):
+        blocks.append([y, float(w), 1])
+        while len(blocks) > 1 and blocks[-2][0] > blocks[-1][0]:
+            m2, w2, n2 = blocks.pop()
+            m1, w1, n1 = blocks.pop()
+            blocks.append([(m1 * w1 + m2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    return [m for m, _, n in blocks for _ in range(int(n))]

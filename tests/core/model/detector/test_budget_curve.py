@@ -33,3 +33,25 @@ def test_the_shipped_curve_rises_with_epochs() -> None:
     xs = sorted({p.epochs for p in CCP_CURVE})
     maps = [expected_at(x).map50 for x in xs]
     assert len(xs) >= 3 and maps == sorted(maps)
+
+
+def test_a_run_that_scored_under_a_shorter_one_is_pooled_with_it_not_drawn_as_a_dip() -> None:
+    # Seed and machine scatter: a 6-epoch run under a 5-epoch one does not mean a pass costs accuracy.
+    curve = (
+        CurvePoint(4, 0.30, 0.10, "a"),
+        CurvePoint(5, 0.42, 0.22, "b"),
+        CurvePoint(6, 0.40, 0.20, "c"),
+        CurvePoint(12, 0.50, 0.26, "d"),
+    )
+    assert expected_at(5, curve).map50 == pytest.approx(0.41) == expected_at(6, curve).map50
+    assert expected_at(5.5, curve).map50_95 == pytest.approx(0.21)
+    assert expected_at(4, curve).map50 == pytest.approx(0.30) and expected_at(12, curve).map50 == pytest.approx(0.50)
+    # Runs of one length count with their number when pooled: two at 6 epochs weigh twice one at 5.
+    two_at_6 = (*curve, CurvePoint(6, 0.40, 0.20, "c, seed 1"))
+    assert expected_at(5, two_at_6).map50 == pytest.approx((0.42 + 2 * 0.40) / 3)
+
+
+def test_the_shipped_curve_ends_with_a_run_that_stopped_early() -> None:
+    # The 120-minute run of today's defaults stopped early: past it, more minutes bought nothing there.
+    longest = max(CCP_CURVE, key=lambda p: p.epochs)
+    assert longest.stopped_early and not any(p.stopped_early for p in CCP_CURVE if p is not longest)
