@@ -64,6 +64,7 @@ CCP_CURVE: tuple[CurvePoint, ...] = (
     CurvePoint(12.6, 0.484, 0.251, "30 min, seed 0, EPYC, pyramid width 128"),
     CurvePoint(13.36, 0.495, 0.266, "30 min, seed 1, EPYC, pyramid width 128"),
     CurvePoint(18.0, 0.496, 0.269, "60 min, seed 0, Xeon, pyramid width 256"),
+    CurvePoint(26.90, 0.532, 0.297, "60 min, seed 0, EPYC, pyramid width 128"),
     CurvePoint(22.66, 0.517, 0.292, "120 min, seed 0, EPYC, pyramid width 256"),
     CurvePoint(40.0, 0.533, 0.295, "120 min, seed 0, EPYC, pyramid width 128", stopped_early=True),
 )
