@@ -168,6 +168,37 @@ def head_ui(version_id: int, tag: str, head: dict[str, Any], open_image: Callabl
                     help="Open on Annotate",
                 ):
                     open_image(image_id)
+    labels_to_check_ui(version_id, tag, head.get("labels_to_check") or [], open_image)
+
+
+def labels_to_check_ui(
+    version_id: int, tag: str, items: list[dict[str, Any]], open_image: Callable[[int], None]
+) -> None:
+    """The test images whose stored value the model finds least likely: where a wrong label is likeliest.
+
+    Evaluations stored before this list existed have no ``labels_to_check``: nothing is shown for them.
+    """
+    if not items:
+        return
+    ctx = get_context()
+    with session_scope(ctx.engine) as session:
+        names = image_names(session, {i["image_id"] for i in items})
+    with st.expander(f"Labels to check · the {len(items)} test images whose {tag} the model doubts most"):
+        st.caption(
+            "Wrong predictions, the stored value the model finds least likely first. A confident contradiction is "
+            "often a wrong or inconsistent label rather than the model's mistake: fix it on Annotate and the next "
+            "training learns the corrected value."
+        )
+        for k, item in enumerate(items):
+            c = st.columns([3, 3, 2], vertical_alignment="center")
+            c[0].markdown(f"**{item['label']}** stored · model says **{item['predicted']}**")
+            c[1].caption(f"model {item['confidence']:.2f} · stored value {item['label_probability']:.2f}")
+            if c[2].button(
+                names.get(item["image_id"], str(item["image_id"]))[:18],
+                key=f"tags_check_{version_id}_{tag}_{k}",
+                help="Open on Annotate",
+            ):
+                open_image(item["image_id"])
 
 
 def tags_evaluation_ui(project_id: int, open_image: Callable[[int], None]) -> None:
@@ -179,6 +210,7 @@ def tags_evaluation_ui(project_id: int, open_image: Callable[[int], None]) -> No
     table = pd.DataFrame(
         [
             {
+                "id": i,
                 "model version": name,
                 "evaluated on": m.get("evaluated_on"),
                 "top-1": m.get("top1"),
@@ -188,7 +220,7 @@ def tags_evaluation_ui(project_id: int, open_image: Callable[[int], None]) -> No
                 "mean top-1 over tags": m.get("mean_top1"),
                 "best epoch": m.get("best_epoch"),
             }
-            for _, name, m in versions
+            for i, name, m in versions
         ]
     )
     st.caption(
@@ -196,7 +228,8 @@ def tags_evaluation_ui(project_id: int, open_image: Callable[[int], None]) -> No
         "and after the temperature fitted on the validation split."
     )
     table_ui(table, "tags model versions", "tags_versions")
-    names = {i: n for i, n, _ in versions}
+    # Names repeat (every benchmark run is "default"): the id tells versions apart, as in the table.
+    names = {i: f"#{i} · {n}" for i, n, _ in versions}
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
     chosen = c1.selectbox("Version", list(names), format_func=names.__getitem__, key="tags_eval_version")
     metrics = next(m for i, _, m in versions if i == chosen)

@@ -87,3 +87,24 @@ def test_evaluate_page_shows_a_tags_version(make_app: Callable[[], AppTest], tag
     assert any(b.help == "Open on Annotate" for b in at.button)
     table = at.dataframe
     assert any("tags fake" in set(t.value.get("model version", [])) for t in table if "model version" in t.value)
+    # Labels to check: the wrong test images whose stored category the model finds least likely, each opening on Annotate.
+    assert any(e.label.startswith("Labels to check · the ") for e in at.expander)
+    check = [b for b in at.button if (b.key or "").startswith(f"tags_check_{tags_version_env}_category_")]
+    assert check and all(b.help == "Open on Annotate" for b in check)
+
+
+def test_evaluate_page_shows_a_tags_version_stored_before_labels_to_check(
+    make_app: Callable[[], AppTest], tags_version_env: int, app_env: Path
+) -> None:
+    engine = open_database(Settings.resolve(f"sqlite:///{app_env / 'tagrack.db'}", app_env))
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, tags_version_env)
+        metrics = dict(version.metrics)
+        metrics["test"] = {
+            t: {k: v for k, v in h.items() if k != "labels_to_check"} for t, h in metrics["test"].items()
+        }
+        version.metrics = metrics
+    engine.dispose()
+    at = _open(make_app, "pages/evaluate.py")
+    assert any(s.value == "Most confused" for s in at.subheader)
+    assert not any(e.label.startswith("Labels to check") for e in at.expander)

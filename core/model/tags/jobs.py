@@ -361,6 +361,7 @@ def evaluate_tags_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     from core.model.tags.evaluation import evaluate_heads, headline
     from core.model.tags.model import Tagger
     from core.model.training import model_file
+    from db.queries import image_names
 
     version_id = int(params["model_version_id"])
     with write_scope(ctx.engine) as session:
@@ -394,4 +395,10 @@ def evaluate_tags_job(ctx: JobContext, params: dict[str, Any]) -> dict[str, Any]
     with write_scope(ctx.engine) as session:
         version = tags_version(session, version_id)
         version.metrics = {**version.metrics, "test": per_head, **headline(per_head), "evaluated_on": "test"}
-    return {"model_version_id": version_id, **headline(per_head)}
+        names = image_names(session, {i["image_id"] for h in per_head.values() for i in h["labels_to_check"]})
+    # The Evaluate page's "Labels to check", named, for the command line (``python -m core evaluate``).
+    to_check = {
+        tag: [{"image": names.get(i["image_id"]), **i} for i in head["labels_to_check"]]
+        for tag, head in per_head.items()
+    }
+    return {"model_version_id": version_id, **headline(per_head), "labels_to_check": to_check}

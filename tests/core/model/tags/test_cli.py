@@ -49,8 +49,16 @@ def test_evaluate_a_tags_version_stores_its_test_figures(tags_trained, tmp_path:
     run = cli(settings, "evaluate", "--model-version", str(version_id))
     assert run.returncode == 0, run.stderr
     # An in-process job logs to stderr: stdout is the command's JSON alone, for scripts to parse.
-    assert json.loads(run.stdout)["status"] == "succeeded"
+    out = json.loads(run.stdout)
+    assert out["status"] == "succeeded"
     assert "] " in run.stderr  # the job's log lines
+    # The page's "Labels to check", named: wrong predictions only, the stored value's probability rising.
+    to_check = out["result"]["labels_to_check"]
+    assert set(to_check) == set(SCHEMA)
+    for tag, items in to_check.items():
+        assert all(i["label"] != i["predicted"] and i["label"] in SCHEMA[tag] and i["image"] for i in items)
+        probs = [i["label_probability"] for i in items]
+        assert probs == sorted(probs)
     engine = open_database(settings)
     with session_scope(engine) as session:
         metrics = session.get(ModelVersion, version_id).metrics

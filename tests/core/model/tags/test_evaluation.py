@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.model.tags.evaluation import evaluate_head, pr_curve, roc_curve, top_k_accuracy
+from core.model.tags.evaluation import evaluate_head, labels_to_check, pr_curve, roc_curve, top_k_accuracy
 
 VALUES = ["a", "b", "c"]
 
@@ -30,12 +30,34 @@ def test_top_k_and_confusion_and_per_class_figures() -> None:
     assert set(pairs) == {("b", "a"), ("c", "a")}
     assert pairs[("b", "a")]["examples"] == [11] and pairs[("c", "a")]["examples"] == [14]
     assert got["top5"] is None  # three values: top-5 is always 1 and not reported
+    # Labels to check: the wrong ones, the label the model finds least likely first (b at 0.3, then c at 0.4).
+    check = got["labels_to_check"]
+    assert [c["image_id"] for c in check] == [11, 14]
+    assert check[0] == {
+        "image_id": 11,
+        "label": "b",
+        "predicted": "a",
+        "confidence": pytest.approx(0.6),
+        "label_probability": pytest.approx(0.3),
+    }
 
 
 def test_unknown_labels_are_left_out() -> None:
     probs = [[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]]
     got = evaluate_head(_logits(probs), np.array([0, -1]), VALUES, [1, 2])
     assert got["images"] == 1 and got["top1"] == 1.0
+
+
+def test_labels_to_check_orders_by_the_labels_probability_and_stops_at_the_limit() -> None:
+    # Image 5: labelled a, the model says c at 0.9 (a at 0.05): the likeliest wrong label, first.
+    # Image 3: labelled b, predicted a at 0.5 (b at 0.45): a near miss, last. Correct images never appear.
+    cal = np.array([[0.1, 0.8, 0.1], [0.5, 0.45, 0.05], [0.05, 0.05, 0.9], [0.2, 0.1, 0.7]])
+    labels = np.array([1, 1, 0, 0])
+    got = labels_to_check(cal, labels, VALUES, [2, 3, 5, 7])
+    assert [(g["image_id"], g["label"], g["predicted"]) for g in got] == [(5, "a", "c"), (7, "a", "c"), (3, "b", "a")]
+    assert got[0]["label_probability"] == pytest.approx(0.05) and got[0]["confidence"] == pytest.approx(0.9)
+    assert [g["image_id"] for g in labels_to_check(cal, labels, VALUES, [2, 3, 5, 7], limit=1)] == [5]
+    assert labels_to_check(np.zeros((0, 3)), np.zeros(0, dtype=int), VALUES, []) == []
 
 
 def test_top_k() -> None:
