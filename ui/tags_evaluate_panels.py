@@ -100,8 +100,10 @@ def _reliability_chart(head: dict[str, Any]) -> alt.Chart:
     return (ideal.encode(x="confidence:Q", y="accuracy:Q") + points).properties(height=300)
 
 
-def head_ui(version_id: int, tag: str, head: dict[str, Any], open_image: Callable[[int], None]) -> None:
-    """One head of one version: figures, per-value table, confusion, curves, reliability, worst confusions."""
+def head_ui(
+    version_id: int, tag: str, head: dict[str, Any], open_image: Callable[[int], None], split: str = "test"
+) -> None:
+    """One head of one version on ``split``: figures, per-value table, confusion, curves, reliability, worst confusions."""
     c = st.columns(5)
     c[0].metric("Top-1", _fmt(head["top1"]))
     c[1].metric("Top-5", _fmt(head["top5"]))
@@ -123,7 +125,7 @@ def head_ui(version_id: int, tag: str, head: dict[str, Any], open_image: Callabl
     )
     left, right = st.columns(2)
     with left:
-        st.caption(f"Per value ({head['images']} test images with a known {tag})")
+        st.caption(f"Per value ({head['images']} {split} images with a known {tag})")
         table_ui(per_value, f"{tag} per value", f"tags_{version_id}_{tag}_values")
     with right:
         st.caption("Confusion matrix (true down, predicted across)")
@@ -151,11 +153,13 @@ def head_ui(version_id: int, tag: str, head: dict[str, Any], open_image: Callabl
     pairs = head["confused_pairs"]
     st.subheader("Most confused")
     if not pairs:
-        st.success("No confusion on the test images.")
+        st.success(f"No confusion on the {split} images.")
         return
     ctx = get_context()
     with session_scope(ctx.engine) as session:
-        names = image_names(session, {i for p in pairs for i in p["examples"]})
+        # One query names both lists' images.
+        to_check = head.get("labels_to_check") or []
+        names = image_names(session, {i for p in pairs for i in p["examples"]} | {i["image_id"] for i in to_check})
     for n, p in enumerate(pairs):
         c = st.columns([3, 5], vertical_alignment="center")
         c[0].markdown(f"**{p['true']} → {p['predicted']}** · {p['count']} ({p['share_of_true']:.0%} of {p['true']})")
@@ -168,22 +172,24 @@ def head_ui(version_id: int, tag: str, head: dict[str, Any], open_image: Callabl
                     help="Open on Annotate",
                 ):
                     open_image(image_id)
-    labels_to_check_ui(version_id, tag, head.get("labels_to_check") or [], open_image)
+    labels_to_check_ui(version_id, tag, to_check, names, open_image, split)
 
 
 def labels_to_check_ui(
-    version_id: int, tag: str, items: list[dict[str, Any]], open_image: Callable[[int], None]
+    version_id: int,
+    tag: str,
+    items: list[dict[str, Any]],
+    names: dict[int, str],
+    open_image: Callable[[int], None],
+    split: str = "test",
 ) -> None:
-    """The test images whose stored value the model finds least likely: where a wrong label is likeliest.
+    """The images whose stored value the model finds least likely: where a wrong label is likeliest.
 
     Evaluations stored before this list existed have no ``labels_to_check``: nothing is shown for them.
     """
     if not items:
         return
-    ctx = get_context()
-    with session_scope(ctx.engine) as session:
-        names = image_names(session, {i["image_id"] for i in items})
-    with st.expander(f"Labels to check · the {len(items)} test images whose {tag} the model doubts most"):
+    with st.expander(f"Labels to check · the {len(items)} {split} images whose {tag} the model doubts most"):
         st.caption(
             "Wrong predictions, the stored value the model finds least likely first. A confident contradiction is "
             "often a wrong or inconsistent label rather than the model's mistake: fix it on Annotate and the next "
@@ -257,4 +263,4 @@ def tags_evaluation_ui(project_id: int, open_image: Callable[[int], None]) -> No
         return
     tag = c2.selectbox("Tag", list(per_head), key=f"tags_eval_tag_{chosen}")
     st.caption(f"On the {split} split.")
-    head_ui(int(chosen), tag, per_head[tag], open_image)
+    head_ui(int(chosen), tag, per_head[tag], open_image, split)

@@ -108,3 +108,18 @@ def test_evaluate_page_shows_a_tags_version_stored_before_labels_to_check(
     at = _open(make_app, "pages/evaluate.py")
     assert any(s.value == "Most confused" for s in at.subheader)
     assert not any(e.label.startswith("Labels to check") for e in at.expander)
+
+
+def test_evaluate_page_names_the_split_a_version_was_evaluated_on(
+    make_app: Callable[[], AppTest], tags_version_env: int, app_env: Path
+) -> None:
+    # A project without test images is evaluated on validation: the page must not call those test images.
+    engine = open_database(Settings.resolve(f"sqlite:///{app_env / 'tagrack.db'}", app_env))
+    with session_scope(engine) as session:
+        version = session.get(ModelVersion, tags_version_env)
+        metrics = {k: v for k, v in version.metrics.items() if k != "test"}
+        version.metrics = {**metrics, "val": version.metrics["test"], "evaluated_on": "val"}
+    engine.dispose()
+    at = _open(make_app, "pages/evaluate.py")
+    assert any(e.label.startswith("Labels to check · the ") and " val images " in e.label for e in at.expander)
+    assert any(c.value.startswith("Per value (") and " val images " in c.value for c in at.caption)
